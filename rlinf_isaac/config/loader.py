@@ -1,0 +1,48 @@
+"""Compose Hydra YAML from the repository's ``config/`` folder and validate it into :class:`Config`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from rlinf_isaac.config.schema import Config
+from rlinf_isaac.config.structured import ConfigError, from_dict
+
+__all__ = ["CONFIG_DIR", "list_configs", "compose", "load_config"]
+
+# config/ at the repository root; RLINF_ISAAC_CONFIG_DIR points elsewhere (installed package).
+CONFIG_DIR = Path(os.environ.get("RLINF_ISAAC_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
+
+
+def list_configs(config_dir: Path | str = CONFIG_DIR) -> list[str]:
+    """Names of the experiment configs (top-level YAML files) in ``config_dir``."""
+    return sorted(p.stem for p in Path(config_dir).glob("*.yaml"))
+
+
+def compose(name: str, overrides: Sequence[str] = (), config_dir: Path | str = CONFIG_DIR) -> dict:
+    """Compose ``name`` (+ Hydra ``key=value`` overrides) into a plain, resolved dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    config_dir = Path(config_dir).resolve()
+    if name.endswith(".yaml"):
+        name = name[: -len(".yaml")]
+    if name not in list_configs(config_dir):
+        raise ConfigError(
+            f"config {name!r} not found in {config_dir}; available configs: {', '.join(list_configs(config_dir))}"
+        )
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            cfg = hydra_compose(config_name=name, overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"composing config {name!r} with overrides {list(overrides)} failed: {e}") from None
+
+
+def load_config(name: str, overrides: Sequence[str] = (), config_dir: Path | str = CONFIG_DIR) -> Config:
+    """Compose and strictly validate a config: unknown keys and bad values raise ConfigError."""
+    return from_dict(Config, compose(name, overrides, config_dir))

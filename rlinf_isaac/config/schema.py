@@ -1,0 +1,279 @@
+"""Typed schema of a training / evaluation run.
+
+Keys follow RLinf's embodied configs where they mean the same thing, so RLinf users feel at
+home. Static checks live in ``__post_init__``; checks that need the machine or several
+sections at once live in :func:`validate`. Every message names the dotted key, the value
+and what would be valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from rlinf_isaac.config.structured import ConfigError, check
+
+__all__ = [
+    "ClusterConfig",
+    "LoggerConfig",
+    "RunnerConfig",
+    "AlgorithmConfig",
+    "VideoConfig",
+    "EnvConfig",
+    "EnvGroupConfig",
+    "RolloutConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ActorConfig",
+    "Config",
+    "validate",
+]
+
+
+@dataclass
+class ClusterConfig:
+    """Where workers run. ``component_placement`` maps component names to GPU ranges."""
+
+    component_placement: dict[str, str]
+    num_nodes: int = 1
+    gpus_per_node: Optional[int] = None  # None: detect (0 on a CPU machine)
+    ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: attach
+    worker_timeout_s: float = 900.0  # a worker call that takes longer is reported as hung
+
+    def __post_init__(self):
+        check(self.num_nodes >= 1, "cluster.num_nodes", self.num_nodes, "an integer >= 1")
+        g = self.gpus_per_node
+        check(g is None or g >= 0, "cluster.gpus_per_node", g, "null (detect) or >= 0")
+        check(bool(self.component_placement), "cluster.component_placement", {}, "a mapping such as {env: 0-3, rollout: 4-7, actor: 0-7}")
+        t = self.worker_timeout_s
+        check(t > 0, "cluster.worker_timeout_s", t, "a positive number of seconds")
+        self.component_placement = {str(k): str(v) for k, v in self.component_placement.items()}
+
+
+@dataclass
+class LoggerConfig:
+    log_path: str = "logs"
+    project_name: str = "rlinf_isaac"
+    experiment_name: str = "default"
+    logger_backends: list[str] = field(default_factory=lambda: ["tensorboard"])
+
+    def __post_init__(self):
+        valid = {"tensorboard", "wandb"}
+        bad = [b for b in self.logger_backends if b not in valid]
+        check(not bad, "runner.logger.logger_backends", self.logger_backends, f"a list drawn from {sorted(valid)}")
+
+
+@dataclass
+class RunnerConfig:
+    max_steps: int
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    save_interval: int = -1  # global steps between checkpoints; -1: only at the end
+    val_check_interval: int = -1  # global steps between evaluations; -1: never during training
+    resume_dir: Optional[str] = None  # a run's checkpoint dir, or one global_step_N dir
+    only_eval: bool = False
+    eval_episodes: int = 200  # episodes of an evaluation (eval_embodiment.sh, val checks)
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk (the final one is always kept)
+    seed: int = 1234
+
+    def __post_init__(self):
+        check(self.max_steps >= 0, "runner.max_steps", self.max_steps, "an integer >= 0")
+        for k in ("save_interval", "val_check_interval"):
+            v = getattr(self, k)
+            check(v == -1 or v >= 1, f"runner.{k}", v, "-1 (off) or a positive number of global steps")
+        check(self.eval_episodes >= 1, "runner.eval_episodes", self.eval_episodes, "an integer >= 1")
+        check(self.keep_checkpoints >= 1, "runner.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
+
+
+@dataclass
+class AlgorithmConfig:
+    adv_type: Literal["gae", "grpo"] = "gae"
+    loss_type: Literal["ppo"] = "ppo"
+    group_size: int = 1  # GRPO: envs per group sharing one reset state
+    rollout_epoch: int = 1  # rollouts collected per global step
+    update_epochs: int = 4  # PPO epochs over the collected batch
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2
+    clip_ratio_c: Optional[float] = None  # dual clip (e.g. 3.0); null: off
+    value_clip: Optional[float] = 0.2  # null: unclipped value loss
+    huber_delta: Optional[float] = None  # null: squared error
+    value_loss_coef: float = 0.5
+    entropy_bonus: float = 0.0
+    normalize_advantages: bool = True
+    grpo_normalize_std: bool = True  # divide by the group std (Dr. GRPO turns this off)
+    grpo_success_filter: Optional[tuple[float, float]] = None  # keep groups with mean success in [low, high]
+    reward_type: Literal["chunk_level", "action_level"] = "chunk_level"  # GAE over chunk steps or env steps
+    logprob_type: Literal["chunk_level", "action_level"] = "chunk_level"
+
+    def __post_init__(self):
+        check(self.group_size >= 1, "algorithm.group_size", self.group_size, "an integer >= 1")
+        if self.adv_type == "grpo":
+            check(self.group_size >= 2, "algorithm.group_size", self.group_size, ">= 2 for adv_type=grpo (advantages are relative to the group)")
+        check(self.rollout_epoch >= 1, "algorithm.rollout_epoch", self.rollout_epoch, "an integer >= 1")
+        check(self.update_epochs >= 1, "algorithm.update_epochs", self.update_epochs, "an integer >= 1")
+        check(0.0 <= self.gamma <= 1.0, "algorithm.gamma", self.gamma, "a number in [0, 1]")
+        check(0.0 <= self.gae_lambda <= 1.0, "algorithm.gae_lambda", self.gae_lambda, "a number in [0, 1]")
+        for k in ("clip_ratio_low", "clip_ratio_high"):
+            check(0.0 < getattr(self, k) < 1.0, f"algorithm.{k}", getattr(self, k), "a number in (0, 1)")
+        c = self.clip_ratio_c
+        check(c is None or c > 1.0, "algorithm.clip_ratio_c", c, "null (off) or a number > 1")
+        f = self.grpo_success_filter
+        check(f is None or 0.0 <= f[0] <= f[1] <= 1.0, "algorithm.grpo_success_filter", f, "null or [low, high] with 0 <= low <= high <= 1")
+
+
+@dataclass
+class VideoConfig:
+    save_video: bool = False
+    info_on_video: bool = True  # overlay step, reward and success
+    video_base_dir: str = "video"
+    max_envs: int = 16  # envs tiled in one video
+    fps: int = 20
+    interval: int = 1  # record every N-th rollout (train) / evaluation
+
+
+@dataclass
+class EnvConfig:
+    """One env group (``env.train`` or ``env.eval``)."""
+
+    task_id: str
+    total_num_envs: int  # across all env worker ranks
+    max_episode_steps: int = 200
+    reward_type: Literal["sparse", "staged"] = "sparse"
+    image_size: int = 84
+    action_scale: float = 0.5  # like Isaac Lab's IK-Rel action scale
+    seed: int = 0
+    auto_reset: bool = True
+    num_workers: int = 0  # simulator subprocesses per env worker (MuJoCo); 0: in-process
+    render_backend: Optional[Literal["egl", "osmesa", "glfw"]] = None  # None: auto
+    video_cfg: VideoConfig = field(default_factory=VideoConfig)
+    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific factory arguments
+
+    def __post_init__(self):
+        check(self.total_num_envs >= 1, "total_num_envs", self.total_num_envs, "an integer >= 1")
+        check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, "an integer >= 1")
+        check(16 <= self.image_size <= 512, "image_size", self.image_size, "an integer in [16, 512]")
+        check(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
+
+
+@dataclass
+class EnvGroupConfig:
+    train: EnvConfig
+    eval: Optional[EnvConfig] = None  # None: evaluate on a copy of train with fresh seeds
+
+
+@dataclass
+class RolloutConfig:
+    pipeline_stage_num: int = 1  # env batch split into S stages: simulate one while inferring another
+    enable_offload: bool = False  # move rollout weights off the GPU while the actor trains
+
+    def __post_init__(self):
+        s = self.pipeline_stage_num
+        check(s >= 1, "rollout.pipeline_stage_num", s, "an integer >= 1")
+
+
+@dataclass
+class ModelConfig:
+    """``actor.model``: which policy, from where, and its RL options."""
+
+    model_name: Literal["gr00t"] = "gr00t"
+    config_name: str = "gr00t_tiny"  # shipped architecture name or a config.json path
+    checkpoint_path: Optional[str] = None  # local checkpoint dir; None: random init (tests)
+    embodiment_tag: str = "new_embodiment"
+    num_action_chunks: int = 16  # C, must equal the model's action horizon
+    action_dim: int = 7
+    noise_method: Literal["flow_sde", "flow_noise"] = "flow_sde"
+    noise_level: float = 0.5
+    num_denoise_steps: int = 4
+    add_value_head: bool = True
+    reuse_backbone_features: bool = True
+    tune_visual: bool = False
+    tune_llm: bool = False
+    tune_projector: bool = False
+    tune_diffusion_model: bool = True
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    def __post_init__(self):
+        check(self.num_action_chunks >= 1, "actor.model.num_action_chunks", self.num_action_chunks, "an integer >= 1")
+        check(self.num_denoise_steps >= 1, "actor.model.num_denoise_steps", self.num_denoise_steps, "an integer >= 1")
+        check(self.noise_level > 0, "actor.model.noise_level", self.noise_level, "a positive number")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    value_lr: float = 1e-3
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    clip_grad: float = 1.0
+    lr_scheduler: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+
+
+@dataclass
+class ActorConfig:
+    micro_batch_size: int
+    global_batch_size: int
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    training_backend: Literal["ddp", "fsdp"] = "ddp"
+    enable_offload: bool = False
+    seed: int = 1234
+
+    def __post_init__(self):
+        check(self.micro_batch_size >= 1, "actor.micro_batch_size", self.micro_batch_size, "an integer >= 1")
+        g = self.global_batch_size
+        check(g >= self.micro_batch_size, "actor.global_batch_size", g, f"an integer >= actor.micro_batch_size ({self.micro_batch_size})")
+
+
+@dataclass
+class Config:
+    cluster: ClusterConfig
+    runner: RunnerConfig
+    env: EnvGroupConfig
+    actor: ActorConfig
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+
+def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
+    """Cross-section checks that need the resolved placement (rank counts).
+
+    Raises ConfigError naming the key and the fix. Called before any worker starts.
+    """
+    tr = cfg.env.train
+    n_env = tr.total_num_envs
+    check(n_env % env_ranks == 0, "env.train.total_num_envs", n_env,
+          f"a multiple of the number of env workers ({env_ranks}, from cluster.component_placement.env)")
+    per_rank = n_env // env_ranks
+    s = cfg.rollout.pipeline_stage_num
+    check(per_rank % s == 0, "rollout.pipeline_stage_num", s,
+          f"a divisor of the envs per env worker ({per_rank} = env.train.total_num_envs / {env_ranks} workers)")
+    g = cfg.algorithm.group_size
+    if cfg.algorithm.adv_type == "grpo":
+        check((per_rank // s) % g == 0, "algorithm.group_size", g,
+              f"a divisor of the envs per pipeline stage ({per_rank // s}); a GRPO group must not straddle stages or workers")
+        check(not tr.auto_reset, "env.train.auto_reset", tr.auto_reset,
+              "false for adv_type=grpo (every group runs one whole episode from its shared reset state)")
+    c = cfg.actor.model.num_action_chunks
+    steps = tr.max_episode_steps
+    check(steps % c == 0, "env.train.max_episode_steps", steps, f"a multiple of actor.model.num_action_chunks ({c})")
+    mb, gb = cfg.actor.micro_batch_size, cfg.actor.global_batch_size
+    check(gb % (mb * actor_ranks) == 0, "actor.global_batch_size", gb,
+          f"a multiple of actor.micro_batch_size x actor workers ({mb} x {actor_ranks} = {mb * actor_ranks})")
+    samples = n_env * (steps // c) * cfg.algorithm.rollout_epoch
+    check(samples % gb == 0, "actor.global_batch_size", gb,
+          f"a divisor of the samples per global step ({samples} = envs {n_env} x chunk steps {steps // c} x rollout_epoch {cfg.algorithm.rollout_epoch})")
+    ev = cfg.env.eval or tr
+    check(ev.total_num_envs % env_ranks == 0, "env.eval.total_num_envs", ev.total_num_envs,
+          f"a multiple of the number of env workers ({env_ranks})")
+    if cfg.runner.val_check_interval != -1 or cfg.runner.only_eval:
+        check(ev.max_episode_steps % c == 0, "env.eval.max_episode_steps", ev.max_episode_steps,
+              f"a multiple of actor.model.num_action_chunks ({c})")
+    if cfg.actor.model.checkpoint_path is None and cfg.actor.model.config_name != "gr00t_tiny":
+        raise ConfigError(
+            f"actor.model.checkpoint_path = None: a local checkpoint directory is required for "
+            f"actor.model.config_name = {cfg.actor.model.config_name!r} (only gr00t_tiny may start from random weights)"
+        )

@@ -1,0 +1,85 @@
+"""Config composition and strict validation: every shipped config loads, bad input names its key."""
+
+import pytest
+
+from rlinf_isaac.config import ConfigError, from_dict, list_configs, load_config, validate
+from rlinf_isaac.config.schema import AlgorithmConfig, Config
+
+FULL_MODEL_CONFIGS = {"isaaclab_ppo_gr00t", "isaaclab_grpo_gr00t"}
+
+
+@pytest.mark.parametrize("name", [n for n in list_configs() if n not in FULL_MODEL_CONFIGS])
+def test_shipped_configs_load_and_validate(name):
+    cfg = load_config(name)
+    assert isinstance(cfg, Config)
+    validate(cfg, env_ranks=1, actor_ranks=1)
+
+
+@pytest.mark.parametrize("name", sorted(FULL_MODEL_CONFIGS))
+def test_full_model_configs_need_a_checkpoint(name):
+    with pytest.raises(ConfigError, match="checkpoint_path"):
+        load_config(name)
+    cfg = load_config(name, ["actor.model.checkpoint_path=/ckpt/gr00t_n1_5"])
+    validate(cfg, env_ranks=4, actor_ranks=8)
+
+
+def test_expected_defaults_of_quickstart():
+    cfg = load_config("cpu_quickstart")
+    assert cfg.cluster.component_placement == {"env,rollout,actor": "all"}
+    assert cfg.algorithm.adv_type == "gae" and cfg.rollout.pipeline_stage_num == 2
+    assert cfg.env.train.video_cfg.video_base_dir == "logs/cpu_quickstart/video/train"
+    assert cfg.env.eval.seed != cfg.env.train.seed  # evaluation on fresh seeds
+
+
+def test_unknown_key_is_an_error_with_suggestion():
+    with pytest.raises(ConfigError, match=r"algorithm.gama: unknown key \(did you mean 'gamma'\?\)"):
+        load_config("cpu_quickstart", ["+algorithm.gama=0.9"])
+
+
+def test_wrong_type_and_range_name_the_key():
+    with pytest.raises(ConfigError, match=r"algorithm.gamma = 1.5: expected a number in \[0, 1\]"):
+        load_config("cpu_quickstart", ["algorithm.gamma=1.5"])
+    with pytest.raises(ConfigError, match=r"algorithm.adv_type = 'ppo': expected one of 'gae' \| 'grpo'"):
+        load_config("cpu_quickstart", ["algorithm.adv_type=ppo"])
+    with pytest.raises(ConfigError, match=r"env.train.total_num_envs = 'many': expected an integer"):
+        load_config("cpu_quickstart", ["env.train.total_num_envs=many"])
+    with pytest.raises(ConfigError, match=r"env.train.image_size = 8"):
+        load_config("cpu_quickstart", ["env.train.image_size=8"])
+
+
+def test_unknown_config_name_lists_available():
+    with pytest.raises(ConfigError, match="available configs: .*cpu_quickstart"):
+        load_config("no_such_config")
+
+
+def test_grpo_group_must_divide_stage_envs():
+    cfg = load_config("mujoco_stack2_grpo_gr00t_tiny", ["algorithm.group_size=3"])
+    with pytest.raises(ConfigError, match="algorithm.group_size = 3: expected a divisor of the envs per pipeline stage"):
+        validate(cfg, env_ranks=1, actor_ranks=1)
+
+
+def test_batch_divisibility_errors():
+    cfg = load_config("cpu_quickstart")
+    with pytest.raises(ConfigError, match="env.train.total_num_envs = 8: expected a multiple of the number of env workers \\(3"):
+        validate(cfg, env_ranks=3, actor_ranks=1)
+    cfg = load_config("cpu_quickstart", ["rollout.pipeline_stage_num=3"])
+    with pytest.raises(ConfigError, match="rollout.pipeline_stage_num = 3"):
+        validate(cfg, env_ranks=1, actor_ranks=1)
+    cfg = load_config("cpu_quickstart", ["actor.global_batch_size=72"])
+    with pytest.raises(ConfigError, match="actor.global_batch_size = 72: expected a multiple of actor.micro_batch_size"):
+        validate(cfg, env_ranks=1, actor_ranks=1)
+    cfg = load_config("cpu_quickstart", ["env.train.max_episode_steps=100"])
+    with pytest.raises(ConfigError, match="env.train.max_episode_steps = 100: expected a multiple of actor.model.num_action_chunks \\(16\\)"):
+        validate(cfg, env_ranks=1, actor_ranks=1)
+
+
+def test_grpo_requires_no_auto_reset():
+    cfg = load_config("mujoco_stack2_grpo_gr00t_tiny", ["env.train.auto_reset=true"])
+    with pytest.raises(ConfigError, match="env.train.auto_reset = True: expected false for adv_type=grpo"):
+        validate(cfg, env_ranks=1, actor_ranks=1)
+
+
+def test_from_dict_missing_required_key():
+    with pytest.raises(ConfigError, match="runner: required key is missing"):
+        from_dict(Config, {"cluster": {"component_placement": {"env": "0"}}})
+    assert from_dict(AlgorithmConfig, {"grpo_success_filter": [0.1, 0.9]}).grpo_success_filter == (0.1, 0.9)
