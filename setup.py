@@ -6,4 +6,8 @@ packages = find_packages(include=["rlinf_isaac", "rlinf_isaac.*"])
 packages += ["rlinf_isaac.tasks"] + [
     f"rlinf_isaac.tasks.{p}" for p in find_packages(where="tasks")
 ]
-setup(packages=packages, package_dir={"rlinf_isaac.tasks": "tasks"})
+setup(
+    packages=packages,
+    package_dir={"rlinf_isaac.tasks": "tasks"},
+    package_data={"rlinf_isaac.models.gr00t": ["configs/*.json"]},
+)

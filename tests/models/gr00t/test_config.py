@@ -1,0 +1,96 @@
+"""Config loading, round trips and validation errors of the GR00T config dataclasses."""
+
+import json
+
+import pytest
+
+from rlinf_isaac.models.gr00t.config import GR00TConfig, list_configs, load_config
+
+# config.json of the public GR00T N1.5 checkpoint (architecture keys as published)
+PUBLIC_N15_CONFIG = {
+    "action_dim": 32,
+    "action_head_cfg": {
+        "action_dim": 32, "action_horizon": 16, "add_pos_embed": True, "backbone_embedding_dim": 2048,
+        "diffusion_model_cfg": {"attention_head_dim": 48, "cross_attention_dim": 2048, "dropout": 0.2,
+                                "final_dropout": True, "interleave_self_attention": True, "norm_type": "ada_norm",
+                                "num_attention_heads": 32, "num_layers": 16, "output_dim": 1024,
+                                "positional_embeddings": None},
+        "hidden_size": 1024, "input_embedding_dim": 1536, "max_action_dim": 32, "max_state_dim": 64,
+        "model_dtype": "float32", "noise_beta_alpha": 1.5, "noise_beta_beta": 1.0, "noise_s": 0.999,
+        "num_inference_timesteps": 4, "num_target_vision_tokens": 32, "num_timestep_buckets": 1000,
+        "tune_diffusion_model": True, "tune_projector": True, "use_vlln": True,
+        "vl_self_attention_cfg": {"attention_head_dim": 64, "dropout": 0.2, "final_dropout": True,
+                                  "num_attention_heads": 32, "num_layers": 4, "positional_embeddings": None},
+    },
+    "action_horizon": 16,
+    "architectures": ["GR00T_N1_5"],
+    "attn_implementation": None,
+    "backbone_cfg": {"eagle_path": "NVEagle/eagle_er-qwen3_1_7B-Siglip2_400M_stage1_5_128gpu_er_v7_1mlp_nops",
+                     "load_bf16": False, "project_to_dim": None, "reproject_vision": False, "select_layer": 12,
+                     "tune_llm": False, "tune_visual": True, "use_flash_attention": True},
+    "hidden_size": 2048,
+    "model_dtype": "float32",
+    "model_type": "gr00t_n1_5",
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.3",
+}
+
+
+def test_shipped_configs_load_by_name():
+    assert {"gr00t_n1_5", "gr00t_tiny"} <= set(list_configs())
+    full, tiny = load_config("gr00t_n1_5"), load_config("gr00t_tiny")
+    assert full.name == "gr00t_n1_5" and tiny.name == "gr00t_tiny"
+    # 224 px / patch 14 = 16 -> 16^2 = 256 tokens per view (no pixel shuffle in N1.5)
+    assert full.backbone_cfg.image_tokens_per_view == 256
+    # tiny: 56 / 14 = 4 -> 16 tokens per view
+    assert tiny.backbone_cfg.image_tokens_per_view == 16
+    assert full.action_head_cfg.diffusion_model_cfg.inner_dim == 32 * 48 == 1536
+    assert tiny.backbone_cfg.image_token_index == 6 and tiny.backbone_cfg.pad_token_id == 0
+    assert tiny.backbone_cfg.llm.vocab_size == 1024 and tiny.backbone_cfg.select_layer == 2
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = load_config("gr00t_tiny")
+    cfg.to_json(tmp_path / "config.json")
+    assert load_config(tmp_path / "config.json") == load_config(tmp_path) == cfg
+
+
+def test_public_checkpoint_config_loads_with_eagle_defaults():
+    cfg = GR00TConfig.from_dict(PUBLIC_N15_CONFIG)
+    assert cfg.backbone_cfg.select_layer == 12 and cfg.backbone_cfg.tune_visual is True
+    assert cfg.backbone_cfg.vision.num_hidden_layers == 27 and cfg.backbone_cfg.vision.hidden_size == 1152
+    assert cfg.backbone_cfg.llm.hidden_size == 2048 and cfg.backbone_cfg.llm.num_hidden_layers == 28
+    assert cfg.action_head_cfg.mask_vl_tokens is False  # public N1.5 attends to padded VL tokens
+    # apart from tune_visual and the name, the shipped full config is the public architecture
+    shipped = load_config("gr00t_n1_5")
+    assert cfg.action_head_cfg == shipped.action_head_cfg
+    assert cfg.backbone_cfg.vision == shipped.backbone_cfg.vision and cfg.backbone_cfg.llm == shipped.backbone_cfg.llm
+
+
+@pytest.mark.parametrize("section,patch,needle", [
+    ("backbone_cfg", {"select_layer": 29}, "backbone_cfg.select_layer"),
+    ("backbone_cfg", {"attn_implementation": "magic"}, "backbone_cfg.attn_implementation"),
+    ("backbone_cfg", {"bogus": 1}, "backbone_cfg.bogus"),
+    ("action_head_cfg", {"backbone_embedding_dim": 1024}, "backbone_embedding_dim"),
+    ("action_head_cfg", {"noise_s": 1.5}, "action_head_cfg.noise_s"),
+    ("action_head_cfg", {"action_dim": 7}, "action_head_cfg.action_dim"),
+])
+def test_errors_name_the_key(section, patch, needle):
+    data = json.loads(json.dumps(PUBLIC_N15_CONFIG))
+    data[section].update(patch)
+    with pytest.raises(ValueError, match=needle.replace(".", r"\.")) as err:
+        GR00TConfig.from_dict(data)
+    if "bogus" not in patch:  # a known key's message also names the value received
+        assert str(next(iter(patch.values()))) in str(err.value)
+
+
+def test_nested_errors_name_the_dotted_key():
+    data = json.loads(json.dumps(PUBLIC_N15_CONFIG))
+    data["action_head_cfg"]["diffusion_model_cfg"]["num_layers"] = 0
+    with pytest.raises(ValueError, match=r"action_head_cfg\.diffusion_model_cfg\.num_layers.*0"):
+        GR00TConfig.from_dict(data)
+
+
+def test_unknown_name_lists_shipped_configs():
+    with pytest.raises(FileNotFoundError, match="gr00t_tiny"):
+        load_config("gr00t_huge")
