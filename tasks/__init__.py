@@ -1,3 +1,5 @@
 """Task definitions: MuJoCo stack-cube tasks and Isaac Lab rewarded stack-cube configs (installed as ``rlinf_isaac.tasks``)."""
 
-__all__: list[str] = []
+from rlinf_isaac.tasks import stack_cube  # noqa: F401  (registers the MuJoCo tasks)
+
+__all__: list[str] = ["stack_cube"]

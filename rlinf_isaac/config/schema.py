@@ -68,7 +68,7 @@ class RunnerConfig:
     max_steps: int
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     save_interval: int = -1  # global steps between checkpoints; -1: only at the end
-    val_check_interval: int = -1  # global steps between evaluations; -1: never during training
+    val_check_interval: int = -1  # global steps between evaluations (and at the end); -1: never
     resume_dir: Optional[str] = None  # a run's checkpoint dir, or one global_step_N dir
     only_eval: bool = False
     eval_episodes: int = 200  # episodes of an evaluation (eval_embodiment.sh, val checks)

@@ -1,0 +1,196 @@
+"""Ray cluster start/attach and worker groups: one Ray actor per placed process.
+
+Each process is pinned to its node (node-affinity scheduling) and to its GPUs (an explicit
+``CUDA_VISIBLE_DEVICES``; Ray's own GPU assignment is switched off so that two components
+can share a GPU). Every call through a group is bounded by ``timeout_s``: a worker that
+dies or hangs stops the run with an error naming the group, the rank and the last lines
+of that worker's log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
+
+__all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "start_ray", "setup_worker_logging", "tail"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """A worker died, raised, or did not answer within the timeout."""
+
+
+def tail(path: Path | str, n: int = 20) -> str:
+    """The last ``n`` lines of a text file ('' if it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(deque(f, maxlen=n))
+    except OSError:
+        return ""
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> dict:
+    """Attach to a running cluster (``address``: "auto" or host:port) or start a local one.
+
+    Returns ``ray.nodes()`` of the alive nodes, head first.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        env = {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}
+        os.environ.update(env)
+        kwargs: dict[str, Any] = dict(log_to_driver=True, include_dashboard=False,
+                                      runtime_env={"env_vars": env})
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def setup_worker_logging(log_file: str | None) -> None:
+    """Send this process's logging and stdout/stderr to ``log_file`` (kept for failure reports)."""
+    if not log_file:
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    f = open(log_file, "a", buffering=1)
+    sys.stdout = sys.stderr = f  # noqa: plain prints of simulators land in the file too
+    logging.basicConfig(level=logging.INFO, stream=f, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@dataclass
+class _Member:
+    rank: int
+    handle: Any
+    log_file: str
+
+
+class WorkerGroup:
+    """Ray actors of one component, rank order; calls are bounded by ``timeout_s``."""
+
+    def __init__(self, name: str, cls: type, placement: Placement, component: str,
+                 init_kwargs: Sequence[dict], log_dir: Path, timeout_s: float, nodes: list[dict]):
+        """Start one actor of ``cls`` (a :class:`WorkerBase`) per process of ``component``.
+
+        init_kwargs: constructor keyword arguments, one dict per rank.
+        """
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self.name, self.timeout_s = name, timeout_s
+        self.members: list[_Member] = []
+        procs = placement.processes(component)
+        for p, kwargs in zip(procs, init_kwargs):
+            log_file = str(log_dir / f"{name}-{p.rank}.log")
+            env = _process_env(p, placement.device_type, log_file)
+            node_id = nodes[p.node]["NodeID"] if p.node < len(nodes) else None
+            opts: dict[str, Any] = dict(num_cpus=0, num_gpus=0, name=None, max_concurrency=1,
+                                        runtime_env={"env_vars": env})
+            if node_id is not None:
+                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            handle = ray.remote(cls).options(**opts).remote(**kwargs)
+            self.members.append(_Member(p.rank, handle, log_file))
+        # Construction errors surface here, with the worker's log.
+        self.wait([m.handle.ready.remote() for m in self.members], what="start")
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def handle(self, rank: int) -> Any:
+        """The Ray handle of one rank (for worker-to-worker calls)."""
+        return self.members[rank].handle
+
+    def call(self, method: str, *args, ranks: Sequence[int] | None = None, per_rank_args=None, **kwargs):
+        """Call ``method`` on ranks (default: all); returns object refs in rank order.
+
+        per_rank_args: optional list (one tuple of positional args per called rank),
+        appended after ``args``.
+        """
+        ranks = list(range(len(self.members))) if ranks is None else list(ranks)
+        refs = []
+        for i, r in enumerate(ranks):
+            extra = tuple(per_rank_args[i]) if per_rank_args is not None else ()
+            refs.append(getattr(self.members[r].handle, method).remote(*args, *extra, **kwargs))
+        return refs
+
+    def wait(self, refs: list, what: str = "call") -> list:
+        """Results of ``refs`` (rank order); a failure or timeout raises :class:`WorkerError`."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        pending = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        deadline = time.monotonic() + self.timeout_s
+        while pending:
+            left = deadline - time.monotonic()
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, left))
+            if not ready:
+                ranks = sorted(pending.values())
+                raise self._error(ranks[0], f"did not finish '{what}' within {self.timeout_s:.0f} s "
+                                            f"(cluster.worker_timeout_s); ranks still running: {ranks}")
+            ref = ready[0]
+            i = pending.pop(ref)
+            try:
+                results[i] = ray.get(ref)
+            except RayTaskError as e:
+                raise self._error(i, f"raised during '{what}': {e.cause!r}" if e.cause else str(e)) from None
+            except RayActorError as e:
+                raise self._error(i, f"died during '{what}' ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        return results
+
+    def run(self, method: str, *args, **kwargs) -> list:
+        """call + wait: the results of ``method`` on every rank."""
+        return self.wait(self.call(method, *args, **kwargs), what=method)
+
+    def _error(self, i: int, msg: str) -> WorkerError:
+        m = self.members[i]
+        last = tail(m.log_file, 20).rstrip()
+        body = f"\n--- last lines of {m.log_file} ---\n{last}" if last else f"\n(no log at {m.log_file})"
+        return WorkerError(f"worker {self.name} rank {m.rank} {msg}{body}")
+
+    def kill(self) -> None:
+        import ray
+
+        for m in self.members:
+            try:
+                ray.kill(m.handle, no_restart=True)
+            except Exception:  # already dead
+                pass
+        self.members = []
+
+
+def _process_env(p: ProcessPlacement, device_type: str, log_file: str) -> dict[str, str]:
+    env = {"RLINF_WORKER_LOG": log_file, "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if device_type == "cuda":
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in p.local_gpus)
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    for k in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "LP_NUM_THREADS", "NCCL_NVLS_ENABLE",
+              "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+class WorkerBase:
+    """Base of every worker class: log file set-up, thread count, a ``ready`` probe."""
+
+    def __init__(self) -> None:
+        setup_worker_logging(os.environ.get("RLINF_WORKER_LOG"))
+        import torch
+
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+
+    def ready(self) -> bool:
+        return True

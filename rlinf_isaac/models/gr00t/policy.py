@@ -1,0 +1,296 @@
+"""``GR00TPolicy``: the GR00T N1.5 flow-matching model as an RL policy (DESIGN.md's contract).
+
+``predict(obs, mode) -> (actions float[B, C, 7], rollout_extras)`` runs processor -> backbone
+-> action-head context -> denoising (deterministic Euler ODE in ``eval`` mode; Flow-SDE or
+Flow-Noise in ``train`` mode, see :mod:`flow_rl`) -> un-normalisation. ``rollout_extras``
+holds exactly what ``evaluate`` needs to recompute the log-probs of the stored chain:
+the processed inputs (or, with a frozen backbone and ``reuse_backbone_features``, the
+backbone features themselves), the chain ``[B, K+1, C_h, A_pad]``, the stochastic step index
+(Flow-SDE), the rollout's log-probs and values.
+
+``evaluate(forward_inputs) -> {"logprobs", "values", "entropy"}`` recomputes them with
+gradients. The model runs with dropout off (all submodules stay in eval mode), so a
+recomputation with unchanged weights and inputs gives ratio exactly 1.
+
+Dimension names: B envs, C actions per env chunk (``num_action_chunks`` <= horizon C_h = 16),
+A = 7 env action dims, A_pad = 32 padded model action dims, K denoising steps, L VL tokens,
+D VL feature width.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from rlinf_isaac.models.gr00t import flow_rl
+from rlinf_isaac.models.gr00t.value_head import ValueHead, ValueHeadConfig
+
+__all__ = ["GR00TPolicyConfig", "GR00TPolicy", "INPUT_KEYS", "FEATURE_KEYS"]
+
+INPUT_KEYS = ("pixel_values", "input_ids", "attention_mask")  # backbone inputs
+FEATURE_KEYS = ("vl_features", "vl_mask")  # reused backbone outputs
+_MODES = ("train", "eval")
+
+
+@dataclass
+class GR00TPolicyConfig:
+    """RL options of the policy wrapper (``model.policy.*`` in the YAML)."""
+
+    noise_method: str = "flow_sde"  # "flow_sde" | "flow_noise"
+    noise_level: float = 0.5  # Flow-SDE a in g(t) = a sqrt((1 - t) / t)
+    logprob_granularity: str = "chunk"  # "chunk" -> [B], "action" -> [B, C]
+    value_granularity: str = "chunk"  # "chunk" -> [B], "action" -> [B, C]
+    num_denoise_steps: int = 4  # K
+    num_action_chunks: int = 16  # C actions sent to the env (<= action_horizon)
+    action_dim: int = 7  # A env action dims (first A of the padded model dims)
+    add_value_head: bool = True
+    value_hidden_dim: int = 256
+    reuse_backbone_features: bool = True
+    tune_visual: bool = False
+    tune_llm: bool = False
+    tune_projector: bool = True
+    tune_diffusion_model: bool = True
+    noise_min_std: float = 0.08  # Flow-Noise std range
+    noise_max_std: float = 0.16
+    noise_hidden_dim: int = 128
+
+    def __post_init__(self) -> None:
+        p = "model.policy"
+        choices = {
+            "noise_method": flow_rl.NOISE_METHODS,
+            "logprob_granularity": flow_rl.GRANULARITIES,
+            "value_granularity": flow_rl.GRANULARITIES,
+        }
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ValueError(f"{p}.{key} must be one of {valid}, got {getattr(self, key)!r}")
+        for key in ("num_denoise_steps", "num_action_chunks", "action_dim", "value_hidden_dim",
+                    "noise_hidden_dim"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"{p}.{key} must be a positive int, got {getattr(self, key)!r}")
+        if not self.noise_level > 0:
+            raise ValueError(f"{p}.noise_level must be > 0, got {self.noise_level!r}")
+        if not 0 < self.noise_min_std < self.noise_max_std:
+            raise ValueError(f"{p}.noise_min_std/noise_max_std must satisfy 0 < min < max, got "
+                             f"{self.noise_min_std!r}/{self.noise_max_std!r}")
+        if self.reuse_backbone_features and (self.tune_visual or self.tune_llm):
+            raise ValueError(
+                f"{p}.reuse_backbone_features=True needs a frozen backbone, got tune_visual="
+                f"{self.tune_visual}, tune_llm={self.tune_llm}; set reuse_backbone_features=False "
+                f"to recompute features in the actor")
+
+
+def _tree_to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _tree_to(v, device) for k, v in value.items()}
+    return value
+
+
+class GR00TPolicy(nn.Module):
+    """RL wrapper around a ``GR00TN15`` model and its ``GR00TProcessor``."""
+
+    def __init__(self, model: nn.Module, processor: Any, cfg: Optional[GR00TPolicyConfig] = None):
+        super().__init__()
+        self.cfg = cfg or GR00TPolicyConfig()
+        self.model = model
+        self.processor = processor
+        head_cfg = model.config.action_head_cfg
+        self.horizon, self.pad_action_dim = head_cfg.action_horizon, head_cfg.max_action_dim
+        if self.cfg.num_action_chunks > self.horizon:
+            raise ValueError(f"model.policy.num_action_chunks must be <= the model's action_horizon "
+                             f"{self.horizon}, got {self.cfg.num_action_chunks}")
+        if self.cfg.action_dim > self.pad_action_dim:
+            raise ValueError(f"model.policy.action_dim must be <= action_head_cfg.max_action_dim "
+                             f"{self.pad_action_dim}, got {self.cfg.action_dim}")
+        model.set_trainable(tune_visual=self.cfg.tune_visual, tune_llm=self.cfg.tune_llm,
+                            tune_projector=self.cfg.tune_projector,
+                            tune_diffusion_model=self.cfg.tune_diffusion_model)
+        self.value_head = self._build_value_head(head_cfg) if self.cfg.add_value_head else None
+        self.noise_net = (
+            flow_rl.NoiseStdNet(self.pad_action_dim, self.cfg.noise_hidden_dim,
+                                self.cfg.noise_min_std, self.cfg.noise_max_std)
+            if self.cfg.noise_method == "flow_noise" else None
+        )
+        self.train()
+
+    def _build_value_head(self, head_cfg: Any) -> ValueHead:
+        return ValueHead(ValueHeadConfig(
+            vl_dim=head_cfg.backbone_embedding_dim, state_dim=head_cfg.max_state_dim,
+            hidden_dim=self.cfg.value_hidden_dim, granularity=self.cfg.value_granularity,
+            num_actions=self.cfg.num_action_chunks,
+        ))
+
+    # ------------------------------------------------------------------ module state
+    def train(self, mode: bool = True) -> "GR00TPolicy":
+        """Set the training flag but keep every submodule in eval mode: dropout off in RL."""
+        super().train(mode)
+        for module in self.children():
+            module.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def logprob_mask(self) -> Tensor:
+        """bool [C_h, A_pad]: True on the C executed steps and A real action dims."""
+        mask = torch.zeros(self.horizon, self.pad_action_dim, dtype=torch.bool, device=self.device)
+        mask[: self.cfg.num_action_chunks, : self.cfg.action_dim] = True
+        return mask
+
+    def _env_steps(self, x: Tensor) -> Tensor:
+        """Action-granularity [B, C_h] -> [B, C] (the executed steps); [B] unchanged."""
+        return x[:, : self.cfg.num_action_chunks] if x.ndim == 2 else x
+
+    # ------------------------------------------------------------------ model pieces
+    def _features(self, inputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Backbone features float [B, L, D] and mask bool [B, L] (reused when present)."""
+        if all(k in inputs for k in FEATURE_KEYS):
+            return inputs["vl_features"], inputs["vl_mask"]
+        missing = [k for k in INPUT_KEYS if k not in inputs]
+        if missing:
+            raise KeyError(f"forward_inputs lack {missing}: pass either {FEATURE_KEYS} or {INPUT_KEYS}")
+        features, mask = self.model.backbone(
+            inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"])
+        return features, mask.to(torch.bool)
+
+    def _velocity_fn(self, features: Tensor, mask: Tensor, inputs: dict[str, Tensor]):
+        """The velocity v(x_t [B, C_h, A_pad], t [B]) of the action head for these inputs."""
+        head = self.model.action_head
+        ctx = head.prepare_context(features, mask, inputs["state"], inputs["embodiment_id"])
+        return lambda x, t: head.velocity(ctx, x, t)
+
+    def _values(self, features: Tensor, mask: Tensor, state: Tensor) -> Optional[Tensor]:
+        """float32 [B] or [B, C]; None without a value head."""
+        if self.value_head is None:
+            return None
+        return self.value_head(features, mask, state)
+
+    def _sample(self, velocity_fn, noise: Tensor, mode: str, generator) -> flow_rl.FlowRollout:
+        k = self.cfg.num_denoise_steps
+        if mode == "eval":
+            chain = flow_rl.ode_sample(velocity_fn, noise, k)
+            zeros = torch.zeros(noise.shape, dtype=torch.float32, device=noise.device)
+            return flow_rl.FlowRollout(chain, None, zeros, zeros)
+        if self.cfg.noise_method == "flow_sde":
+            return flow_rl.flow_sde_sample(velocity_fn, noise, k, self.cfg.noise_level,
+                                           generator=generator)
+        return flow_rl.flow_noise_sample(velocity_fn, self.noise_net, noise, k, generator=generator)
+
+    # ------------------------------------------------------------------ policy contract
+    @torch.no_grad()
+    def predict(
+        self, obs: dict[str, Any], mode: str = "train", generator: Optional[torch.Generator] = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Act on a batched observation (env contract ``Obs``).
+
+        Returns ``actions`` float32 [B, C, 7] (un-normalised, gripper +-1) and
+        ``rollout_extras``: ``state`` [B, 1, 64], ``embodiment_id`` [B], either ``vl_features``
+        [B, L, D] + ``vl_mask`` [B, L] (reuse) or ``pixel_values`` [B, V, 3, S, S] +
+        ``input_ids`` [B, L] + ``attention_mask`` [B, L]; ``chain`` [B, K+1, C_h, A_pad];
+        ``step_idx`` int64 [B] (Flow-SDE, train mode); ``prev_logprobs`` [B] or [B, C];
+        ``prev_values`` [B] or [B, C] (value head). In eval mode the chain is the
+        deterministic ODE chain and no log-probs are returned.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"predict mode must be one of {_MODES}, got {mode!r}")
+        inputs = _tree_to(dict(self.processor(obs)), self.device)
+        features, mask = self._features(inputs)
+        velocity_fn = self._velocity_fn(features, mask, inputs)
+        batch = features.shape[0]
+        noise = torch.randn((batch, self.horizon, self.pad_action_dim), generator=generator,
+                            device=self.device, dtype=features.dtype)
+        roll = self._sample(velocity_fn, noise, mode, generator)
+        env_actions = self.processor.unnormalize_actions(roll.actions.float())  # [B, C_h, 7]
+        actions = env_actions[:, : self.cfg.num_action_chunks, : self.cfg.action_dim]
+        extras = {"state": inputs["state"], "embodiment_id": inputs["embodiment_id"],
+                  "chain": roll.chain}
+        if self.cfg.reuse_backbone_features:
+            extras.update(vl_features=features, vl_mask=mask)
+        else:
+            extras.update({k: inputs[k] for k in INPUT_KEYS})
+        if mode == "train":
+            if roll.step_idx is not None:
+                extras["step_idx"] = roll.step_idx
+            extras["prev_logprobs"] = self._env_steps(flow_rl.reduce_granularity(
+                roll.logprob_elem, self.cfg.logprob_granularity, self.logprob_mask()))
+        values = self._values(features, mask, inputs["state"])
+        if values is not None:
+            extras["prev_values"] = values
+        return actions.float(), extras
+
+    def evaluate(self, forward_inputs: dict[str, Tensor]) -> dict[str, Optional[Tensor]]:
+        """Recompute log-probs, values and entropy of stored rollouts (with gradients).
+
+        forward_inputs: the ``rollout_extras`` of :meth:`predict` (any batch of them).
+        Returns ``logprobs`` and ``entropy`` float32 [B] (chunk) or [B, C] (action) and
+        ``values`` float32 [B] / [B, C] (None without a value head).
+        """
+        inputs = _tree_to(forward_inputs, self.device)
+        if self.cfg.noise_method == "flow_sde" and "step_idx" not in inputs:
+            raise KeyError("forward_inputs lack 'step_idx' (Flow-SDE): pass predict(mode='train') extras")
+        features, mask = self._features(inputs)
+        velocity_fn = self._velocity_fn(features, mask, inputs)
+        logprobs, entropy = flow_rl.recompute_logprob(
+            velocity_fn, inputs["chain"], self.cfg.noise_method, self.cfg.logprob_granularity,
+            step_idx=inputs.get("step_idx"), noise_level=self.cfg.noise_level,
+            noise_std_fn=self.noise_net, mask=self.logprob_mask(),
+        )
+        values = self._values(features, mask, inputs["state"])
+        return {"logprobs": self._env_steps(logprobs), "values": values,
+                "entropy": self._env_steps(entropy)}
+
+    # ------------------------------------------------------------------ weight sync
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Only the trainable tensors (``requires_grad``), detached: actor -> rollout sync."""
+        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def load_trainable_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        """Copy trainable tensors in place; names must match ``trainable_state_dict`` exactly."""
+        params = dict(self.named_parameters())
+        expected = {n for n, p in params.items() if p.requires_grad}
+        missing, unexpected = sorted(expected - state_dict.keys()), sorted(state_dict.keys() - expected)
+        if missing or unexpected:
+            raise KeyError(f"trainable state dict mismatch: missing {missing[:10]} "
+                           f"({len(missing)} in all), unexpected {unexpected[:10]} ({len(unexpected)} in all)")
+        for name, value in state_dict.items():
+            if params[name].shape != value.shape:
+                raise ValueError(f"trainable tensor {name!r}: expected shape "
+                                 f"{tuple(params[name].shape)}, got {tuple(value.shape)}")
+            params[name].copy_(value)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_pretrained(
+        cls, local_dir: str | os.PathLike, cfg: Optional[GR00TPolicyConfig] = None,
+        device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **processor_kwargs: Any,
+    ) -> "GR00TPolicy":
+        """Load model + processor from a LOCAL checkpoint directory (never the network)."""
+        from rlinf_isaac.models.gr00t.checkpoint import load_pretrained
+        from rlinf_isaac.models.gr00t.processor import GR00TProcessor
+
+        model, metadata = load_pretrained(local_dir, device=device, dtype=dtype)
+        processor = GR00TProcessor.from_pretrained(local_dir, model.config, metadata, **processor_kwargs)
+        return cls(model, processor, cfg)
+
+    @classmethod
+    def from_config(
+        cls, name: str, cfg: Optional[GR00TPolicyConfig] = None, metadata: Optional[dict] = None,
+        device: str | torch.device = "cpu", seed: int = 0, **processor_kwargs: Any,
+    ) -> "GR00TPolicy":
+        """Randomly initialised model of a shipped config (``gr00t_tiny``) + its processor."""
+        from rlinf_isaac.models.gr00t.config import load_config
+        from rlinf_isaac.models.gr00t.modeling import GR00TN15
+        from rlinf_isaac.models.gr00t.processor import GR00TProcessor
+
+        torch.manual_seed(seed)
+        model = GR00TN15(load_config(name)).to(device)
+        processor = GR00TProcessor.for_model(model.config, metadata, **processor_kwargs)
+        return cls(model, processor, cfg)

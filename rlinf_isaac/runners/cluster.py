@@ -1,0 +1,218 @@
+"""The run's workers as one object with typed phase methods (what the runner loop calls).
+
+Env rank r, stage s talks to rollout rank ``(r * k + s) % n_rollout`` with
+``k = max(1, n_rollout // n_env)``; trajectories are split into contiguous env shards,
+one run of shards per actor rank, in global env order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
+from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
+from rlinf_isaac.config.schema import Config, validate
+from rlinf_isaac.config.structured import ConfigError
+from rlinf_isaac.workers.actor_worker import ActorWorker
+from rlinf_isaac.workers.env_worker import EnvWorker, EpisodeLog
+from rlinf_isaac.workers.rollout_worker import RolloutWorker
+
+__all__ = ["Cluster", "RolloutOutput", "resolve_placement"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RolloutOutput:
+    pieces: list[list[Any]]  # per actor rank: object refs of its trajectory shards
+    metrics: dict[str, float]
+    env_steps: int
+    video: dict | None
+
+
+def resolve_placement(cfg: Config) -> Placement:
+    """Parse ``cluster.component_placement`` against this machine (GPUs, or CPU slots)."""
+    import torch
+
+    c = cfg.cluster
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_cuda and c.ray_address is None:
+        want = c.gpus_per_node or n_cuda
+        if want > n_cuda:
+            raise PlacementError(
+                f"cluster.gpus_per_node = {want}, but this machine has {n_cuda} GPU(s); use a "
+                f"config/cluster/ layout for {n_cuda} GPU(s) or set cluster.gpus_per_node={n_cuda}")
+        placement = parse_placement(c.component_placement, gpus_per_node=want, num_nodes=c.num_nodes)
+    else:  # no GPU: the same layouts run with ranks on CPU slots
+        slots = c.gpus_per_node or 1
+        placement = parse_placement(c.component_placement, gpus_per_node=slots, num_nodes=c.num_nodes,
+                                    device_type="cpu" if not n_cuda else "cuda")
+    for comp in ("env", "rollout", "actor"):
+        placement.processes(comp)  # each must be placed
+    return placement
+
+
+def _check_ratios(n_env: int, n_roll: int, n_act: int) -> None:
+    key = "cluster.component_placement"
+    if n_roll % n_env and n_env % n_roll:
+        raise ConfigError(f"{key}: {n_env} env and {n_roll} rollout processes: one count must divide the other")
+    if n_act % n_env and n_env % n_act:
+        raise ConfigError(f"{key}: {n_env} env and {n_act} actor processes: one count must divide the other")
+
+
+class Cluster:
+    """Env, rollout and actor worker groups started from a validated config."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.placement = p = resolve_placement(cfg)
+        self.n_env, self.n_roll, self.n_act = (p.world_size(c) for c in ("env", "rollout", "actor"))
+        validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
+        _check_ratios(self.n_env, self.n_roll, self.n_act)
+        per_actor = cfg.env.train.total_num_envs // self.n_act
+        if cfg.algorithm.adv_type == "grpo" and per_actor % cfg.algorithm.group_size:
+            raise ConfigError(f"algorithm.group_size = {cfg.algorithm.group_size}: expected a divisor of the envs "
+                              f"per actor worker ({per_actor}); a GRPO group must not straddle actor shards")
+        print(p.table(), flush=True)
+        self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"
+        self.groups: list[WorkerGroup] = []
+        try:
+            self._start()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _start(self) -> None:
+        cfg, p = self.cfg, self.placement
+        nodes = start_ray(cfg.cluster.ray_address)
+        log_dir = Path(cfg.runner.logger.log_path) / "workers"
+        dev = "cuda:0" if p.device_type == "cuda" else "cpu"
+        t = cfg.cluster.worker_timeout_s
+        addr = f"tcp://{_node_ip(nodes, p.processes('actor')[0].node)}:{_free_port()}"
+        self.actors = WorkerGroup("actor", ActorWorker, p, "actor", [
+            dict(actor_cfg=cfg.actor, algo_cfg=cfg.algorithm, rank=r, world_size=self.n_act, device=dev,
+                 max_steps=max(1, cfg.runner.max_steps), dist_addr=addr) for r in range(self.n_act)], log_dir, t, nodes)
+        self.groups.append(self.actors)
+        self.rollouts = WorkerGroup("rollout", RolloutWorker, p, "rollout", [
+            dict(model_cfg=cfg.actor.model, algo_cfg=cfg.algorithm, rank=r, device=dev,
+                 seed=cfg.actor.seed, enable_offload=cfg.rollout.enable_offload) for r in range(self.n_roll)],
+            log_dir, t, nodes)
+        self.groups.append(self.rollouts)
+        n = cfg.env.train.total_num_envs // self.n_env
+        ev = cfg.env.eval or cfg.env.train
+        self.envs = WorkerGroup("env", EnvWorker, p, "env", [
+            dict(env_cfg=cfg.env.train, rank=r, num_envs=n, num_stages=cfg.rollout.pipeline_stage_num,
+                 eval_cfg=ev, eval_num_envs=ev.total_num_envs // self.n_env, device=dev,
+                 total_envs=cfg.env.train.total_num_envs)
+            for r in range(self.n_env)], log_dir, t, nodes)
+        self.groups.append(self.envs)
+
+    # ------------------------------------------------------------------ phases
+    def sync_weights(self, version: int) -> None:
+        """Actor rank 0's trainable tensors -> every rollout worker (skipped if up to date)."""
+        self._swap("rollout")
+        ref = self.actors.call("trainable_weights", ranks=[0])[0]
+        self.rollouts.wait(self.rollouts.call("sync_weights", ref, version), what="sync_weights")
+
+    def rollout(self, step: int, record_video: bool = False) -> RolloutOutput:
+        cfg = self.cfg
+        c = cfg.actor.model.num_action_chunks
+        n_chunk_steps = cfg.env.train.max_episode_steps // c
+        k = max(1, self.n_act // self.n_env)  # shards per env worker
+        seed = cfg.runner.seed * 1_000_003 + step
+        self.rollouts.run("reseed", per_rank_args=[(seed * 7919 + r,) for r in range(self.n_roll)])
+        pieces: list[list[Any]] = [[] for _ in range(self.n_act)]
+        eps, steps, video = EpisodeLog(), 0, None
+        for epoch in range(cfg.algorithm.rollout_epoch):
+            refs = []
+            for r in range(self.n_env):
+                handles = [self.rollouts.handle(self._rollout_rank(r, s)) for s in range(cfg.rollout.pipeline_stage_num)]
+                h = self.envs.handle(r)
+                refs.append(h.rollout.options(num_returns=1 + k).remote(
+                    handles, n_chunk_steps, True, cfg.algorithm.group_size, k,
+                    record_video and r == 0 and epoch == 0, seed * 31 + epoch, epoch))
+            results = self.envs.wait([out[0] for out in refs], what="rollout")
+            flat = [piece for out in refs for piece in out[1:]]  # env-major order of shards
+            per_actor = len(flat) // self.n_act
+            for a in range(self.n_act):
+                pieces[a].extend(flat[a * per_actor:(a + 1) * per_actor])
+            for res in results:
+                eps.extend(res.episodes)
+                steps += res.env_steps
+                video = video or res.video
+        from rlinf_isaac.runners.train_runner import episode_metrics
+
+        return RolloutOutput(pieces, episode_metrics(eps, "env"), steps, video)
+
+    def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
+        self._swap("actor")
+        out = self.actors.wait(self.actors.call("compute_advantages", per_rank_args=[(p,) for p in pieces]),
+                              what="compute_advantages")
+        return _mean_dicts(out)
+
+    def update(self, step: int) -> dict[str, float]:
+        return _mean_dicts(self.actors.run("update", step))
+
+    def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, dict | None]:
+        self._swap("rollout")
+        per_rank = math.ceil(episodes / self.n_env)
+        args = [(self.rollouts.handle(self._rollout_rank(r, 0)), per_rank, seed + 104729 * r, record_video and r == 0)
+                for r in range(self.n_env)]
+        out = self.envs.wait(self.envs.call("evaluate", per_rank_args=args), what="evaluate")
+        eps = EpisodeLog()
+        for e, _ in out:
+            eps.extend(e)
+        eps = EpisodeLog(eps.success_once[:episodes], eps.returns[:episodes], eps.episode_len[:episodes])
+        return eps, next((v for _, v in out if v is not None), None)
+
+    def actor_state(self) -> dict:
+        return self.actors.run("state", ranks=[0])[0]
+
+    def load_actor_state(self, state: dict) -> None:
+        self.actors.run("load_state", state)
+
+    def shutdown(self) -> None:
+        """Close simulators, kill every worker (also after a failure); idempotent."""
+        for g in reversed(self.groups):
+            if g is getattr(self, "envs", None):
+                try:
+                    g.wait(g.call("close"), what="close")
+                except Exception as e:  # a dead env worker cannot close; kill it below
+                    log.warning("env close failed: %s", str(e).splitlines()[0])
+            g.kill()
+        self.groups = []
+
+    # ------------------------------------------------------------------ helpers
+    def _rollout_rank(self, env_rank: int, stage: int) -> int:
+        k = max(1, self.n_roll // self.n_env)
+        return (env_rank * k + stage % k) % self.n_roll if k > 1 else env_rank * self.n_roll // self.n_env
+
+    def _swap(self, active: str) -> None:
+        """Colocated GPU components: offload the idle one, reload the active one."""
+        if not self.swap:
+            return
+        idle, busy = (self.actors, self.rollouts) if active == "rollout" else (self.rollouts, self.actors)
+        idle.run("offload")
+        busy.run("reload")
+
+
+def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    keys = set().union(*dicts) if dicts else set()
+    return {k: sum(d[k] for d in dicts if k in d) / sum(1 for d in dicts if k in d) for k in keys}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _node_ip(nodes: list[dict], node: int) -> str:
+    if node < len(nodes) and nodes[node].get("NodeManagerAddress"):
+        return nodes[node]["NodeManagerAddress"]
+    return "127.0.0.1"

@@ -1,0 +1,173 @@
+"""The training loop: sync -> rollout -> advantages -> update -> log -> eval -> checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from rlinf_isaac.config.schema import Config
+from rlinf_isaac.config.structured import to_dict
+from rlinf_isaac.envs.base import wilson_interval
+from rlinf_isaac.runners.cluster import Cluster
+from rlinf_isaac.workers.env_worker import EpisodeLog
+
+__all__ = ["TrainRunner", "episode_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+def episode_metrics(eps: EpisodeLog, prefix: str) -> dict[str, float]:
+    """Mean success/return/length of finished episodes, under ``prefix`` (env/ or eval/)."""
+    n = len(eps.success_once)
+    if n == 0:
+        return {f"{prefix}/num_episodes": 0.0}
+    key = "success_once" if prefix == "env" else "success_rate"
+    out = {
+        f"{prefix}/{key}": float(np.mean(eps.success_once)),
+        f"{prefix}/return": float(np.mean(eps.returns)),
+        f"{prefix}/episode_len": float(np.mean(eps.episode_len)),
+        f"{prefix}/num_episodes": float(n),
+    }
+    if prefix == "eval":
+        lo, hi = wilson_interval(int(round(sum(eps.success_once))), n)
+        out.update({"eval/success_ci_low": lo, "eval/success_ci_high": hi})
+    return out
+
+
+class TrainRunner:
+    """Owns the cluster of workers, the logger and the checkpoints of one run."""
+
+    def __init__(self, cfg: Config, cluster: Cluster | None = None):
+        from rlinf_isaac.logging.console import ProgressBar
+        from rlinf_isaac.logging.metrics import MetricLogger
+
+        self.cfg = cfg
+        self.log_path = Path(cfg.runner.logger.log_path)
+        self.ckpt_dir = self.log_path / "checkpoints"
+        self.cluster = cluster or Cluster(cfg)
+        self.start_step = self._maybe_resume()
+        lg = cfg.runner.logger
+        self.logger = MetricLogger(self.log_path, lg.project_name, lg.experiment_name, lg.logger_backends,
+                                   config=to_dict(cfg), resume_step=self.start_step or None)
+        self.progress = ProgressBar(max(1, cfg.runner.max_steps), min(self.start_step, max(1, cfg.runner.max_steps)))
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, float]:
+        """Train for ``runner.max_steps`` global steps; returns the last logged metrics."""
+        c, metrics = self.cfg.runner, {}
+        for step in range(self.start_step, c.max_steps):
+            self.timings = {}
+            t0 = time.perf_counter()
+            with self.timer("sync"):
+                self.cluster.sync_weights(version=step)
+            with self.timer("rollout"):
+                rollout = self.cluster.rollout(step, record_video=self._video_due(step))
+            with self.timer("advantages"):
+                adv_metrics = self.cluster.compute_advantages(rollout.pieces)
+            with self.timer("update"):
+                update_metrics = self.cluster.update(step)
+            done = step + 1
+            self.timings["step"] = time.perf_counter() - t0
+            metrics = {**rollout.metrics, **adv_metrics, **update_metrics, **self._time_metrics()}
+            metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
+            if c.val_check_interval > 0 and _due(done, c.val_check_interval, c.max_steps):
+                with self.timer("eval"):
+                    metrics.update(self.evaluate(done))
+            if _due(done, c.save_interval, c.max_steps):
+                with self.timer("checkpoint"):
+                    self.save(done)
+            self._log(done, metrics, rollout.video)
+        return metrics
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Sync the newest weights and evaluate the deterministic policy on fresh seeds."""
+        self.cluster.sync_weights(version=step)
+        eps, video = self.cluster.evaluate(self.cfg.runner.eval_episodes, seed=self.cfg.runner.seed + 10_000_019 * step,
+                                           record_video=self._eval_video_on())
+        if video is not None:
+            self._write_video(video, "eval", step)
+        return episode_metrics(eps, "eval")
+
+    def save(self, step: int) -> Path:
+        from rlinf_isaac.runners.checkpoint import capture_rng_states, save_checkpoint
+
+        state = self.cluster.actor_state()
+        path = save_checkpoint(self.ckpt_dir, step=step, model_state=state["model"],
+                               optimizer_state=state["optimizer"], scheduler_state=state["scheduler"],
+                               rng_states=capture_rng_states(), config=to_dict(self.cfg),
+                               keep_last=self.cfg.runner.keep_checkpoints)
+        log.info("checkpoint written: %s", path)
+        return path
+
+    def close(self) -> None:
+        self.progress.close()
+        self.logger.close()
+        self.cluster.shutdown()
+
+    # ------------------------------------------------------------------ helpers
+    @contextmanager
+    def timer(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def _time_metrics(self) -> dict[str, float]:
+        return {f"time/{k}": v for k, v in self.timings.items()}
+
+    def _log(self, step: int, metrics: dict, video) -> None:
+        metrics.update(self._time_metrics())
+        self.logger.log(metrics, step)
+        if video is not None:
+            self._write_video(video, "train", step)
+        self.progress.update(step, metrics)
+        self.logger.flush()
+
+    def _video_due(self, step: int) -> bool:
+        v = self.cfg.env.train.video_cfg
+        return v.save_video and step % v.interval == 0
+
+    def _eval_video_on(self) -> bool:
+        return (self.cfg.env.eval or self.cfg.env.train).video_cfg.save_video
+
+    def _write_video(self, video: dict, split: str, step: int) -> None:
+        from rlinf_isaac.logging.video import make_grid, write_rollout_video
+
+        vcfg = (self.cfg.env.train if split == "train" else (self.cfg.env.eval or self.cfg.env.train)).video_cfg
+        path = Path(vcfg.video_base_dir) / f"global_step_{step}.mp4"
+        write_rollout_video(path, video["frames"], video["rewards"] if vcfg.info_on_video else None,
+                            video["successes"] if vcfg.info_on_video else None, fps=vcfg.fps, max_envs=vcfg.max_envs)
+        grid = np.stack([make_grid(f[: vcfg.max_envs]) for f in video["frames"]])  # [T, H', W', 3]
+        self.logger.log_video(f"{split}/rollout", grid[None], step, fps=vcfg.fps)
+
+    def _maybe_resume(self) -> int:
+        from rlinf_isaac.runners.checkpoint import load_checkpoint, restore_rng_states
+
+        if not self.cfg.runner.resume_dir:
+            return 0
+        ckpt = load_checkpoint(self.cfg.runner.resume_dir)
+        self.cluster.load_actor_state({"model": ckpt.model_state, "optimizer": ckpt.optimizer_state,
+                                       "scheduler": ckpt.scheduler_state})
+        if ckpt.rng_states:
+            restore_rng_states(ckpt.rng_states)
+        log.info("resumed from %s at global step %d", ckpt.path, ckpt.step)
+        return ckpt.step
+
+
+def _due(step: int, interval: int, max_steps: int) -> bool:
+    """Interval hooks fire every ``interval`` steps and at the last step (-1: last step only)."""
+    return step == max_steps or (interval > 0 and step % interval == 0)
+
+
+def write_eval_report(eps: EpisodeLog, video_dir: str | None) -> str:
+    """The JSON line eval_embodiment.sh ends with."""
+    n = len(eps.success_once)
+    k = int(round(sum(eps.success_once)))
+    lo, hi = wilson_interval(k, n)
+    return json.dumps({"success_rate": k / max(1, n), "ci95": [round(lo, 4), round(hi, 4)],
+                       "episodes": n, "video_dir": video_dir})

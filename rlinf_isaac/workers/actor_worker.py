@@ -1,0 +1,270 @@
+"""Actor worker: advantages and PPO updates, data-parallel across actor ranks.
+
+Each rank trains on its shard of envs; gradients are averaged across ranks with one
+all-reduce per optimizer step (torch.distributed: gloo on CPU, NCCL on GPU), which is
+what DDP does, minus bucketing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from rlinf_isaac.algorithms import (
+    entropy_bonus,
+    get_advantage,
+    get_policy_loss,
+    get_value_loss,
+    masked_mean,
+    normalize_advantages,
+)
+from rlinf_isaac.cluster.worker_group import WorkerBase
+from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
+from rlinf_isaac.workers.handles import resolve
+from rlinf_isaac.workers.policy_factory import build_policy
+from rlinf_isaac.workers.trajectory import Trajectory, concat_envs
+
+__all__ = ["ActorWorker", "TrainBatch", "build_train_batch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainBatch:
+    """Flattened samples N = T*B of one rank.
+
+    forward_inputs: dict of [N, ...]; old_logprobs [N] or [N, C]; advantages, mask: like
+    old_logprobs; old_values, returns: [N] or [N, C] (None without a critic).
+    """
+
+    forward_inputs: dict[str, torch.Tensor]
+    old_logprobs: torch.Tensor
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    old_values: torch.Tensor | None
+    returns: torch.Tensor | None
+
+    @property
+    def size(self) -> int:
+        return self.old_logprobs.shape[0]
+
+
+def _chunk_view(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over C: [T, B, C] -> [T, B] (a chunk-level quantity from per-step ones)."""
+    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+def _advantages(traj: Trajectory, algo: AlgorithmConfig, group=None):
+    """Advantages, returns and loss mask of a trajectory ([T, B] or [T, B, C])."""
+    valid = traj.valid.float()  # [T, B, C]
+    action_level = algo.reward_type == "action_level"
+    if algo.adv_type == "gae":
+        if action_level:
+            r, term, trunc = traj.rewards * valid, traj.terminated, traj.truncated  # [T, B, C]
+            mask = valid
+        else:
+            r = (traj.rewards * valid).sum(-1)  # [T, B, C] -> [T, B]: the chunk's reward
+            term, trunc = traj.terminated.any(-1), traj.truncated.any(-1)
+            mask = valid.amax(-1)
+        values = traj.values if (action_level or traj.values.ndim == 2) else traj.values[..., 0]
+        out = get_advantage("gae")(r, values, term, trunc, traj.final_values,
+                                   gamma=algo.gamma, gae_lambda=algo.gae_lambda)
+        adv, ret = out.advantages, out.returns
+        if algo.normalize_advantages:
+            adv = normalize_advantages(adv, mask, group)
+        return adv, ret, mask
+    # GRPO: one episode per env (no auto-reset); its score is the episode return.
+    scores = (traj.rewards * valid).sum((0, 2))  # [B]
+    success = traj.success.any(-1).any(0).float()  # [B]
+    dones = traj.terminated | traj.truncated
+    dones = dones if action_level else dones.any(-1)
+    group_ids = traj.env_ids // algo.group_size  # G consecutive envs share one reset state
+    out = get_advantage("grpo")(scores, group_ids, dones, normalize_std=algo.grpo_normalize_std,
+                                success=success, success_range=algo.grpo_success_filter)
+    mask = out.loss_mask * (valid if action_level else valid.amax(-1))
+    adv = out.advantages
+    if algo.normalize_advantages:
+        adv = normalize_advantages(adv, mask, group)
+    return adv, None, mask
+
+
+def build_train_batch(traj: Trajectory, algo: AlgorithmConfig, group=None) -> tuple[TrainBatch, dict]:
+    """Advantages for ``traj`` and its flattening into samples; returns (batch, metrics)."""
+    adv, ret, mask = _advantages(traj, algo, group)
+    logp = traj.logprobs  # [T, B] (chunk) or [T, B, C] (action)
+    if adv.ndim == 3 and logp.ndim == 2:  # per-step advantages, chunk-level log-probs
+        adv, mask = _chunk_view(adv, mask), mask.amax(-1)
+        ret = _chunk_view(ret, traj.valid.float()) if ret is not None else None
+    old_values = traj.values[:-1]  # [T, B] or [T, B, C]
+    if ret is not None and ret.ndim == 3 and old_values.ndim == 2:
+        ret = ret[..., 0]  # chunk critic: target = return at the chunk's first sub-step
+    t, b = logp.shape[:2]
+    flat = lambda x: x.reshape(t * b, *x.shape[2:])  # noqa: E731  [T, B, ...] -> [T*B, ...]
+    batch = TrainBatch(
+        forward_inputs={k: flat(v) for k, v in traj.forward_inputs.items()},
+        old_logprobs=flat(logp), advantages=flat(adv.float()), mask=flat(mask.float()),
+        old_values=flat(old_values) if ret is not None else None,
+        returns=flat(ret.float()) if ret is not None else None,
+    )
+    metrics = {"rollout/advantages_mean": float(masked_mean(adv.float(), mask))}
+    if ret is not None:
+        metrics["rollout/returns_mean"] = float(masked_mean(ret, mask if ret.shape == mask.shape else None))
+        metrics["rollout/values_mean"] = float(old_values.mean())
+    metrics["rollout/logprobs_mean"] = float(logp.mean())
+    return batch, metrics
+
+
+class ActorWorker(WorkerBase):
+    """One actor rank: owns the trainable policy, its optimizer and scheduler."""
+
+    def __init__(self, actor_cfg: ActorConfig, algo_cfg: AlgorithmConfig, rank: int, world_size: int,
+                 device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None):
+        super().__init__()
+        if actor_cfg.training_backend != "ddp":
+            raise NotImplementedError(
+                "actor.training_backend = 'fsdp' is not available yet; use 'ddp' (the default)")
+        self.cfg, self.algo, self.rank, self.world = actor_cfg, algo_cfg, rank, world_size
+        self.device = device
+        if world_size > 1 and not dist.is_initialized():
+            backend = "nccl" if device.startswith("cuda") else "gloo"
+            dist.init_process_group(backend, init_method=dist_addr, rank=rank, world_size=world_size)
+        self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=actor_cfg.seed)
+        self.policy.train()
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(max_steps))
+        self._batch: TrainBatch | None = None
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        value, rest = [], []
+        for name, p in self.policy.named_parameters():
+            if p.requires_grad:
+                (value if name.startswith("value_head.") else rest).append(p)
+        groups = [{"params": rest, "lr": o.lr}]
+        if value:
+            groups.append({"params": value, "lr": o.value_lr})
+        return torch.optim.AdamW(groups, betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps,
+                                 weight_decay=o.weight_decay)
+
+    def _lr_lambda(self, max_steps: int):
+        o = self.cfg.optim
+
+        def f(step: int) -> float:
+            if o.warmup_steps and step < o.warmup_steps:
+                return (step + 1) / o.warmup_steps
+            if o.lr_scheduler == "cosine":
+                frac = (step - o.warmup_steps) / max(1, max_steps - o.warmup_steps)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))  # lr_t = lr * (1 + cos(pi t/T)) / 2
+            return 1.0
+
+        return f
+
+    # ------------------------------------------------------------------ phases
+    def compute_advantages(self, pieces: list[Trajectory]) -> dict[str, float]:
+        """Advantages of this rank's trajectory shard; keeps the flattened batch for update()."""
+        traj = concat_envs([resolve(p) for p in pieces])  # object refs when called through Ray
+        self._batch, metrics = build_train_batch(traj, self.algo, group=None)
+        return metrics
+
+    def update(self, step: int) -> dict[str, float]:
+        """PPO epochs over the stored batch; returns averaged metrics."""
+        if self._batch is None:
+            raise RuntimeError("update() before compute_advantages(): no batch to train on")
+        batch, self._batch = self._batch, None
+        per_rank = self.cfg.global_batch_size // self.world
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + self.rank)
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _epoch in range(self.algo.update_epochs):
+            perm = torch.randperm(batch.size, generator=gen)
+            for start in range(0, batch.size - per_rank + 1, per_rank):
+                metrics = self._optimizer_step(batch, perm[start:start + per_rank])
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_updates += 1
+        self.scheduler.step()
+        out = {k: v / max(1, n_updates) for k, v in sums.items()}
+        out["actor/lr"] = self.optimizer.param_groups[0]["lr"]
+        return out
+
+    def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor) -> dict[str, float]:
+        micro = self.cfg.micro_batch_size
+        n_micro = max(1, idx.numel() // micro)
+        self.optimizer.zero_grad(set_to_none=True)
+        acc: dict[str, float] = {}
+        for m in range(n_micro):
+            loss, metrics = self._loss(batch, idx[m * micro:(m + 1) * micro])
+            (loss / n_micro).backward()
+            for k, v in metrics.items():
+                acc[k] = acc.get(k, 0.0) + float(v) / n_micro
+        self._all_reduce_grads()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        acc["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.clip_grad))
+        self.optimizer.step()
+        return acc
+
+    def _loss(self, batch: TrainBatch, idx: torch.Tensor):
+        a = self.algo
+        fwd = {k: v[idx] for k, v in batch.forward_inputs.items()}
+        out = self.policy.evaluate(fwd)
+        mask = batch.mask[idx].to(out["logprobs"].device)
+        adv = batch.advantages[idx].to(mask.device)
+        loss, metrics = get_policy_loss(a.loss_type)(
+            out["logprobs"].float(), batch.old_logprobs[idx].to(mask.device), adv, mask,
+            clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high, clip_ratio_c=a.clip_ratio_c)
+        if batch.returns is not None and out.get("values") is not None and a.value_loss_coef > 0:
+            v = out["values"].float()
+            ret, old_v = batch.returns[idx].to(v.device), batch.old_values[idx].to(v.device)
+            if v.ndim == 2 and ret.ndim == 1:
+                v = v[:, 0]
+            vmask = mask if mask.shape == v.shape else mask.amax(-1) if mask.ndim > v.ndim else mask
+            vloss, vmetrics = get_value_loss("clipped")(v, old_v, ret, vmask,
+                                                        value_clip=a.value_clip, huber_delta=a.huber_delta)
+            loss = loss + a.value_loss_coef * vloss
+            metrics.update(vmetrics)
+        if out.get("entropy") is not None:
+            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), mask if mask.shape == out["entropy"].shape else None,
+                                               coef=a.entropy_bonus)
+            loss = loss + ent_loss
+            metrics.update(emetrics)
+        return loss, {k: float(v) for k, v in metrics.items()}
+
+    def _all_reduce_grads(self) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in self.policy.parameters() if p.requires_grad and p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.world  # mean gradient across ranks
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    # ------------------------------------------------------------------ weights & state
+    def trainable_weights(self) -> dict[str, torch.Tensor]:
+        """Trainable tensors on the CPU, for actor -> rollout sync."""
+        return {k: v.detach().cpu() for k, v in self.policy.trainable_state_dict().items()}
+
+    def state(self) -> dict:
+        """Everything a checkpoint needs from this rank."""
+        return {"model": self.trainable_weights(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state["model"].items()})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def offload(self) -> None:
+        if self.cfg.enable_offload and self.device != "cpu":
+            self.policy.to("cpu")
+            torch.cuda.empty_cache()
+
+    def reload(self) -> None:
+        if self.cfg.enable_offload and self.device != "cpu":
+            self.policy.to(self.device)

@@ -1,0 +1,216 @@
+"""Env worker: owns B simulated envs split into S pipeline stages and drives rollouts.
+
+Pipelining: each stage is its own batched env. The worker queues a prediction for every
+stage, then for each stage in turn waits for its action chunk, steps it, and immediately
+queues the next prediction for it. While stage s is simulated, the rollout worker is
+already inferring stage s+1, so simulation and inference overlap (S >= 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rlinf_isaac.cluster.worker_group import WorkerBase
+from rlinf_isaac.config.schema import EnvConfig
+from rlinf_isaac.envs.base import BatchedEnv, Obs
+from rlinf_isaac.envs.registry import make_env
+from rlinf_isaac.workers.handles import resolve
+from rlinf_isaac.workers.trajectory import StepRecord, Trajectory, concat_envs, split_envs, stack_steps
+
+__all__ = ["EnvWorker", "EpisodeLog", "RolloutResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpisodeLog:
+    """Per-episode statistics of the episodes that ended during a rollout (flat lists)."""
+
+    success_once: list[float] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    episode_len: list[float] = field(default_factory=list)
+
+    def add(self, ep) -> None:
+        done = ep.done.bool()
+        self.success_once += ep.success_once[done].float().tolist()
+        self.returns += ep.returns[done].float().tolist()
+        self.episode_len += ep.episode_len[done].float().tolist()
+
+    def extend(self, other: "EpisodeLog") -> None:
+        self.success_once += other.success_once
+        self.returns += other.returns
+        self.episode_len += other.episode_len
+
+
+@dataclass
+class RolloutResult:
+    """What one env worker returns from a rollout (besides its trajectory pieces)."""
+
+    episodes: EpisodeLog
+    env_steps: int
+    time_env: float  # seconds spent stepping the simulator
+    time_wait: float  # seconds spent waiting for the rollout worker
+    video: dict[str, Any] | None = None  # {"frames": [T][N,H,W,3], "rewards": ..., "successes": ...}
+
+
+def _obs_slice(obs: Obs, sl: slice) -> Obs:
+    return Obs(
+        main_images=obs["main_images"][sl],
+        wrist_images=obs["wrist_images"][sl],
+        states=obs["states"][sl],
+        task_descriptions=obs["task_descriptions"][sl],
+    )
+
+
+class EnvWorker(WorkerBase):
+    """One env rank: ``num_envs`` envs in ``num_stages`` stage envs of ``num_envs / S`` each."""
+
+    def __init__(self, env_cfg: EnvConfig, rank: int, num_envs: int, num_stages: int,
+                 eval_cfg: EnvConfig | None = None, eval_num_envs: int | None = None,
+                 device: str = "cpu", total_envs: int | None = None):
+        super().__init__()
+        self.rank, self.num_stages, self.device = rank, num_stages, device
+        self.cfg, self.eval_cfg = env_cfg, eval_cfg or env_cfg
+        self.eval_num_envs = eval_num_envs or num_envs
+        self.stage_size = num_envs // num_stages
+        self.env_offset = rank * num_envs  # global index of this worker's first env
+        self.total_envs = total_envs or num_envs
+        self.stages: list[BatchedEnv] = [
+            self._make(env_cfg, self.stage_size, seed=env_cfg.seed + 1000 * (rank * num_stages + s))
+            for s in range(num_stages)
+        ]
+        self._eval_env: BatchedEnv | None = None
+        self._obs: list[Obs] | None = None  # current observation of each stage (auto-reset runs)
+
+    def _make(self, cfg: EnvConfig, n: int, seed: int, auto_reset: bool | None = None) -> BatchedEnv:
+        return make_env(
+            cfg.task_id, num_envs=n, image_size=cfg.image_size, reward_type=cfg.reward_type,
+            max_episode_steps=cfg.max_episode_steps, auto_reset=cfg.auto_reset if auto_reset is None else auto_reset,
+            seed=seed, num_workers=cfg.num_workers, render_backend=cfg.render_backend,
+            action_scale=cfg.action_scale, **cfg.extra,
+        )
+
+    # ------------------------------------------------------------------ training rollouts
+    def rollout(self, rollout_handles: Sequence[Any], num_chunk_steps: int, reset: bool,
+                group_size: int = 1, pieces: int = 1, record_video: bool = False,
+                reset_seed: int | None = None, epoch: int = 0) -> tuple:
+        """Collect ``num_chunk_steps`` chunk steps from every stage.
+
+        rollout_handles: one rollout worker handle per stage (the same handle may repeat).
+        reset: reset all envs first (GRPO: groups of ``group_size`` consecutive envs share
+            one reset-state id). Otherwise episodes continue from the last rollout.
+        pieces: split the trajectory into this many contiguous env shards (one per actor).
+        epoch: rollout epoch within the global step; env ids are offset by
+            ``epoch * total envs`` so GRPO groups of different epochs stay apart.
+        Returns ``(RolloutResult, shard_1, ..., shard_pieces)``: the episode statistics and
+        ``pieces`` trajectories of B/pieces envs each (separate Ray objects).
+        """
+        S, log_eps = self.num_stages, EpisodeLog()
+        if reset or self._obs is None:
+            self._obs = [self._reset_stage(s, group_size, reset_seed) for s in range(S)]
+        refs = [rollout_handles[s].predict.remote(self._obs[s], "train") for s in range(S)]
+        records: list[list[StepRecord]] = [[] for _ in range(S)]
+        video = {"frames": [], "rewards": [], "successes": []} if record_video else None
+        t_env = t_wait = 0.0
+        for _t in range(num_chunk_steps):
+            for s in range(S):
+                t0 = time.perf_counter()
+                actions, extras = resolve(refs[s])
+                t1 = time.perf_counter()
+                res = self.stages[s].chunk_step(actions)
+                t_env += time.perf_counter() - t1
+                t_wait += t1 - t0
+                refs[s] = rollout_handles[s].predict.remote(res.obs, "train")
+                records[s].append(self._record(s, extras, res, rollout_handles[s]))
+                log_eps.add(res.info["episode"])
+                if video is not None and s == 0:
+                    self._add_video_frames(video, res)
+                self._obs[s] = res.obs
+        # The queued predictions carry the bootstrap values V(s_T) of every stage.
+        trajs = []
+        for s in range(S):
+            _, extras = resolve(refs[s])
+            first = self.env_offset + s * self.stage_size + epoch * self.total_envs
+            env_ids = torch.arange(self.stage_size) + first
+            trajs.append(stack_steps(records[s], extras["values"].float(), env_ids))
+        steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
+        result = RolloutResult(log_eps, steps, t_env, t_wait, video)
+        return (result, *split_envs(concat_envs(trajs), pieces))
+
+    def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
+        env = self.stages[s]
+        n = self.stage_size
+        if group_size > 1:
+            rng = np.random.default_rng(None if seed is None else [seed, self.rank, s])
+            group_ids = rng.integers(0, 2**31 - 1, size=n // group_size)
+            ids = torch.as_tensor(np.repeat(group_ids, group_size))  # [n]: G consecutive envs share an id
+            return env.reset(seed=seed, reset_state_ids=ids)
+        return env.reset(seed=seed)
+
+    def _record(self, s: int, extras: dict, res, handle) -> StepRecord:
+        info = res.info
+        trunc_done = res.truncated.any(1) & info["episode"].done.bool()  # [B] truncated episodes
+        final_values = torch.zeros(res.reward.shape[0])
+        if bool(trunc_done.any()) and info.get("final_obs") is not None:
+            idx = trunc_done.nonzero().squeeze(1)
+            fo = info["final_obs"]
+            sub = Obs(main_images=fo["main_images"][idx], wrist_images=fo["wrist_images"][idx],
+                      states=fo["states"][idx], task_descriptions=[fo["task_descriptions"][i] for i in idx.tolist()])
+            final_values[idx] = resolve(handle.values.remote(sub)).float()
+        return StepRecord(
+            forward_inputs=extras["forward_inputs"], logprobs=extras["logprobs"].float(),
+            values=extras["values"].float(), rewards=res.reward.float(), terminated=res.terminated.bool(),
+            truncated=res.truncated.bool(), valid=info["valid"].bool(), success=info["success"].bool(),
+            final_values=final_values,
+        )
+
+    @staticmethod
+    def _add_video_frames(video: dict, res) -> None:
+        frames = res.info.get("frames")  # uint8 [B, C, H, W, 3] when the env renders every step
+        if frames is None:
+            frames = res.obs["main_images"][:, None]  # one frame per chunk
+        for c in range(frames.shape[1]):
+            video["frames"].append(np.asarray(frames[:, c]))
+            video["rewards"].append(res.reward[:, min(c, res.reward.shape[1] - 1)].numpy())
+            video["successes"].append(res.info["success"][:, min(c, res.reward.shape[1] - 1)].numpy())
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, rollout_handle: Any, num_episodes: int, seed: int, record_video: bool = False):
+        """Run ``num_episodes`` episodes with the deterministic policy on fresh seeds.
+
+        Envs don't auto-reset: each round resets all eval envs, runs until every env's
+        episode ended (or the step limit), and counts the finished episodes.
+        """
+        if self._eval_env is None:
+            self._eval_env = self._make(self.eval_cfg, self.eval_num_envs, seed=self.eval_cfg.seed, auto_reset=False)
+        env, eps, video = self._eval_env, EpisodeLog(), None
+        rounds = -(-num_episodes // env.num_envs)
+        for r in range(rounds):
+            obs = env.reset(seed=seed + 7919 * r + self.rank)
+            done = torch.zeros(env.num_envs, dtype=torch.bool)
+            vid = {"frames": [], "rewards": [], "successes": []} if (record_video and r == 0) else None
+            while not bool(done.all()):
+                actions, _ = resolve(rollout_handle.predict.remote(obs, "eval"))
+                res = env.chunk_step(actions)
+                ep = res.info["episode"]
+                eps.add(ep)
+                done |= ep.done.bool()
+                if vid is not None:
+                    self._add_video_frames(vid, res)
+                obs = res.obs
+            video = video or vid
+        keep = num_episodes
+        out = EpisodeLog(eps.success_once[:keep], eps.returns[:keep], eps.episode_len[:keep])
+        return out, video
+
+    def close(self) -> None:
+        for env in self.stages:
+            env.close()
+        if self._eval_env is not None:
+            self._eval_env.close()

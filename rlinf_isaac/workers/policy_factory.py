@@ -1,0 +1,66 @@
+"""Build the RL policy from the run config (one place for rollout and actor workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
+
+__all__ = ["build_policy", "policy_config", "resolve_checkpoint_path"]
+
+_GRANULARITY = {"chunk_level": "chunk", "action_level": "action"}
+
+
+def policy_config(model: ModelConfig, algo: AlgorithmConfig):
+    """Map ``actor.model`` + ``algorithm`` keys to the policy wrapper's config."""
+    from rlinf_isaac.models.gr00t.policy import GR00TPolicyConfig
+
+    return GR00TPolicyConfig(
+        noise_method=model.noise_method,
+        noise_level=model.noise_level,
+        logprob_granularity=_GRANULARITY[algo.logprob_type],
+        value_granularity=_GRANULARITY[algo.reward_type],
+        num_denoise_steps=model.num_denoise_steps,
+        num_action_chunks=model.num_action_chunks,
+        action_dim=model.action_dim,
+        add_value_head=model.add_value_head,
+        reuse_backbone_features=model.reuse_backbone_features,
+        tune_visual=model.tune_visual,
+        tune_llm=model.tune_llm,
+        tune_projector=model.tune_projector,
+        tune_diffusion_model=model.tune_diffusion_model,
+    )
+
+
+def resolve_checkpoint_path(path: str | None) -> Path | None:
+    """A relative checkpoint path is taken from the repository root when not found as given."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.exists() and not p.is_absolute():
+        repo = Path(__file__).resolve().parents[2] / p
+        if repo.exists():
+            return repo
+    if not p.exists():
+        raise FileNotFoundError(
+            f"actor.model.checkpoint_path = {path!r}: no such directory. Point it at a local GR00T "
+            f"checkpoint (config.json + safetensors); the tiny SFT checkpoints are made by "
+            f"scripts/make_tiny_sft.sh"
+        )
+    return p
+
+
+def build_policy(model: ModelConfig, algo: AlgorithmConfig, device: str = "cpu", seed: int = 0):
+    """The GR00T policy of ``actor.model`` on ``device`` (random init only for gr00t_tiny)."""
+    from rlinf_isaac.models.gr00t.policy import GR00TPolicy
+
+    cfg = policy_config(model, algo)
+    dtype = torch.bfloat16 if model.precision == "bf16" else None
+    ckpt = resolve_checkpoint_path(model.checkpoint_path)
+    if ckpt is not None:
+        policy = GR00TPolicy.from_pretrained(ckpt, cfg, device=device, dtype=dtype)
+    else:
+        policy = GR00TPolicy.from_config(model.config_name, cfg, device=device, seed=seed)
+    return policy.to(device)

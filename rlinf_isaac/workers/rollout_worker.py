@@ -1,0 +1,84 @@
+"""Rollout worker: serves action chunks (+ log-probs, values, what the actor needs) to env workers."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from rlinf_isaac.cluster.worker_group import WorkerBase
+from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
+from rlinf_isaac.envs.base import Obs
+from rlinf_isaac.workers.policy_factory import build_policy
+
+__all__ = ["RolloutWorker", "split_extras"]
+
+log = logging.getLogger(__name__)
+
+_OUTPUT_KEYS = ("prev_logprobs", "prev_values")
+
+
+def split_extras(extras: dict[str, torch.Tensor], batch: int) -> dict:
+    """Rollout extras -> {"forward_inputs", "logprobs", "values"} on the CPU.
+
+    forward_inputs: every tensor ``evaluate`` needs ([B, ...]); logprobs [B] or [B, C]
+    (zeros in eval mode); values [B] or [B, C] (zeros without a value head).
+    """
+    fwd = {k: v.detach().cpu() for k, v in extras.items() if k not in _OUTPUT_KEYS}
+    zeros = torch.zeros(batch)
+    return {
+        "forward_inputs": fwd,
+        "logprobs": extras["prev_logprobs"].detach().float().cpu() if "prev_logprobs" in extras else zeros,
+        "values": extras["prev_values"].detach().float().cpu() if "prev_values" in extras else zeros,
+    }
+
+
+class RolloutWorker(WorkerBase):
+    """Holds an inference copy of the policy; weights arrive from the actor, versioned."""
+
+    def __init__(self, model_cfg: ModelConfig, algo_cfg: AlgorithmConfig, rank: int,
+                 device: str = "cpu", seed: int = 0, enable_offload: bool = False):
+        super().__init__()
+        self.rank, self.device, self.enable_offload = rank, device, enable_offload
+        self.policy = build_policy(model_cfg, algo_cfg, device=device, seed=seed)
+        self.policy.eval()
+        self.version = -1
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Reseed the sampling noise (the runner does this every global step: exact resume)."""
+        self.generator.manual_seed(seed)
+
+    @torch.no_grad()
+    def predict(self, obs: Obs, mode: str = "train"):
+        """obs of B envs -> (actions float32 [B, C, 7] on CPU, extras dict, see split_extras)."""
+        actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
+        return actions.cpu(), split_extras(extras, actions.shape[0])
+
+    @torch.no_grad()
+    def values(self, obs: Obs) -> torch.Tensor:
+        """Value estimates float [B] of observations (for bootstrapping at truncation)."""
+        _, extras = self.policy.predict(obs, mode="eval", generator=self.generator)
+        v = extras.get("prev_values")
+        if v is None:
+            return torch.zeros(obs["states"].shape[0])
+        return (v[:, 0] if v.ndim == 2 else v).float().cpu()
+
+    def sync_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
+        """Load the actor's trainable tensors (a newer version only); returns the loaded version."""
+        if version <= self.version:
+            return self.version
+        self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state_dict.items()})
+        self.version = version
+        return version
+
+    def offload(self) -> None:
+        """Move weights to host memory while colocated actors train (enable_offload)."""
+        if self.enable_offload and self.device != "cpu":
+            self.policy.to("cpu")
+            torch.cuda.empty_cache()
+
+    def reload(self) -> None:
+        if self.enable_offload and self.device != "cpu":
+            self.policy.to(self.device)
