@@ -79,7 +79,8 @@ class WorkerGroup:
     """Ray actors of one component, rank order; calls are bounded by ``timeout_s``."""
 
     def __init__(self, name: str, cls: type, placement: Placement, component: str,
-                 init_kwargs: Sequence[dict], log_dir: Path, timeout_s: float, nodes: list[dict]):
+                 init_kwargs: Sequence[dict], log_dir: Path, timeout_s: float, nodes: list[dict],
+                 start_timeout_s: float = 900.0):
         """Start one actor of ``cls`` (a :class:`WorkerBase`) per process of ``component``.
 
         init_kwargs: constructor keyword arguments, one dict per rank.
@@ -89,6 +90,7 @@ class WorkerGroup:
 
         self.name, self.timeout_s = name, timeout_s
         self.members: list[_Member] = []
+        self._rank_of: dict[Any, int] = {}  # ref -> rank of the worker that computes it
         procs = placement.processes(component)
         for p, kwargs in zip(procs, init_kwargs):
             log_file = str(log_dir / f"{name}-{p.rank}.log")
@@ -100,8 +102,10 @@ class WorkerGroup:
                 opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
             handle = ray.remote(cls).options(**opts).remote(**kwargs)
             self.members.append(_Member(p.rank, handle, log_file))
-        # Construction errors surface here, with the worker's log.
-        self.wait([m.handle.ready.remote() for m in self.members], what="start")
+        # Construction errors surface here, with the worker's log; building a simulator or
+        # loading a multi-GB checkpoint may take longer than one step, hence the floor.
+        self.wait([m.handle.ready.remote() for m in self.members], what="start",
+                  timeout_s=max(timeout_s, start_timeout_s))
 
     def __len__(self) -> int:
         return len(self.members)
@@ -120,32 +124,36 @@ class WorkerGroup:
         refs = []
         for i, r in enumerate(ranks):
             extra = tuple(per_rank_args[i]) if per_rank_args is not None else ()
-            refs.append(getattr(self.members[r].handle, method).remote(*args, *extra, **kwargs))
+            ref = getattr(self.members[r].handle, method).remote(*args, *extra, **kwargs)
+            self._rank_of[ref] = r
+            refs.append(ref)
         return refs
 
-    def wait(self, refs: list, what: str = "call") -> list:
+    def wait(self, refs: list, what: str = "call", timeout_s: float | None = None) -> list:
         """Results of ``refs`` (rank order); a failure or timeout raises :class:`WorkerError`."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
         pending = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
-        deadline = time.monotonic() + self.timeout_s
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
         while pending:
             left = deadline - time.monotonic()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, left))
             if not ready:
-                ranks = sorted(pending.values())
-                raise self._error(ranks[0], f"did not finish '{what}' within {self.timeout_s:.0f} s "
+                ranks = sorted(self._rank_of.get(r, i) for r, i in pending.items())
+                raise self._error(ranks[0], f"did not finish '{what}' within {timeout_s:.0f} s "
                                             f"(cluster.worker_timeout_s); ranks still running: {ranks}")
             ref = ready[0]
             i = pending.pop(ref)
+            rank = self._rank_of.pop(ref, i)
             try:
                 results[i] = ray.get(ref)
             except RayTaskError as e:
-                raise self._error(i, f"raised during '{what}': {e.cause!r}" if e.cause else str(e)) from None
+                raise self._error(rank, f"raised during '{what}': {e.cause!r}" if e.cause else str(e)) from None
             except RayActorError as e:
-                raise self._error(i, f"died during '{what}' ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                raise self._error(rank, f"died during '{what}' ({type(e).__name__}: {str(e).splitlines()[0]})") from None
         return results
 
     def run(self, method: str, *args, **kwargs) -> list:

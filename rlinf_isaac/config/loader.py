@@ -37,10 +37,31 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: Path | str = C
         )
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-            cfg = hydra_compose(config_name=name, overrides=list(overrides))
+            base = hydra_compose(config_name=name)
+            cfg = hydra_compose(config_name=name, overrides=_add_missing_keys(base, overrides))
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"composing config {name!r} with overrides {list(overrides)} failed: {e}") from None
+
+
+def _add_missing_keys(base, overrides: Sequence[str]) -> list[str]:
+    """Turn ``key=value`` for a key the YAML doesn't set into ``+key=value``.
+
+    Hydra only overrides keys present in the composed YAML; schema keys left at their
+    defaults (``runner.resume_dir``, ...) must still be settable from the command line.
+    Whether a key exists at all is then decided by the schema, with a did-you-mean error.
+    """
+    from omegaconf import OmegaConf
+
+    missing = object()
+    out = []
+    for o in overrides:
+        key, eq, _ = o.partition("=")
+        plain = eq and not key.startswith(("+", "~")) and "@" not in key and "/" not in key
+        if plain and "." in key and OmegaConf.select(base, key, default=missing) is missing:
+            o = "+" + o
+        out.append(o)
+    return out
 
 
 def load_config(name: str, overrides: Sequence[str] = (), config_dir: Path | str = CONFIG_DIR) -> Config:

@@ -33,7 +33,7 @@ def test_expected_defaults_of_quickstart():
 
 def test_unknown_key_is_an_error_with_suggestion():
     with pytest.raises(ConfigError, match=r"algorithm.gama: unknown key \(did you mean 'gamma'\?\)"):
-        load_config("cpu_quickstart", ["+algorithm.gama=0.9"])
+        load_config("cpu_quickstart", ["algorithm.gama=0.9"])
 
 
 def test_wrong_type_and_range_name_the_key():

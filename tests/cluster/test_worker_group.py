@@ -1,0 +1,66 @@
+"""Worker groups report a dead or hung worker with its rank and last log lines, never hang."""
+
+import os
+import time
+
+import pytest
+
+from rlinf_isaac.cluster.placement import parse_placement
+from rlinf_isaac.cluster.worker_group import WorkerBase, WorkerError, WorkerGroup, start_ray
+
+pytest.importorskip("ray")
+
+
+def _group(tmp_path, timeout_s, n=2):
+    class Flaky(WorkerBase):  # local class: Ray ships it by value
+        def __init__(self, rank: int, device: str = "cpu"):
+            super().__init__()
+            self.rank = rank
+
+        def echo(self, x):
+            return (self.rank, x)
+
+        def die(self):
+            print(f"rank {self.rank}: simulator lost, exiting", flush=True)
+            os._exit(3)
+
+        def hang(self, seconds):
+            print(f"rank {self.rank}: stepping forever", flush=True)
+            time.sleep(seconds)
+
+    placement = parse_placement({"env": "all"}, gpus_per_node=n, device_type="cpu")
+    nodes = start_ray(None)
+    return WorkerGroup("env", Flaky, placement, "env", [dict(rank=r) for r in range(n)],
+                       tmp_path, timeout_s, nodes)
+
+
+def test_results_in_rank_order(tmp_path):
+    g = _group(tmp_path, timeout_s=60)
+    try:
+        assert g.run("echo", "x") == [(0, "x"), (1, "x")]
+        assert g.wait(g.call("echo", per_rank_args=[("a",), ("b",)])) == [(0, "a"), (1, "b")]
+    finally:
+        g.kill()
+
+
+def test_dead_worker_is_reported_with_rank_and_log(tmp_path):
+    g = _group(tmp_path, timeout_s=60)
+    try:
+        with pytest.raises(WorkerError) as e:
+            g.wait(g.call("die", ranks=[1]), what="rollout")
+        msg = str(e.value)
+        assert "worker env rank 1 died during 'rollout'" in msg
+        assert "rank 1: simulator lost, exiting" in msg  # the worker's last log lines
+    finally:
+        g.kill()
+
+
+def test_hung_worker_times_out(tmp_path):
+    g = _group(tmp_path, timeout_s=2.0)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(WorkerError, match=r"worker env rank 0 did not finish 'rollout' within 2 s"):
+            g.wait(g.call("hang", 60, ranks=[0]), what="rollout")
+        assert time.monotonic() - t0 < 20
+    finally:
+        g.kill()
