@@ -1,5 +1,6 @@
 """Task definitions: MuJoCo stack-cube tasks and Isaac Lab rewarded stack-cube configs (installed as ``rlinf_isaac.tasks``)."""
 
 from rlinf_isaac.tasks import stack_cube  # noqa: F401  (registers the MuJoCo tasks)
+from rlinf_isaac.tasks import isaaclab_stack  # noqa: F401  (registers the Isaac Lab tasks; imports no Isaac Lab)
 
-__all__: list[str] = ["stack_cube"]
+__all__: list[str] = ["stack_cube", "isaaclab_stack"]

@@ -1,0 +1,401 @@
+"""Isaac Lab adapter core: turns a ``ManagerBasedRLEnv`` into our chunked env contract.
+
+Runs inside the simulator process (see :mod:`rlinf_isaac.envs.isaaclab_server`). It never
+imports Isaac Lab: it speaks to the env through the manager-based API only
+(``step``, ``reset``, ``termination_manager``, ``observation_manager``,
+``event_manager``), which is what lets the same code run against the Python 3.11 test fake.
+
+What it takes care of:
+
+* Isaac Lab auto-resets a finished env *inside* ``step`` and reuses ``terminated`` /
+  ``truncated`` / reward buffers in place: every value is cloned when read, the last
+  observation before the reset is captured by a hook on ``_reset_idx``, and finished
+  envs are masked for the rest of the chunk (then reset again to their reset state, so the
+  observation returned is the true first observation of the new episode).
+* Reset-state ids: every reset-mode event term is called once per env with the random
+  generators (python, numpy, torch) seeded from that env's reset-state id, so two envs
+  given one id start from the same state, whatever their index (GRPO groups).
+* Quaternion order: 2.3 gives WXYZ, 3.0 gives XYZW; both become axis-angle.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlinf_isaac.envs.base import (
+    ACTION_DIM,
+    EpisodeStats,
+    Obs,
+    as_env_ids,
+    as_reset_state_ids,
+    validate_actions,
+)
+
+__all__ = [
+    "StepperCfg",
+    "ChunkStepper",
+    "ResetSeeder",
+    "quat_to_axis_angle",
+    "to_wxyz",
+    "binarize_gripper",
+    "as_torch",
+]
+
+QUAT_ORDERS = ("wxyz", "xyzw")
+_ID_SPACE = 2**31 - 1
+
+
+@dataclass
+class StepperCfg:
+    """Adapter settings (sent to the simulator process).
+
+    image_size: (H, W) of the returned uint8 images (resized if the camera differs).
+    quat_order: order of the ``eef_quat`` observation: "wxyz" (Isaac Lab 2.x) or "xyzw" (3.x).
+    max_episode_steps: episodes are truncated after this many env steps.
+    """
+
+    instruction: str
+    image_size: tuple[int, int] = (84, 84)
+    quat_order: str = "wxyz"
+    max_episode_steps: int = 600
+    auto_reset: bool = True
+    seed: int = 0
+    success_term: str = "success"
+    obs_group: str = "policy"
+    camera_terms: tuple[str, str] = ("table_cam", "wrist_cam")
+    state_terms: tuple[str, str, str] = ("eef_pos", "eef_quat", "gripper_pos")
+    capture_final_obs: bool = True
+
+    def __post_init__(self):
+        if self.quat_order not in QUAT_ORDERS:
+            raise ValueError(f"quat_order must be one of {list(QUAT_ORDERS)}, got {self.quat_order!r}")
+        h, w = self.image_size
+        if not (h >= 1 and w >= 1):
+            raise ValueError(f"image_size must be (H, W) with H, W >= 1, got {self.image_size}")
+        if self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+
+
+def as_torch(x: Any) -> torch.Tensor:
+    """Isaac Lab 3.0 exposes warp-backed data through ``.torch``; 2.3 gives tensors."""
+    return x.torch if hasattr(x, "torch") and not isinstance(x, torch.Tensor) else torch.as_tensor(x)
+
+
+def to_wxyz(quat: torch.Tensor, order: str) -> torch.Tensor:
+    """Reorder quaternions float [N, 4] from ``order`` to WXYZ."""
+    if order == "wxyz":
+        return quat
+    if order == "xyzw":
+        return quat[..., [3, 0, 1, 2]]  # [N, 4] (x, y, z, w) -> (w, x, y, z)
+    raise ValueError(f"quaternion order must be one of {list(QUAT_ORDERS)}, got {order!r}")
+
+
+def quat_to_axis_angle(quat_wxyz: torch.Tensor) -> torch.Tensor:
+    """Axis-angle (rotation vector) float [N, 3] of unit quaternions float [N, 4] (WXYZ).
+
+    q and -q are the same rotation: w is made >= 0 first, so the angle lies in [0, pi].
+    angle = 2 * atan2(|v|, w); axis = v / |v|; small angles use 2 * v / w (first order).
+    """
+    q = quat_wxyz / quat_wxyz.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    q = torch.where(q[..., :1] < 0, -q, q)
+    w, v = q[..., 0], q[..., 1:]
+    s = v.norm(dim=-1)  # sin(angle / 2)
+    angle = 2.0 * torch.atan2(s, w)
+    scale = torch.where(s > 1e-7, angle / s.clamp_min(1e-12), 2.0 / w.clamp_min(1e-12))
+    return v * scale.unsqueeze(-1)
+
+
+def binarize_gripper(actions: torch.Tensor) -> torch.Tensor:
+    """Gripper command to exactly -1 (close, a < 0) or +1 (open); actions float [..., A]."""
+    out = actions.clone()
+    out[..., -1] = torch.where(actions[..., -1] < 0, -1.0, 1.0)
+    return out
+
+
+class ResetSeeder:
+    """Seeds Isaac Lab's reset events per env from its reset-state id.
+
+    Wraps each term of ``event_manager``'s "reset" mode: the term is called once per env,
+    with python/numpy/torch generators seeded from ``(reset_state_id, term index)``, so
+    the sampled state depends on the id only (not on the env index nor on the batch).
+    """
+
+    def __init__(self, env: Any, state_id_of: Callable[[int], int]):
+        self.env = env
+        self.state_id_of = state_id_of
+        terms = _reset_event_terms(env)
+        for k, term in enumerate(terms):
+            if not getattr(term.func, "_rlinf_seeded", False):
+                term.func = self._wrap(term.func, k)
+        self.num_terms = len(terms)
+
+    def _wrap(self, func: Callable, k: int) -> Callable:
+        return _SeededTerm(func, k, self.state_id_of)
+
+
+class _SeededTerm:
+    """A reset event term called per env under seeded generators; forwards other attributes
+    (e.g. ``reset`` of class-based terms) to the wrapped term."""
+
+    _rlinf_seeded = True
+
+    def __init__(self, func: Callable, k: int, state_id_of: Callable[[int], int]):
+        self.__wrapped__, self.k, self.state_id_of = func, k, state_id_of
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
+
+    def __call__(self, env, env_ids, *args, **kwargs):
+        devices = [torch.device(env.device)] if torch.device(env.device).type == "cuda" else []
+        for e in _ids_list(env_ids, env.num_envs):
+            seed = (self.state_id_of(e) * 1_000_003 + self.k * 7919) % _ID_SPACE
+            with torch.random.fork_rng(devices=devices):
+                py_state, np_state = random.getstate(), np.random.get_state()
+                random.seed(seed)
+                np.random.seed(seed)
+                torch.manual_seed(seed)
+                try:
+                    self.__wrapped__(env, torch.tensor([e], device=env.device), *args, **kwargs)
+                finally:
+                    random.setstate(py_state)
+                    np.random.set_state(np_state)
+
+
+def _ids_list(env_ids: Any, num_envs: int) -> list[int]:
+    """Env ids as Isaac Lab passes them (None, slice, int tensor [N]) -> python ints."""
+    if env_ids is None:
+        return list(range(num_envs))
+    if isinstance(env_ids, slice):
+        return list(range(num_envs))[env_ids]
+    return torch.as_tensor(env_ids).reshape(-1).cpu().tolist()
+
+
+def _reset_event_terms(env: Any) -> list:
+    manager = getattr(env, "event_manager", None)
+    if manager is None:
+        return []
+    modes = getattr(manager, "_mode_term_cfgs", {})
+    return list(modes.get("reset", []))
+
+
+class _FinalObsHook:
+    """Captures the policy observation of envs just before Isaac Lab auto-resets them."""
+
+    def __init__(self, env: Any, group: str):
+        self.env, self.group = env, group
+        self.captured: dict[int, dict[str, torch.Tensor]] = {}
+        original = env._reset_idx
+
+        def reset_idx(env_ids, *args, **kwargs):
+            if self.armed:
+                obs = env.observation_manager.compute_group(group)
+                for e in _ids_list(env_ids, env.num_envs):
+                    self.captured[e] = {k: as_torch(v)[e].clone() for k, v in obs.items()}
+            return original(env_ids, *args, **kwargs)
+
+        self.armed = False
+        env._reset_idx = reset_idx
+
+
+class ChunkStepper:
+    """Our batched env contract over one Isaac Lab ``ManagerBasedRLEnv`` (B = env.num_envs).
+
+    ``reset`` and ``chunk_step`` follow :class:`rlinf_isaac.envs.base.BatchedEnv`
+    (same arguments, same returns); this object lives where the simulator lives.
+    """
+
+    def __init__(self, env: Any, cfg: StepperCfg):
+        self.env, self.cfg = env, cfg
+        self.B = int(env.num_envs)
+        self.device = torch.device(str(env.device))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.state_ids = torch.zeros(self.B, dtype=torch.int64)  # current episode's id
+        self.pending_ids = self._draw(self.B)  # id for the env's next reset
+        self.ep_return = torch.zeros(self.B)
+        self.ep_len = torch.zeros(self.B, dtype=torch.int64)
+        self.ep_success = torch.zeros(self.B, dtype=torch.bool)
+        self.frozen = torch.zeros(self.B, dtype=torch.bool)  # finished, auto_reset=False
+        self.last_obs: Obs | None = None
+        self.seeder = ResetSeeder(env, lambda e: int(self.pending_ids[e]))
+        self.hook = _FinalObsHook(env, cfg.obs_group) if cfg.capture_final_obs else None
+
+    def _draw(self, n: int) -> torch.Tensor:
+        return torch.randint(0, _ID_SPACE, (n,), generator=self.gen, dtype=torch.int64)
+
+    # ---------------------------------------------------------------- observations
+    def _image(self, x: Any) -> torch.Tensor:
+        """Camera term -> uint8 [B, H, W, 3] at the configured size."""
+        img = as_torch(x).detach()[..., :3]
+        if img.is_floating_point():  # normalised or [0, 1] float images
+            img = (img.clamp(0, 1) * 255.0 if img.max() <= 1.0 else img.clamp(0, 255)).round()
+        h, w = self.cfg.image_size
+        if tuple(img.shape[1:3]) != (h, w):
+            x4 = img.permute(0, 3, 1, 2).float()  # [B, H0, W0, 3] -> [B, 3, H0, W0]
+            x4 = F.interpolate(x4, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            img = x4.round().clamp(0, 255).permute(0, 2, 3, 1)  # [B, 3, H, W] -> [B, H, W, 3]
+        return img.to("cpu", torch.uint8).contiguous()
+
+    def make_obs(self, group: dict[str, Any]) -> Obs:
+        """Our observation from the Isaac Lab policy group (dict of term -> [B, ...])."""
+        main, wrist = self.cfg.camera_terms
+        pos_t, quat_t, grip_t = self.cfg.state_terms
+        quat = to_wxyz(as_torch(group[quat_t]).float().cpu(), self.cfg.quat_order)
+        states = torch.cat(
+            [
+                as_torch(group[pos_t]).float().cpu(),  # [B, 3]
+                quat_to_axis_angle(quat),  # [B, 3]
+                as_torch(group[grip_t]).float().cpu().reshape(self.B, -1)[:, :2],  # [B, 2]
+            ],
+            dim=-1,
+        )  # [B, 8]
+        return {
+            "main_images": self._image(group[main]),
+            "wrist_images": self._image(group[wrist]),
+            "states": states,
+            "task_descriptions": [self.cfg.instruction] * self.B,
+        }
+
+    # ---------------------------------------------------------------- reset
+    def reset(self, seed=None, reset_state_ids=None, env_ids=None) -> Obs:
+        """Reset ``env_ids`` (all if None) to the given reset-state ids (drawn if None)."""
+        if seed is not None:
+            self.gen.manual_seed(int(seed))
+            self.pending_ids = self._draw(self.B)
+        ids = as_env_ids(env_ids, self.B)
+        pinned = as_reset_state_ids(reset_state_ids, ids.numel())
+        if ids.numel() == 0:
+            return self.last_obs if self.last_obs is not None else self._reset_ids(ids, None)
+        return self._reset_ids(ids, pinned)
+
+    def _reset_ids(self, ids: torch.Tensor, pinned: torch.Tensor | None) -> Obs:
+        if pinned is not None:
+            self.pending_ids[ids] = pinned
+        self.state_ids[ids] = self.pending_ids[ids]
+        full = ids.numel() == self.B
+        obs, _ = self.env.reset(env_ids=None if full else ids.to(self.device))
+        self.pending_ids[ids] = self._draw(ids.numel())
+        self.ep_return[ids], self.ep_len[ids], self.ep_success[ids] = 0.0, 0, False
+        self.frozen[ids] = False
+        self.last_obs = self.make_obs(obs[self.cfg.obs_group])
+        return self.last_obs
+
+    # ---------------------------------------------------------------- step
+    def chunk_step(self, actions: torch.Tensor) -> dict[str, Any]:
+        """Execute actions float [B, C, A]; returns the fields of a ChunkStepResult.
+
+        Returns dict(obs, reward [B, C], terminated [B, C], truncated [B, C], info).
+        """
+        if self.last_obs is None:
+            raise RuntimeError("chunk_step called before reset(): reset the env first")
+        acts = binarize_gripper(validate_actions(actions, self.B, ACTION_DIM))
+        C = acts.shape[1]
+        out = {k: torch.zeros(self.B, C, dtype=torch.bool) for k in ("terminated", "truncated", "success", "valid")}
+        reward = torch.zeros(self.B, C)
+        ended = self.frozen.clone()  # envs whose episode is over (this or an earlier chunk)
+        final_rows: dict[int, dict[str, torch.Tensor]] = {}
+        group = None
+        for c in range(C):
+            live = ~ended
+            obs, rew, ter, tru = self._env_step(acts[:, c])
+            group = obs[self.cfg.obs_group]
+            succ = as_torch(self.env.termination_manager.get_term(self.cfg.success_term)).cpu().clone()
+            self.ep_len += live.long()
+            tru = tru | (self.ep_len >= self.cfg.max_episode_steps)  # our own step limit
+            reward[live, c] = rew[live]
+            out["terminated"][live, c] = ter[live]
+            out["truncated"][live, c] = tru[live] & ~ter[live]
+            out["success"][live, c] = succ[live]
+            out["valid"][live, c] = True
+            self.ep_return += torch.where(live, rew, torch.zeros_like(rew))
+            self.ep_success |= live & succ
+            new_done = live & (ter | tru)
+            self._collect_final(new_done, group, final_rows)
+            ended |= new_done
+        return self._finish_chunk(ended, group, final_rows, reward, out)
+
+    def _env_step(self, act: torch.Tensor):
+        """One Isaac Lab step with (N, 7) actions on the env's device; clones in-place buffers."""
+        if self.hook is not None:
+            self.hook.captured.clear()
+            self.hook.armed = True
+        try:
+            obs, rew, ter, tru, _ = self.env.step(act.to(self.device))
+        finally:
+            if self.hook is not None:
+                self.hook.armed = False
+        # Isaac Lab reuses these buffers in place at the next step: clone now.
+        return (
+            obs,
+            as_torch(rew).detach().float().cpu().clone().reshape(self.B),
+            as_torch(ter).detach().bool().cpu().clone().reshape(self.B),
+            as_torch(tru).detach().bool().cpu().clone().reshape(self.B),
+        )
+
+    def _collect_final(self, new_done: torch.Tensor, group: dict, final_rows: dict) -> None:
+        """Remember the last policy-group row of each env that just finished."""
+        for e in new_done.nonzero().flatten().tolist():
+            if self.hook is not None and e in self.hook.captured:  # Isaac Lab reset it in step
+                final_rows[e] = self.hook.captured[e]
+            else:  # finished by our step limit: the step's observation is the last one
+                final_rows[e] = {k: as_torch(v)[e].clone() for k, v in group.items()}
+
+    def _finish_chunk(self, ended, group, final_rows, reward, out) -> dict[str, Any]:
+        """Episode stats, final observations, auto-resets; returns the chunk result fields."""
+        done = ended & ~self.frozen  # episodes that ended in this chunk
+        stats = EpisodeStats(
+            done=done.clone(),
+            success_once=self.ep_success & done,
+            returns=torch.where(done, self.ep_return, torch.zeros_like(self.ep_return)),
+            episode_len=torch.where(done, self.ep_len, torch.zeros_like(self.ep_len)),
+        )
+        obs = self.make_obs(group)
+        final_obs = None
+        if final_rows:
+            merged = {k: as_torch(v).clone() for k, v in group.items()}
+            for e, row in final_rows.items():
+                for k, v in row.items():
+                    merged[k][e] = v.to(merged[k].device)
+            final_obs = _where_rows(done, self.make_obs(merged), obs)
+        done_ids = done.nonzero().flatten()
+        if self.cfg.auto_reset and done_ids.numel():
+            obs = self._reset_ids(done_ids, None)  # same id as Isaac Lab's internal reset
+        elif not self.cfg.auto_reset:
+            if final_obs is not None:
+                obs = _where_rows(done, final_obs, obs)
+            obs = _where_rows(self.frozen, self.last_obs, obs)  # frozen envs keep their last view
+            self.frozen |= done
+        self.last_obs = obs
+        info = {
+            "success": out["success"],
+            "valid": out["valid"],
+            "episode": stats,
+            "final_obs": final_obs,
+            "reset_state_ids": self.state_ids.clone(),
+            "diverged": torch.zeros(self.B, dtype=torch.bool),
+        }
+        return {
+            "obs": obs,
+            "reward": reward,
+            "terminated": out["terminated"],
+            "truncated": out["truncated"],
+            "info": info,
+        }
+
+
+def _where_rows(mask: torch.Tensor, a: Obs, b: Obs) -> Obs:
+    """Row-wise select between two observations: rows of ``a`` where mask [B] is True."""
+    out: dict[str, Any] = {}
+    for k, va in a.items():
+        vb = b[k]
+        if isinstance(va, torch.Tensor):
+            m = mask.reshape(-1, *([1] * (va.ndim - 1)))  # [B] -> [B, 1, ...]
+            out[k] = torch.where(m, va, vb)
+        else:
+            out[k] = [x if bool(f) else y for x, y, f in zip(va, vb, mask)]
+    return out  # type: ignore[return-value]

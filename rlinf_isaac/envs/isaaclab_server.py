@@ -1,0 +1,342 @@
+"""The simulator process of the Isaac Lab backend, and its client in the env worker.
+
+The simulator (Isaac Sim / Isaac Lab) runs in its own process, started from
+this file (any interpreter: the env worker's, or
+Isaac Lab's own ``python.sh``), with the EULA accepted through the environment. The env
+worker never imports Isaac Lab.
+
+Fault handling (a dead or stuck simulator is never a silent hang):
+
+* every request waits at most a configurable timeout, polling the process while it waits;
+  a process that exits is reported at once with its exit code and the last lines of its
+  log, a process that does not answer in time is killed and reported the same way;
+* the simulator runs in its own process group, so closing kills Kit's helpers too;
+* the simulator watches its parent and exits if the parent dies (no orphans).
+
+This module imports only the standard library at top level: in the simulator process the
+builder must create Isaac Sim's app before torch is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from multiprocessing.connection import Client, Listener
+from typing import Any, Callable
+
+__all__ = ["SimulatorError", "SimulatorProcess", "EULA_ENV", "load_callable", "main"]
+
+# Isaac Sim / Omniverse Kit refuse to start headless until their EULA is accepted.
+EULA_ENV = {"OMNI_KIT_ACCEPT_EULA": "yes", "ACCEPT_EULA": "Y", "PRIVACY_CONSENT": "Y"}
+_AUTHKEY_ENV = "RLINF_ISAAC_SIM_AUTHKEY"
+_POLL_S = 0.2
+# The simulator process runs this file as a standalone module, not as part of the package:
+# importing ``rlinf_isaac.envs`` imports torch, and Isaac Sim 5 (Isaac Lab 2.3) must start
+# its app before torch is imported. The package is imported only after the app launch.
+_BOOTSTRAP = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('rlinf_isaac_simulator_server', {path!r})\n"
+    "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+    "sys.exit(mod.main(sys.argv[1:]))\n"
+)
+
+
+class SimulatorError(RuntimeError):
+    """The simulator process died, hung past its timeout, or raised; message has its log tail."""
+
+
+def load_callable(spec: str) -> Callable:
+    """``"package.module:function"`` -> the function (errors name the spec)."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"builder must look like 'package.module:function', got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load builder {spec!r}: {exc}") from exc
+
+
+def _log_tail(path: str, lines: int) -> str:
+    try:
+        with open(path, "r", errors="replace") as f:
+            tail = collections.deque(f, maxlen=lines)
+    except OSError:
+        return "(no log)"
+    return "".join(tail).rstrip() or "(log is empty)"
+
+
+class SimulatorProcess:
+    """Client side: starts the simulator process and sends it requests with timeouts.
+
+    builder: ``"module:function"`` run in the simulator, ``function(**builder_kwargs)``
+        returns ``{"env": ManagerBasedRLEnv, "stepper": dict of StepperCfg overrides,
+        "info": dict, "close": callable or None}``.
+    stepper: the :class:`~rlinf_isaac.envs.isaaclab_core.StepperCfg` fields, as a dict.
+    prelaunch_app: AppLauncher kwargs; with Isaac Lab < 3 the app is started before the
+        builder is imported and passed to it as ``app``.
+    """
+
+    def __init__(
+        self,
+        builder: str,
+        builder_kwargs: dict[str, Any],
+        stepper: dict[str, Any],
+        prelaunch_app: dict[str, Any] | None = None,
+        python: str | None = None,
+        startup_timeout_s: float = 900.0,
+        log_path: str | None = None,
+        log_tail_lines: int = 40,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.log_tail_lines = log_tail_lines
+        self._dir = tempfile.mkdtemp(prefix="rlinf_isaac_sim_")
+        self.log_path = log_path or os.path.join(self._dir, "simulator.log")
+        self.address = os.path.join(self._dir, "sock")
+        self.proc: subprocess.Popen | None = None
+        self.conn = None
+        self.info: dict[str, Any] = {}
+        self._start(python or sys.executable, extra_env or {})
+        try:
+            self._connect(startup_timeout_s)
+            init = {"builder": builder, "builder_kwargs": builder_kwargs, "stepper": stepper,
+                    "prelaunch_app": prelaunch_app}
+            self.info = self.call("init", init, startup_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, python: str, extra_env: dict[str, str]) -> None:
+        authkey = os.urandom(32)
+        self._authkey = authkey
+        env = {**os.environ, **EULA_ENV, **extra_env, _AUTHKEY_ENV: authkey.hex()}
+        cmd = [python, "-u", "-c", _BOOTSTRAP.format(path=os.path.abspath(__file__)),
+               "--address", self.address, "--parent-pid", str(os.getpid())]
+        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def _connect(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_alive("starting")
+            try:
+                self.conn = Client(self.address, family="AF_UNIX", authkey=self._authkey)
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    self._fail(f"did not open its socket within {timeout_s:.0f} s", kill=True)
+                time.sleep(0.05)
+
+    def _check_alive(self, doing: str) -> None:
+        code = self.proc.poll() if self.proc is not None else -1
+        if code is not None:
+            self._fail(f"exited with code {code} while {doing}", kill=False)
+
+    def _fail(self, what: str, kill: bool) -> None:
+        pid = self.proc.pid if self.proc is not None else None
+        if kill:
+            self._kill()
+        tail = _log_tail(self.log_path, self.log_tail_lines)
+        raise SimulatorError(
+            f"Isaac Lab simulator process (pid {pid}) {what}.\n"
+            f"Log: {self.log_path}\n--- last {self.log_tail_lines} log lines ---\n{tail}"
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def call(self, cmd: str, payload: Any = None, timeout_s: float = 300.0) -> Any:
+        """Send one request and wait for its answer, at most ``timeout_s`` seconds."""
+        if self.conn is None:
+            raise SimulatorError(f"simulator process is closed; cannot run {cmd!r}")
+        self._check_alive(f"idle before {cmd!r}")
+        try:
+            self.conn.send((cmd, payload))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            self._fail(f"closed the connection before {cmd!r}", kill=True)
+        deadline = time.monotonic() + timeout_s
+        while not self.conn.poll(_POLL_S):
+            self._check_alive(f"running {cmd!r}")
+            if time.monotonic() > deadline:
+                self._fail(f"did not answer {cmd!r} within {timeout_s:.0f} s (killed)", kill=True)
+        try:
+            status, result = self.conn.recv()
+        except (EOFError, ConnectionResetError, OSError):
+            try:  # the connection drops when the process dies: report its exit code
+                self.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self._fail(f"closed the connection while running {cmd!r} (killed)", kill=True)
+            self._check_alive(f"running {cmd!r}")
+        if status == "error":
+            raise SimulatorError(f"simulator raised while running {cmd!r}:\n{result}")
+        return result
+
+    def _kill(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=5.0)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Ask the simulator to shut down, then terminate its process group. Idempotent."""
+        if self.conn is not None and self.alive:
+            try:
+                self.call("close", None, timeout_s)
+            except SimulatorError:
+                pass
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout_s if self.proc.poll() is None else 0)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill()
+            try:  # Kit helpers left in the group
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+        try:
+            os.unlink(self.address)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------ simulator side
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the env worker dies, so the simulator is never orphaned."""
+    try:  # Linux: also ask the kernel to kill us with the parent
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+    def loop():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+
+
+def _prelaunch_app(app_kwargs: dict) -> Any:
+    """Isaac Lab < 3: start Isaac Sim's AppLauncher before anything imports torch."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("isaaclab")
+    except importlib.metadata.PackageNotFoundError:
+        return None  # the builder reports the missing package
+    if int(version.split(".")[0]) >= 3:
+        return None  # 3.0: launch_simulation(env_cfg) starts what the config needs
+    from isaaclab.app import AppLauncher
+
+    return AppLauncher(**app_kwargs).app
+
+
+class _Server:
+    def __init__(self, conn):
+        self.conn = conn
+        self.stepper = None
+        self.closer: Callable | None = None
+
+    def init(self, msg: dict) -> dict:
+        kwargs = dict(msg["builder_kwargs"])
+        if msg.get("prelaunch_app") is not None:
+            app = _prelaunch_app(msg["prelaunch_app"])
+            if app is not None:
+                kwargs["app"] = app
+        built = load_callable(msg["builder"])(**kwargs)
+        # torch is imported only now, after the builder has launched the simulator app.
+        from rlinf_isaac.envs.isaaclab_core import ChunkStepper, StepperCfg
+
+        stepper_kwargs = {**msg["stepper"], **built.get("stepper", {})}
+        for key in ("image_size", "camera_terms", "state_terms"):
+            if key in stepper_kwargs:
+                stepper_kwargs[key] = tuple(stepper_kwargs[key])
+        self.stepper = ChunkStepper(built["env"], StepperCfg(**stepper_kwargs))
+        self.closer = built.get("close")
+        return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order}
+
+    def handle(self, cmd: str, payload: Any) -> Any:
+        from rlinf_isaac.envs.isaaclab_wire import to_wire, from_wire
+
+        if cmd == "init":
+            return self.init(payload)
+        if cmd == "reset":
+            return to_wire(self.stepper.reset(**from_wire(payload)))
+        if cmd == "chunk_step":
+            return to_wire(self.stepper.chunk_step(from_wire(payload)))
+        if cmd == "ping":
+            return "pong"
+        raise ValueError(f"unknown simulator command {cmd!r}")
+
+    def close(self) -> None:
+        env = getattr(self.stepper, "env", None)
+        if env is not None and hasattr(env, "close"):
+            env.close()
+        if self.closer is not None:
+            self.closer()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Simulator process entry point: serve requests until "close" or EOF."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--address", required=True)
+    p.add_argument("--parent-pid", type=int, required=True)
+    args = p.parse_args(argv)
+    _watch_parent(args.parent_pid)
+    authkey = bytes.fromhex(os.environ.pop(_AUTHKEY_ENV))
+    with Listener(args.address, family="AF_UNIX", authkey=authkey) as listener:
+        conn = listener.accept()
+    server = _Server(conn)
+    while True:
+        try:
+            cmd, payload = conn.recv()
+        except EOFError:
+            break
+        if cmd == "close":
+            conn.send(("ok", None))  # answer first: closing Kit may end the process
+            server.close()
+            break
+        try:
+            conn.send(("ok", server.handle(cmd, payload)))
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+            if cmd == "init":
+                return 1
+    print("[rlinf_isaac simulator] closed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

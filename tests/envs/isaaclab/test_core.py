@@ -1,0 +1,241 @@
+"""ChunkStepper (the Isaac Lab adapter core) against the manager-based fake, in-process."""
+
+import math
+
+import pytest
+import torch
+
+from rlinf_isaac.envs.isaaclab_core import (
+    ChunkStepper,
+    StepperCfg,
+    binarize_gripper,
+    quat_to_axis_angle,
+    to_wxyz,
+)
+from tests.envs.isaaclab.fake_isaaclab import CUBE, build_fake_env
+
+TASK = "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor"
+
+
+def make(num_envs=3, steps=40, reward="sparse", quat_order="wxyz", auto_reset=True, hw=(24, 24)):
+    built = build_fake_env(TASK, num_envs, hw, steps, reward, quat_order=quat_order)
+    cfg = StepperCfg(instruction="stack", image_size=hw, quat_order=quat_order,
+                     max_episode_steps=steps, auto_reset=auto_reset)
+    return ChunkStepper(built["env"], cfg), built["env"]
+
+
+def toward(env, e, target, grip, scale=0.5):
+    """One action row moving env e's ee toward ``target`` (moves scale * a per step, |a| <= 1)."""
+    a = torch.zeros(7)
+    a[:3] = ((torch.as_tensor(target) - env.ee_pos[e]) / scale).clamp(-1, 1)
+    a[6] = grip
+    return a
+
+
+def test_quaternion_orders_and_axis_angle():
+    # 90 deg about z: q = (cos 45, 0, 0, sin 45) -> axis-angle (0, 0, pi/2)
+    c = math.cos(math.pi / 4)
+    wxyz = torch.tensor([[c, 0.0, 0.0, c]])
+    xyzw = torch.tensor([[0.0, 0.0, c, c]])
+    assert torch.allclose(to_wxyz(xyzw, "xyzw"), wxyz)
+    assert torch.allclose(quat_to_axis_angle(wxyz), torch.tensor([[0, 0, math.pi / 2]]), atol=1e-6)
+    # -q is the same rotation; 180 deg about x -> (pi, 0, 0); identity -> 0
+    assert torch.allclose(quat_to_axis_angle(-wxyz), torch.tensor([[0, 0, math.pi / 2]]), atol=1e-6)
+    q = torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    assert torch.allclose(quat_to_axis_angle(q), torch.tensor([[math.pi, 0, 0], [0, 0, 0]]), atol=1e-6)
+    with pytest.raises(ValueError, match="quaternion order"):
+        to_wxyz(wxyz, "zyxw")
+
+
+def test_binarize_gripper():
+    a = torch.tensor([[0.3, 0, 0, 0, 0, 0, -0.01], [0.3, 0, 0, 0, 0, 0, 0.0]])
+    out = binarize_gripper(a)
+    assert out[:, 6].tolist() == [-1.0, 1.0] and torch.equal(out[:, :6], a[:, :6])
+
+
+@pytest.mark.parametrize("order", ["wxyz", "xyzw"])
+def test_obs_contract_and_quat_order_normalised(order):
+    stepper, env = make(quat_order=order, hw=(20, 28))
+    obs = stepper.reset(seed=0)
+    assert obs["main_images"].shape == (3, 20, 28, 3) and obs["main_images"].dtype == torch.uint8
+    assert obs["wrist_images"].shape == (3, 20, 28, 3) and obs["states"].shape == (3, 8)
+    assert obs["task_descriptions"] == ["stack"] * 3
+    # the fake starts pointing down: q = (0, 1, 0, 0) WXYZ -> axis-angle (pi, 0, 0), either order
+    assert torch.allclose(obs["states"][:, 3:6], torch.tensor([math.pi, 0, 0]).expand(3, 3), atol=1e-5)
+    assert torch.allclose(obs["states"][:, :3], env.ee_pos)
+    assert torch.allclose(obs["states"][:, 6:], torch.tensor([0.04, -0.04]).expand(3, 2))
+
+
+def test_same_reset_state_id_gives_identical_start_in_any_env():
+    stepper, env = make(num_envs=4)
+    obs = stepper.reset(reset_state_ids=[7, 7, 9, 7])
+    for k in ("main_images", "wrist_images", "states"):
+        assert torch.equal(obs[k][0], obs[k][1]) and torch.equal(obs[k][0], obs[k][3])
+    assert not torch.equal(obs["states"][0], obs["states"][2])
+    cubes = env.cube_pos.clone()
+    # id 7 again, now in env 2 only: same state as before, whatever the batch
+    obs2 = stepper.reset(reset_state_ids=[7], env_ids=[2])
+    assert torch.equal(obs2["states"][2], obs["states"][0]) and torch.equal(env.cube_pos[2], cubes[0])
+    # global RNG streams are left alone by the per-env seeding
+    torch.manual_seed(123)
+    expect = torch.rand(1)
+    torch.manual_seed(123)
+    stepper.reset(reset_state_ids=[1, 2, 3, 4])
+    assert torch.equal(torch.rand(1), expect)
+
+
+def test_seed_makes_drawn_ids_reproducible():
+    s1, _ = make()
+    s2, _ = make()
+    o1, o2 = s1.reset(seed=5), s2.reset(seed=5)
+    assert torch.equal(s1.state_ids, s2.state_ids) and torch.equal(o1["states"], o2["states"])
+    s2.reset(seed=6)
+    assert not torch.equal(s1.state_ids, s2.state_ids)
+
+
+def test_truncation_masks_rest_of_chunk_and_auto_resets_to_pending_id():
+    stepper, env = make(num_envs=2, steps=5)
+    stepper.reset(seed=0)
+    pending = stepper.pending_ids.clone()
+    r = stepper.chunk_step(torch.zeros(2, 8, 7))
+    # episode of 5 steps inside a chunk of 8: sub-step 4 truncated, 5..7 invalid and zero
+    assert r["truncated"][:, 4].all() and r["truncated"].sum() == 2 and not r["terminated"].any()
+    assert r["info"]["valid"][:, :5].all() and not r["info"]["valid"][:, 5:].any()
+    ep = r["info"]["episode"]
+    assert ep.done.all() and ep.episode_len.tolist() == [5, 5]
+    assert torch.equal(r["info"]["reset_state_ids"], pending)
+    # the returned obs is the first obs of the new episode: reset again to the same id
+    fresh = stepper.reset(reset_state_ids=pending, env_ids=[0, 1])
+    assert torch.equal(r["obs"]["states"], fresh["states"])
+    assert torch.equal(r["obs"]["main_images"], fresh["main_images"])
+    assert r["info"]["final_obs"] is not None and not torch.equal(r["info"]["final_obs"]["states"], r["obs"]["states"])
+
+
+def _stack_script(env, e):
+    """Scripted actions (list of [7]) that stack cube_2 on cube_1 then cube_3 on cube_2."""
+    c = env.cube_pos[e].clone()
+    acts = []
+
+    def go(target, grip, n=8):
+        for _ in range(n):
+            acts.append((tuple(target.tolist()), grip))
+
+    for k, base in ((1, 0), (2, 1)):
+        go(c[k] + torch.tensor([0, 0, 0.1]), 1.0)
+        go(c[k], 1.0)
+        go(c[k], -1.0, 1)
+        go(c[base] + torch.tensor([0, 0, CUBE + 0.05]), -1.0)
+        go(c[base] + torch.tensor([0, 0, CUBE]), -1.0)
+        go(c[base] + torch.tensor([0, 0, CUBE]), 1.0, 1)
+        if k == 2:
+            break
+        c[1] = c[0] + torch.tensor([0, 0, CUBE])
+    return acts
+
+
+def _run_script(stepper, env, script_env, steps_per_chunk=16, extra=4):
+    """Drive env ``script_env`` with the stacking script (others hold still); returns results."""
+    script = _stack_script(env, script_env)
+    script += [script[-1]] * extra
+    return [
+        _step_closed_loop(stepper, env, script_env, script[s:s + steps_per_chunk], stepper.B)
+        for s in range(0, len(script), steps_per_chunk)
+    ]
+
+
+def _step_closed_loop(stepper, env, e, segment, B):
+    # one chunk where each sub-step's action for env e is computed on the fly (scripted expert)
+    orig_step = env.step
+
+    def step(action):
+        i = step.i
+        step.i += 1
+        if i < len(segment):
+            target, grip = segment[i]
+            action = action.clone()
+            action[e] = toward(env, e, target, grip)
+        return orig_step(action)
+
+    step.i = 0
+    env.step = step
+    try:
+        chunk = torch.zeros(B, max(len(segment), 1), 7)
+        chunk[:, :, 6] = 1.0
+        return stepper.chunk_step(chunk)
+    finally:
+        env.step = orig_step
+
+
+def test_success_only_from_success_term_and_staged_rewards():
+    stepper, env = make(num_envs=2, steps=200, reward="staged")
+    stepper.reset(reset_state_ids=[3, 3])
+    results = _run_script(stepper, env, script_env=0)
+    success = torch.cat([r["info"]["success"] for r in results], dim=1)
+    term = torch.cat([r["terminated"] for r in results], dim=1)
+    reward = torch.cat([r["reward"] for r in results], dim=1)
+    hit = success[0].nonzero().flatten()
+    assert hit.numel() == 1 and bool(term[0, hit[0]])  # success ends the episode once
+    assert not success[1].any() and not term[1].any()  # env 1 held still
+    # staged: 0.002 per grasp_1 step, 0.005 per stack_1 step, 0.002 per grasp_2 step, and
+    # 1.0 for success. At the success step both cubes rest (no grasp) and cube_2 sits on
+    # cube_1 (stack_1 holds): 1.0 + 0.005 = 1.005
+    assert reward[0, hit[0]] == pytest.approx(1.005, abs=1e-5)
+    shaped = reward[0, : hit[0]]
+    assert shaped.max() <= 0.002 + 0.005 + 1e-6 and shaped.sum() > 0.01
+    assert reward[1].abs().sum() == 0
+    done_stats = [r["info"]["episode"] for r in results if r["info"]["episode"].done[0]]
+    assert len(done_stats) == 1 and bool(done_stats[0].success_once[0])
+    assert done_stats[0].returns[0] == pytest.approx(float(reward[0].sum()), abs=1e-5)
+    assert int(done_stats[0].episode_len[0]) == int(hit[0]) + 1
+
+
+def test_dropped_cube_terminates_without_success():
+    stepper, env = make(num_envs=1, steps=100, reward="sparse")
+    stepper.reset(reset_state_ids=[11])
+    c1 = env.cube_pos[0, 0].clone()
+    edge = torch.tensor([0.5, 0.49, 0.2])  # past the table's edge (|y| > 0.45)
+    segment = [(tuple(c1 + torch.tensor([0, 0, 0.1])), 1.0)] * 8 + [(tuple(c1), 1.0)] * 8
+    segment += [(tuple(c1), -1.0)] + [(tuple(edge), -1.0)] * 14 + [(tuple(edge), 1.0)]
+    r = _step_closed_loop(stepper, env, 0, segment, 1)
+    assert r["terminated"][0].sum() == 1
+    assert not r["info"]["success"].any() and r["reward"].abs().sum() == 0
+    assert not bool(r["info"]["episode"].success_once[0]) and bool(r["info"]["episode"].done[0])
+    # final obs was captured before Isaac Lab's internal reset: cube 1 was gone from the table
+    assert r["info"]["final_obs"] is not None
+    assert not torch.equal(r["info"]["final_obs"]["main_images"], r["obs"]["main_images"])
+
+
+def test_in_place_done_buffers_are_cloned():
+    stepper, env = make(num_envs=2, steps=3)
+    stepper.reset(seed=0)
+    r1 = stepper.chunk_step(torch.zeros(2, 3, 7))
+    snapshot = r1["truncated"].clone()
+    stepper.chunk_step(torch.zeros(2, 3, 7))
+    assert torch.equal(r1["truncated"], snapshot) and snapshot[:, 2].all()
+    assert env.reset_time_outs.data_ptr() != r1["truncated"].data_ptr()
+
+
+def test_no_auto_reset_freezes_finished_envs():
+    stepper, env = make(num_envs=2, steps=3, auto_reset=False)
+    stepper.reset(seed=0)
+    r1 = stepper.chunk_step(torch.zeros(2, 4, 7))
+    assert r1["info"]["valid"][:, :3].all() and not r1["info"]["valid"][:, 3].any()
+    assert torch.equal(r1["obs"]["states"], r1["info"]["final_obs"]["states"])
+    r2 = stepper.chunk_step(torch.zeros(2, 4, 7))
+    assert not r2["info"]["valid"].any() and not r2["info"]["episode"].done.any()
+    assert torch.equal(r2["obs"]["states"], r1["obs"]["states"])
+    obs = stepper.reset(env_ids=[1])
+    r3 = stepper.chunk_step(torch.zeros(2, 1, 7))
+    assert r3["info"]["valid"][:, 0].tolist() == [False, True]
+    assert not torch.equal(obs["states"][1], r1["obs"]["states"][1])
+
+
+def test_actions_reach_env_as_n_by_7_with_binary_gripper():
+    stepper, env = make(num_envs=2)
+    stepper.reset(seed=0)
+    a = torch.zeros(2, 1, 7)
+    a[:, 0, 6] = torch.tensor([-0.2, 0.7])
+    stepper.chunk_step(a)
+    assert env.last_action.shape == (2, 7) and env.last_action[:, 6].tolist() == [-1.0, 1.0]
+    with pytest.raises(ValueError, match="shape"):
+        stepper.chunk_step(torch.zeros(2, 1, 6))

@@ -1,0 +1,107 @@
+"""IsaacLabEnv end to end: simulator in its own process (the fake builder), faults, shutdown."""
+
+import os
+import sys
+import time
+
+import pytest
+import torch
+
+from rlinf_isaac.envs.isaaclab import IsaacLabEnv, IsaacLabEnvCfg, SimulatorError
+from rlinf_isaac.envs.registry import list_tasks, make_env
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+FAKE = "tests.envs.isaaclab.fake_isaaclab:build_fake_env"
+TASK = "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-v0"
+
+
+def cfg(**kw):
+    base = dict(task_id=TASK, num_envs=2, image_size=(24, 24), max_episode_steps=6, device="cpu",
+                builder=FAKE, builder_kwargs={"quat_order": "xyzw"}, startup_timeout_s=60,
+                step_timeout_s=20, extra_env={"PYTHONPATH": REPO})
+    base.update(kw)
+    return IsaacLabEnvCfg(**base)
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_contract_through_the_simulator_process():
+    with IsaacLabEnv(cfg()) as env:
+        assert env.spec.control_hz == pytest.approx(20.0)  # dt 0.01 * decimation 5 = 0.05 s
+        assert env.info["quat_order"] == "xyzw" and env.info["num_envs"] == 2
+        assert "isaaclab" not in sys.modules  # the env worker never imports Isaac Lab
+        obs = env.reset(seed=3, reset_state_ids=[5, 5])
+        assert obs["main_images"].dtype == torch.uint8 and obs["main_images"].shape == (2, 24, 24, 3)
+        assert torch.equal(obs["states"][0], obs["states"][1])  # one id -> one start state
+        r = env.chunk_step(torch.zeros(2, 4, 7))
+        assert r.reward.shape == (2, 4) and r.info["valid"].all()
+        r = env.chunk_step(torch.zeros(2, 4, 7))  # 6-step episodes: truncated at sub-step 1
+        assert r.truncated[:, 1].all() and not r.info["valid"][:, 2:].any()
+        assert r.info["episode"].done.all() and r.info["episode"].episode_len.tolist() == [6, 6]
+        pid = env.sim.proc.pid
+    assert _gone(pid)
+
+
+def test_registry_builds_isaaclab_tasks_lazily():
+    ids = list_tasks(backend="isaaclab")
+    assert ids == sorted([
+        "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-v0", "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-Cosmos-v0",
+        "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor", "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor-Cosmos",
+        "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-Rewarded-v0",
+        "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-Cosmos-Rewarded-v0",
+    ])
+    env = make_env("IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor", num_envs=1, image_size=32,
+                   max_episode_steps=4, reward_type="staged", num_workers=0,
+                   extra={"device": "cpu", "builder": FAKE, "extra_env": {"PYTHONPATH": REPO}})
+    try:
+        assert env.spec.image_size == (32, 32) and env.reset()["states"].shape == (1, 8)
+    finally:
+        env.close()
+    with pytest.raises(TypeError, match=r"unknown Isaac Lab env argument\(s\) \['colour'\]"):
+        make_env(TASK, num_envs=1, colour="red")
+
+
+def test_dead_simulator_is_reported_with_exit_code_and_log():
+    env = IsaacLabEnv(cfg(builder_kwargs={"fault": "exit", "fault_after": 2}))
+    env.reset()
+    t0 = time.monotonic()
+    with pytest.raises(SimulatorError, match=r"exited with code 7[\s\S]*injected fault 'exit' at step 3"):
+        env.chunk_step(torch.zeros(2, 4, 7))
+    assert time.monotonic() - t0 < 5.0  # found by polling, not by the 20 s timeout
+    env.close()
+    env.close()  # idempotent
+
+
+def test_stuck_simulator_times_out_and_is_killed():
+    env = IsaacLabEnv(cfg(builder_kwargs={"fault": "hang", "fault_after": 0}, step_timeout_s=1.5))
+    env.reset()
+    pid = env.sim.proc.pid
+    t0 = time.monotonic()
+    with pytest.raises(SimulatorError, match=r"did not answer 'chunk_step' within 2 s \(killed\)[\s\S]*injected"):
+        env.chunk_step(torch.zeros(2, 1, 7))
+    assert 1.4 < time.monotonic() - t0 < 8.0
+    assert _gone(pid) and not env.alive
+    env.close()
+
+
+def test_startup_failure_reports_the_traceback():
+    with pytest.raises(SimulatorError, match="failed to create the env"):
+        IsaacLabEnv(cfg(builder_kwargs={"fault": "init_error"}))
+
+
+def test_config_errors_name_key_and_value():
+    with pytest.raises(ValueError, match=r"env.reward_type = 'dense' is invalid"):
+        cfg(reward_type="dense")
+    with pytest.raises(ValueError, match=r"env.image_size = \(8, 8\)"):
+        cfg(image_size=8)
+    with pytest.raises(KeyError, match="not an Isaac Lab task"):
+        IsaacLabEnv(cfg(task_id="MuJoCo-Stack"))

@@ -1,0 +1,60 @@
+"""Rewarded Isaac Lab stack task configs (tasks/isaaclab_stack.py) and cheap registration."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS, StackRewardCfg, add_stack_rewards
+from tests.envs.isaaclab.fake_isaaclab import FakeStackEnv, RewardManager, RewardTermCfg
+
+
+def test_each_id_resolves_to_both_isaaclab_spellings():
+    for task_id, task in ISAACLAB_STACK_TASKS.items():
+        assert (task_id in task.isaaclab_ids or task_id.endswith("-Rewarded-v0")) and len(task.isaaclab_ids) == 2
+        assert task.isaaclab_ids[0].startswith("IsaacContrib-")  # 3.0 name first
+        assert task.cosmos == ("Cosmos" in task_id)
+
+
+def test_reward_weights_undo_isaaclab_dt_scaling():
+    env = FakeStackEnv(num_envs=3)
+    env.reset()
+    cfg = add_stack_rewards(SimpleNamespace(rewards=None), StackRewardCfg("staged"), RewardTermCfg, env.step_dt)
+    assert set(cfg.rewards) == {"success", "subtasks"}
+    assert cfg.rewards["success"].weight == pytest.approx(1.0 / 0.05)  # weight / step_dt
+    mgr = RewardManager(env, cfg.rewards)
+    env.termination_manager.compute()
+    env.termination_manager._term_dones["success"][:] = torch.tensor([True, False, False])
+    env.held[:] = torch.tensor([-1, 1, 2])  # env 1 holds cube_2 (grasp_1), env 2 cube_3 (grasp_2)
+    # r = f * (w / dt) * dt: env 0 success 1.0; env 1 grasp_1 0.002; env 2 grasp_2 0.002
+    assert torch.allclose(mgr.compute(dt=env.step_dt), torch.tensor([1.0, 0.002, 0.002]), atol=1e-6)
+    sparse = add_stack_rewards(SimpleNamespace(), StackRewardCfg("sparse"), RewardTermCfg, env.step_dt)
+    assert set(sparse.rewards) == {"success"}
+
+
+def test_reward_cfg_checks():
+    with pytest.raises(ValueError, match="env.reward_type must be one of"):
+        StackRewardCfg("dense")
+    with pytest.raises(ValueError, match="not a success"):
+        StackRewardCfg(success_term="cube_1_dropping")
+
+
+def test_registering_isaaclab_tasks_is_cheap():
+    code = ("import sys, rlinf_isaac.tasks.isaaclab_stack as m; "
+            "bad = [k for k in sys.modules if k.split('.')[0] in ('isaaclab', 'isaacsim', 'omni', 'gymnasium')] "
+            "+ [k for k in ('rlinf_isaac.envs.isaaclab', 'rlinf_isaac.envs.isaaclab_launch') if k in sys.modules]; "
+            "print(bad); assert not bad")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_simulator_entry_imports_no_torch_before_the_builder():
+    # 2.3 needs the AppLauncher before torch: the simulator process loads the server file
+    # standalone (the package imports torch), exactly as SimulatorProcess starts it.
+    from rlinf_isaac.envs import isaaclab_server
+
+    boot = isaaclab_server._BOOTSTRAP.format(path=isaaclab_server.__file__).replace(
+        "sys.exit(mod.main(sys.argv[1:]))", "assert 'torch' not in sys.modules and 'rlinf_isaac' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", boot], check=True, capture_output=True, timeout=120)
