@@ -25,7 +25,9 @@ MuJoCo bad-qpos/qvel/qacc warning) ends the episode as truncated with reward 0, 
 
 from __future__ import annotations
 
+import atexit
 import logging
+import weakref
 import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -52,6 +54,7 @@ __all__ = ["MujocoStackConfig", "MujocoStackEnv", "REWARD_TYPES"]
 
 log = logging.getLogger(__name__)
 REWARD_TYPES = ("sparse", "staged")
+_LIVE: "weakref.WeakSet[MujocoStackEnv]" = weakref.WeakSet()  # closed at exit, before GL teardown
 _RAMP_SEGMENTS = 5  # joint targets move to the IK solution in this many equal steps
 _MAX_JOINT_STEP = 0.5  # rad: cap on one IK step's joint change (guards against huge raw actions)
 
@@ -131,6 +134,7 @@ class MujocoStackEnv(BatchedEnv):
         self._frozen = np.zeros(b, bool)
         self._reset_ids = np.zeros(b, np.int64)
         self._seed_generators(self.cfg.seed)
+        _LIVE.add(self)
         self.reset()
 
     # ------------------------------------------------------------------ model ids
@@ -440,3 +444,9 @@ class MujocoStackEnv(BatchedEnv):
             self.close()
         except Exception:
             pass
+
+
+@atexit.register
+def _close_all() -> None:
+    for env in list(_LIVE):
+        env.close()

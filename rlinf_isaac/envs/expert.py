@@ -1,0 +1,288 @@
+"""Scripted stacking expert from privileged state, and a CLI to run / record it.
+
+For each stacking pair (top, bottom) the expert walks through waypoints: above the top
+cube, descend, close, lift, above the bottom cube, descend, open, retreat. Each step it
+turns the waypoint error into the env's 7-D IK-Rel action:
+``a[:3] = clip(p_wp - p_ee, max_step) / scale``, ``a[3:6] = axis_angle(R_wp R_ee^T) / scale``,
+``a[6] = -1`` (close) or ``+1`` (open). If a lift finds the cube not held, it retries the pair.
+
+CLI::
+
+    python -m rlinf_isaac.envs.expert --task TASK --episodes N [--num-envs B] [--record DIR]
+        [--video PATH] [--seed S]
+    python -m rlinf_isaac.envs.expert --list
+
+The last output line is JSON: ``{"task": ..., "episodes": N, "success_rate": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rlinf_isaac.envs.mujoco.kinematics import matrix_to_axis_angle
+from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
+
+__all__ = ["ExpertConfig", "ScriptedExpert", "run_expert", "main"]
+
+_R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP orientation pointing down, hand x along world x
+# Phases of one pair, in order.
+ABOVE, DESCEND, CLOSE, LIFT, CARRY, PLACE, OPEN, RETREAT = range(8)
+
+
+@dataclass
+class ExpertConfig:
+    """Waypoint geometry (m), speeds (m or rad per step) and gripper wait times (steps)."""
+
+    hover: float = 0.10
+    lift: float = 0.12
+    place_clearance: float = 0.004
+    max_step: float = 0.02
+    slow_step: float = 0.01
+    max_rot_step: float = 0.15
+    reach_tol: float = 0.006
+    close_steps: int = 6
+    open_steps: int = 4
+
+    def __post_init__(self) -> None:
+        for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"expert.{k} must be > 0, got {getattr(self, k)}")
+
+
+def _rz(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+class ScriptedExpert:
+    """Per-env waypoint state machines; ``act(state) -> actions float32 [B, 7]``."""
+
+    def __init__(self, task: StackTaskSpec, num_envs: int, action_scale: float = 0.5,
+                 config: ExpertConfig | None = None):
+        self.task, self.num_envs, self.scale = task, num_envs, action_scale
+        self.cfg = config or ExpertConfig()
+        self._pairs = [(task.cube_index(t), task.cube_index(u)) for t, u in task.stack_pairs]
+        self.reset()
+
+    def reset(self, env_ids: Sequence[int] | None = None) -> None:
+        """Restart the state machine of ``env_ids`` (all envs when None)."""
+        ids = range(self.num_envs) if env_ids is None else env_ids
+        if env_ids is None:
+            self._pair = np.zeros(self.num_envs, np.int64)
+            self._phase = np.zeros(self.num_envs, np.int64)
+            self._timer = np.zeros(self.num_envs, np.int64)
+            self._yaw = np.zeros(self.num_envs)
+        for b in ids:
+            self._pair[b] = self._phase[b] = self._timer[b] = 0
+
+    def act(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """state: privileged_state() dict (cube_pos [B, N, 3], cube_quat [B, N, 4], ee_pos [B, 3],
+        ee_quat [B, 4], fingers [B, 2]). Returns actions float32 [B, 7]."""
+        out = np.zeros((self.num_envs, 7), np.float32)
+        for b in range(self.num_envs):
+            out[b] = self._act_one(b, {k: v[b] for k, v in state.items()})
+        return out
+
+    def _grasp_yaw(self, cube_quat: np.ndarray, ee_rot: np.ndarray) -> float:
+        """Cube yaw plus the multiple of pi/2 closest to the current gripper yaw."""
+        r = _quat_to_matrix(cube_quat)
+        cube_yaw = np.arctan2(r[1, 0], r[0, 0])
+        ee_yaw = np.arctan2(ee_rot[1, 0], ee_rot[0, 0])
+        k = np.round((ee_yaw - cube_yaw) / (np.pi / 2))
+        return float(cube_yaw + k * np.pi / 2)
+
+    def _act_one(self, b: int, s: dict[str, np.ndarray]) -> np.ndarray:
+        if self._pair[b] >= len(self._pairs):  # all pairs done: stay open and still
+            return np.array([0, 0, 0, 0, 0, 0, 1.0], np.float32)
+        top, bottom = self._pairs[self._pair[b]]
+        ee_rot = _quat_to_matrix(s["ee_quat"])
+        if self._phase[b] == ABOVE and self._timer[b] == 0:
+            self._yaw[b] = self._grasp_yaw(s["cube_quat"][top], ee_rot)
+        target, grip, tol, step = self._waypoint(b, s, top, bottom)
+        err = target - s["ee_pos"]
+        rot_err = matrix_to_axis_angle(_rz(self._yaw[b]) @ _R_DOWN @ ee_rot.T)  # axis_angle(R_wp R_ee^T)
+        self._advance(b, s, top, np.linalg.norm(err) < tol)
+        dpos = err * min(1.0, step / max(np.linalg.norm(err), 1e-9))
+        n_rot = np.linalg.norm(rot_err)
+        drot = rot_err * min(1.0, self.cfg.max_rot_step / max(n_rot, 1e-9))
+        return np.concatenate([dpos / self.scale, drot / self.scale, [grip]]).astype(np.float32)
+
+    def _waypoint(self, b: int, s: dict, top: int, bottom: int) -> tuple[np.ndarray, float, float, float]:
+        """(target TCP position [3], gripper command, reach tolerance, max step) of the current phase."""
+        c, size = self.cfg, self.task.cube_size
+        p_top, p_bot = s["cube_pos"][top], s["cube_pos"][bottom]
+        stack_z = p_bot[2] + size + c.place_clearance
+        ph = self._phase[b]
+        table = {
+            ABOVE: (p_top + [0, 0, c.hover], 1.0, c.reach_tol, c.max_step),
+            DESCEND: (p_top + [0, 0, -0.003], 1.0, 0.004, c.slow_step),
+            CLOSE: (s["ee_pos"], -1.0, 1.0, c.slow_step),
+            LIFT: (np.array([*s["ee_pos"][:2], size / 2 + c.lift]), -1.0, 0.01, c.max_step),
+            CARRY: (np.array([*p_bot[:2], stack_z + c.hover]), -1.0, c.reach_tol, c.max_step),
+            PLACE: (np.array([*p_bot[:2], stack_z]), -1.0, 0.004, c.slow_step),
+            OPEN: (s["ee_pos"], 1.0, 1.0, c.slow_step),
+            RETREAT: (np.array([*s["ee_pos"][:2], stack_z + c.hover]), 1.0, 0.01, c.max_step),
+        }
+        target, grip, tol, step = table[ph]
+        return np.asarray(target, float), grip, tol, step
+
+    def _advance(self, b: int, s: dict, top: int, reached: bool) -> None:
+        ph = self._phase[b]
+        self._timer[b] += 1
+        waits = {CLOSE: self.cfg.close_steps, OPEN: self.cfg.open_steps}
+        if ph in waits:
+            reached = self._timer[b] >= waits[ph]
+        if ph == CARRY and s["cube_pos"][top][2] < self.task.cube_size:  # dropped: retry the pair
+            self._phase[b], self._timer[b] = ABOVE, 0
+            return
+        if reached:
+            self._phase[b], self._timer[b] = ph + 1, 0
+            if self._phase[b] > RETREAT:
+                self._pair[b] += 1
+                self._phase[b] = ABOVE
+
+
+def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
+               video: str | None = None, **env_kwargs: Any) -> dict[str, Any]:
+    """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict."""
+    from rlinf_isaac.envs.registry import make_env
+    from rlinf_isaac.tasks.stack_cube import TASK_SPECS
+
+    env = make_env(task_id, num_envs=num_envs, seed=seed, render_every_step=False, **env_kwargs)
+    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, getattr(env, "cfg", None).action_scale
+                            if hasattr(env, "cfg") else env_kwargs.get("action_scale", 0.5))
+    recorder = _Recorder(record, num_envs) if record else None
+    frames: list[np.ndarray] | None = [] if video else None
+    try:
+        results = _rollout(env, expert, episodes, recorder, frames)
+    finally:
+        env.close()
+        if recorder is not None:
+            recorder.close()
+    if video and frames:
+        from rlinf_isaac.logging.video import write_rollout_video
+
+        write_rollout_video(video, frames, fps=20)
+    return {"task": task_id, "episodes": len(results), "success_rate": float(np.mean(results)) if results else 0.0}
+
+
+def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames) -> list[bool]:
+    obs = env.reset()
+    results: list[bool] = []
+    started = env.num_envs  # episodes begun so far (each env's first episode counts)
+    active = np.ones(env.num_envs, bool)
+    while len(results) < episodes:
+        act = expert.act(env.privileged_state())
+        act[~active] = 0.0
+        res = env.chunk_step(torch.from_numpy(act)[:, None])  # [B, 7] -> [B, C=1, 7]
+        if frames is not None:
+            frames.append(obs["main_images"].numpy())
+        if recorder is not None:
+            recorder.step(obs, act, res.reward[:, 0].numpy(), active)
+        done = res.info["episode"].done.numpy()
+        for b in np.flatnonzero(done & active):
+            ok = bool(res.info["episode"].success_once[b])
+            results.append(ok)
+            if recorder is not None:
+                recorder.end(b, obs["task_descriptions"][b], ok)
+            expert.reset([b])
+            if started >= episodes:
+                active[b] = False
+            started += 1
+        obs = res.obs
+        if not active.any():
+            break
+    return results[:episodes]
+
+
+class _Recorder:
+    """Buffers per-env episodes and writes them with LeRobotDatasetWriter."""
+
+    def __init__(self, root: str, num_envs: int):
+        from rlinf_isaac.envs.dataset import LeRobotDatasetWriter
+
+        self.writer = LeRobotDatasetWriter(root, fps=20, overwrite=False)
+        self.buf: list[dict[str, list]] = [self._empty() for _ in range(num_envs)]
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc="episodes", unit="ep", file=sys.stderr)
+        except ImportError:  # pragma: no cover
+            self.bar = None
+
+    @staticmethod
+    def _empty() -> dict[str, list]:
+        return {k: [] for k in ("main", "wrist", "states", "actions", "rewards")}
+
+    def step(self, obs, actions: np.ndarray, rewards: np.ndarray, active: np.ndarray) -> None:
+        for b in np.flatnonzero(active):
+            e = self.buf[b]
+            e["main"].append(obs["main_images"][b].numpy())
+            e["wrist"].append(obs["wrist_images"][b].numpy())
+            e["states"].append(obs["states"][b].numpy())
+            e["actions"].append(actions[b])
+            e["rewards"].append(rewards[b])
+
+    def end(self, b: int, instruction: str, success: bool) -> None:
+        e, self.buf[b] = self.buf[b], self._empty()
+        self.writer.add_episode(
+            main_images=np.stack(e["main"]), wrist_images=np.stack(e["wrist"]),
+            states=np.stack(e["states"]).astype(np.float32), actions=np.stack(e["actions"]).astype(np.float32),
+            instruction=instruction, success=success, rewards=np.asarray(e["rewards"], np.float32),
+        )
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rlinf_isaac.envs.expert", description=__doc__.split("\n")[0])
+    p.add_argument("--task", help="registered task id (see --list)")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--record", default=None, help="write a LeRobot dataset to this directory")
+    p.add_argument("--video", default=None, help="write a rollout video (main camera) to this path")
+    p.add_argument("--image-size", type=int, default=84)
+    p.add_argument("--list", action="store_true", help="print registered task ids, one per line")
+    args = p.parse_args(argv)
+    from rlinf_isaac.envs.registry import get_task, list_tasks
+
+    if args.list:
+        print("\n".join(list_tasks()))
+        return 0
+    if args.task is None:
+        p.error("--task is required (or --list)")
+    entry = get_task(args.task)
+    if entry.backend != "mujoco":
+        p.error(f"--task {args.task!r} is a {entry.backend} task; the scripted expert needs a mujoco task")
+    if args.episodes < 1 or args.num_envs < 1:
+        p.error(f"--episodes and --num-envs must be >= 1, got {args.episodes}, {args.num_envs}")
+    summary = run_expert(args.task, args.episodes, min(args.num_envs, args.episodes), args.seed,
+                         args.record, args.video, image_size=args.image_size)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""MuJoCo stack env: determinism, IK tracking, success detector, staged reward, kinematics math."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlinf_isaac.envs.mujoco.kinematics import axis_angle_to_matrix, dls_step, matrix_to_axis_angle
+from rlinf_isaac.envs.registry import make_env
+
+TWO = "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"
+THREE = "MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0"
+
+
+@pytest.fixture(scope="module")
+def env3():
+    e = make_env(THREE, num_envs=3, seed=0, image_size=32)
+    yield e
+    e.close()
+
+
+def test_axis_angle_round_trip_and_dls():
+    v = np.array([0.3, -0.2, 0.5])
+    np.testing.assert_allclose(matrix_to_axis_angle(axis_angle_to_matrix(v)), v, atol=1e-12)
+    # 90 deg about z maps x to y: R @ (1, 0, 0) = (0, 1, 0)
+    np.testing.assert_allclose(axis_angle_to_matrix(np.array([0, 0, math.pi / 2])) @ [1, 0, 0], [0, 1, 0], atol=1e-12)
+    # J = 2 I (6x6), lambda = 0: dq = J^T (J J^T)^-1 e = e / 2
+    np.testing.assert_allclose(dls_step(2 * np.eye(6), np.ones(6), 0.0), np.full(6, 0.5))
+    # lambda = 1 on J = I: dq = e / (1 + 1) = e / 2
+    np.testing.assert_allclose(dls_step(np.eye(6), np.ones(6), 1.0), np.full(6, 0.5))
+
+
+def test_same_reset_id_is_bit_identical_across_positions_and_history(env3):
+    env3.chunk_step(torch.randn(3, 3, 7) * 0.5)  # some history first
+    obs = env3.reset(reset_state_ids=[7, 11, 7])
+    assert torch.equal(obs["main_images"][0], obs["main_images"][2])
+    assert torch.equal(obs["wrist_images"][0], obs["wrist_images"][2])
+    assert torch.equal(obs["states"][0], obs["states"][2])
+    assert not torch.equal(obs["main_images"][0], obs["main_images"][1])
+    other = make_env(THREE, num_envs=1, seed=123, image_size=32)
+    o1 = other.reset(reset_state_ids=[7])
+    other.close()
+    assert torch.equal(o1["main_images"][0], obs["main_images"][0])
+    assert torch.equal(o1["states"][0], obs["states"][0])
+
+
+def test_seed_reproduces_drawn_ids(env3):
+    env3.reset(seed=3)
+    a = env3._reset_ids.copy()
+    env3.reset(seed=3)
+    assert (env3._reset_ids == a).all() and len(set(a.tolist())) == 3
+
+
+def test_spawn_respects_ranges_and_spacing(env3):
+    for rid in range(20):
+        q, cubes = env3.initial_state(rid)
+        assert ((cubes[:, 0] >= 0.4) & (cubes[:, 0] <= 0.6)).all()
+        assert ((cubes[:, 1] >= -0.1) & (cubes[:, 1] <= 0.1)).all()
+        assert (np.abs(cubes[:, 3]) <= 1.0).all()
+        d = np.linalg.norm(cubes[:, None, :2] - cubes[None, :, :2], axis=-1) + np.eye(3)
+        assert d.min() >= 0.1
+
+
+def test_ik_tracks_a_commanded_delta():
+    env = make_env(TWO, num_envs=1, seed=0, image_size=16)
+    env.reset(reset_state_ids=[0])
+    p0 = env.privileged_state()["ee_pos"][0].copy()
+    a = torch.zeros(1, 4, 7)
+    a[0, 0, 1] = 0.04  # raw 0.04 * action_scale 0.5 = 2 cm along +y in step 0, then hold
+    a[0, :, 6] = 1.0
+    env.chunk_step(a)
+    d = env.privileged_state()["ee_pos"][0] - p0
+    env.close()
+    # Tolerance: 2 cm +- 5 mm along y (PD lag), < 2 mm drift on x and z.
+    assert abs(d[1] - 0.02) < 0.005 and abs(d[0]) < 0.002 and abs(d[2]) < 0.002
+
+
+def _place(env, b, positions):
+    """Put cubes at positions [N, 3] (yaw 0, at rest), open fingers; recompute kinematics."""
+    d = env.datas[b]
+    for k, p in enumerate(positions):
+        a = env._cube_qpos[k]
+        d.qpos[a : a + 7] = (*p, 1, 0, 0, 0)
+        d.qvel[env._cube_qvel[k] : env._cube_qvel[k] + 6] = 0
+    env._mj.mj_forward(env.model, d)
+
+
+def test_success_detector_true_and_false_cases(env3):
+    s = 0.047
+    env3.reset(reset_state_ids=[1, 2, 3])
+    stacked = [(0.5, 0.0, s / 2), (0.5, 0.0, 1.5 * s), (0.5, 0.0, 2.5 * s)]  # blue, red, green
+    _place(env3, 0, stacked)
+    assert env3.pairs_stacked(0) == [True, True] and env3.is_success(0)
+    _place(env3, 0, [(0.5, 0.0, s / 2), (0.5 + 0.041, 0.0, 1.5 * s), (0.5 + 0.041, 0, 2.5 * s)])  # 4.1 cm off
+    assert env3.pairs_stacked(0) == [False, True] and not env3.is_success(0)
+    _place(env3, 0, [(0.5, 0.0, s / 2), (0.5, 0.0, 1.5 * s + 0.006), (0.5, 0.0, 2.5 * s + 0.006)])  # 6 mm gap
+    assert env3.pairs_stacked(0) == [False, True] and not env3.is_success(0)
+    _place(env3, 0, stacked)
+    env3.datas[0].qpos[env3._finger_qpos] = 0.01  # gripper closed -> not a success
+    assert not env3.is_success(0)
+    _place(env3, 0, [(0.5, 0.0, s / 2), (0.6, 0.1, s / 2), (0.4, -0.1, s / 2)])
+    assert env3.pairs_stacked(0) == [False, False] and not env3.is_success(0)
+    assert not env3.cube_off_table(0)
+    _place(env3, 0, [(0.5, 0.0, s / 2), (1.2, 0.0, s / 2), (0.4, -0.1, s / 2)])  # beyond the table edge x = 1.0
+    assert env3.cube_off_table(0)
+
+
+def test_staged_reward_formula(env3):
+    s = 0.047
+    env3.reset(reset_state_ids=[4, 5, 6])
+    _place(env3, 1, [(0.5, 0.0, s / 2), (0.5, 0.0, 1.5 * s), (0.5, 0.0, 2.5 * s)])
+    env3.datas[1].qpos[env3._finger_qpos] = 0.04
+    # all pairs stacked and success: r = (k=2 + progress 0 + 1) / (P + 1 = 3) = 1
+    assert env3.staged_reward(1, env3.is_success(1)) == pytest.approx(1.0)
+    _place(env3, 1, [(0.5, 0.0, s / 2), (0.6, 0.1, s / 2), (0.4, -0.1, s / 2)])
+    tcp = env3.datas[1].site_xpos[env3._tcp]
+    red = env3.datas[1].xpos[env3._cube_body[1]]
+    reach = 1 - math.tanh(10 * np.linalg.norm(tcp - red))
+    # nothing stacked, not grasped: r = (0 + reach / 4 + 0) / 3
+    assert env3.staged_reward(1, False) == pytest.approx(reach / 4 / 3, rel=1e-9)
+
+
+def test_bad_inputs_raise(env3):
+    with pytest.raises(ValueError, match=r"shape \[B=3, C, A=7\]"):
+        env3.chunk_step(torch.zeros(2, 4, 7))
+    bad = torch.zeros(3, 2, 7)
+    bad[2, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match="env 2, chunk step 1, dim 0"):
+        env3.chunk_step(bad)
+    with pytest.raises(TypeError, match="floating-point"):
+        env3.chunk_step(torch.zeros(3, 2, 7, dtype=torch.int32))
+    with pytest.raises(KeyError, match="MuJoCo-Stack-Two-Cube"):
+        make_env("MuJoCo-Stack-Nope-v0", num_envs=1)
+    with pytest.raises(ValueError, match="env.reward_type"):
+        make_env(TWO, num_envs=1, reward_type="dense")
+    with pytest.raises(ValueError, match="env.image_size"):
+        make_env(TWO, num_envs=1, image_size=4)
+
+
+def test_divergence_resets_and_flags(env3, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+    env3.reset(reset_state_ids=[1, 2, 3])
+    env3.datas[1].qvel[:] = np.nan  # poison env 1's physics
+    res = env3.chunk_step(torch.zeros(3, 2, 7))
+    assert res.info["diverged"].tolist() == [False, True, False]
+    assert res.truncated[1].tolist() == [True, False] and res.info["valid"][1].tolist() == [True, False]
+    assert np.isfinite(env3.datas[1].qpos).all()
+
+
+def test_render_every_step_frames(env3):
+    env3.reset(reset_state_ids=[1, 2, 3])
+    env3.cfg.render_every_step = True
+    try:
+        res = env3.chunk_step(torch.zeros(3, 2, 7))
+    finally:
+        env3.cfg.render_every_step = False
+    assert res.info["frames"].shape == (3, 2, 32, 32, 3) and res.info["frames"].dtype == torch.uint8
+    assert torch.equal(res.info["frames"][:, -1], res.obs["main_images"])
+
+
+def test_gl_backend_errors(monkeypatch):
+    from rlinf_isaac.envs.mujoco import gl
+
+    with pytest.raises(ValueError, match="render_backend must be one of"):
+        gl.select_gl_backend("vulkan")
+    monkeypatch.setattr(gl, "_library_present", lambda backend: False)
+    with pytest.raises(RuntimeError, match="apt-get install libegl1"):
+        gl._check_library("egl")
+    with pytest.raises(RuntimeError, match="apt-get install libosmesa6"):
+        gl._check_library("osmesa")

@@ -1,0 +1,38 @@
+"""SubprocVectorEnv: bit-identical to the in-process env for the same ids; loud worker failures."""
+
+import pytest
+import torch
+
+from rlinf_isaac.envs.registry import make_env
+from rlinf_isaac.envs.vector import SubprocVectorEnv, WorkerError
+
+TWO = "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"
+
+
+def test_vector_matches_single_process_env():
+    vec = make_env(TWO, num_envs=3, num_workers=2, seed=5, image_size=24, max_episode_steps=3)
+    one = make_env(TWO, num_envs=3, seed=5, image_size=24, max_episode_steps=3)
+    try:
+        ov, o1 = vec.reset(reset_state_ids=[9, 4, 9]), one.reset(reset_state_ids=[9, 4, 9])
+        for k in ("main_images", "wrist_images", "states"):
+            assert torch.equal(ov[k], o1[k])
+        a = torch.rand(3, 4, 7) - 0.5
+        rv, r1 = vec.chunk_step(a), one.chunk_step(a)  # truncation + auto-reset inside the chunk
+        assert torch.equal(rv.obs["main_images"], r1.obs["main_images"])
+        assert torch.equal(rv.info["final_obs"]["states"], r1.info["final_obs"]["states"])
+        assert torch.equal(rv.info["reset_state_ids"], r1.info["reset_state_ids"])
+        assert torch.equal(rv.reward, r1.reward) and torch.equal(rv.truncated, r1.truncated)
+        assert vec.privileged_state()["cube_pos"].shape == (3, 2, 3)
+    finally:
+        vec.close()
+        one.close()
+    vec.close()  # idempotent
+
+
+def test_dead_worker_is_reported():
+    vec = SubprocVectorEnv(TWO, num_envs=2, num_workers=2, env_kwargs={"image_size": 16}, timeout_s=30)
+    procs = list(vec._procs)
+    vec._conns[1].send(("crash", 7))
+    with pytest.raises(WorkerError, match=r"env worker 1 .*died\)?; exit code 7; last log lines:\n.*env worker 1 \(pid"):
+        vec.chunk_step(torch.zeros(2, 1, 7))
+    assert all(not p.is_alive() for p in procs)  # the other worker was shut down too, no orphans
