@@ -192,6 +192,7 @@ class ModelConfig:
     tune_projector: bool = False
     tune_diffusion_model: bool = True
     precision: Literal["fp32", "bf16"] = "fp32"
+    allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
 
     def __post_init__(self):
         check(self.num_action_chunks >= 1, "actor.model.num_action_chunks", self.num_action_chunks, "an integer >= 1")
@@ -272,8 +273,10 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
     if cfg.runner.val_check_interval != -1 or cfg.runner.only_eval:
         check(ev.max_episode_steps % c == 0, "env.eval.max_episode_steps", ev.max_episode_steps,
               f"a multiple of actor.model.num_action_chunks ({c})")
-    if cfg.actor.model.checkpoint_path is None and cfg.actor.model.config_name != "gr00t_tiny":
+    m = cfg.actor.model
+    if m.checkpoint_path is None and m.config_name != "gr00t_tiny" and not m.allow_random_init:
         raise ConfigError(
             f"actor.model.checkpoint_path = None: a local checkpoint directory is required for "
-            f"actor.model.config_name = {cfg.actor.model.config_name!r} (only gr00t_tiny may start from random weights)"
+            f"actor.model.config_name = {m.config_name!r} (only gr00t_tiny may start from random weights; "
+            f"benchmarks set actor.model.allow_random_init=true)"
         )

@@ -147,7 +147,12 @@ class Cluster:
                 video = video or res.video
         from rlinf_isaac.runners.train_runner import episode_metrics
 
-        return RolloutOutput(pieces, episode_metrics(eps, "env"), steps, video)
+        metrics = episode_metrics(eps, "env")
+        # Per env worker, summed over its stages: simulator time and time waiting for actions.
+        metrics["time/env"] = max(r.time_env for r in results)
+        metrics["time/env_wait"] = max(r.time_wait for r in results)
+        metrics["time/inference"] = max(self.rollouts.run("timing"))
+        return RolloutOutput(pieces, metrics, steps, video)
 
     def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
         self._swap("actor")

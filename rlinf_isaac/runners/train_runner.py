@@ -59,30 +59,36 @@ class TrainRunner:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
-        """Train for ``runner.max_steps`` global steps; returns the last logged metrics."""
-        c, metrics = self.cfg.runner, {}
-        for step in range(self.start_step, c.max_steps):
-            self.timings = {}
-            t0 = time.perf_counter()
-            with self.timer("sync"):
-                self.cluster.sync_weights(version=step)
-            with self.timer("rollout"):
-                rollout = self.cluster.rollout(step, record_video=self._video_due(step))
-            with self.timer("advantages"):
-                adv_metrics = self.cluster.compute_advantages(rollout.pieces)
-            with self.timer("update"):
-                update_metrics = self.cluster.update(step)
-            done = step + 1
-            self.timings["step"] = time.perf_counter() - t0
-            metrics = {**rollout.metrics, **adv_metrics, **update_metrics, **self._time_metrics()}
-            metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
-            if c.val_check_interval > 0 and _due(done, c.val_check_interval, c.max_steps):
-                with self.timer("eval"):
-                    metrics.update(self.evaluate(done))
-            if _due(done, c.save_interval, c.max_steps):
-                with self.timer("checkpoint"):
-                    self.save(done)
-            self._log(done, metrics, rollout.video)
+        """Train for ``runner.max_steps`` global steps; returns the last step's metrics."""
+        metrics: dict[str, float] = {}
+        for step in range(self.start_step, self.cfg.runner.max_steps):
+            metrics = self.run_one(step)
+        return metrics
+
+    def run_one(self, step: int) -> dict[str, float]:
+        """Global step ``step``: sync -> rollout -> advantages -> update -> log -> eval -> checkpoint."""
+        c = self.cfg.runner
+        self.timings = {}
+        t0 = time.perf_counter()
+        with self.timer("sync"):
+            self.cluster.sync_weights(version=step)
+        with self.timer("rollout"):
+            rollout = self.cluster.rollout(step, record_video=self._video_due(step))
+        with self.timer("advantages"):
+            adv_metrics = self.cluster.compute_advantages(rollout.pieces)
+        with self.timer("update"):
+            update_metrics = self.cluster.update(step)
+        self.timings["step"] = time.perf_counter() - t0
+        metrics = {**rollout.metrics, **adv_metrics, **update_metrics}
+        metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
+        done = step + 1
+        if c.val_check_interval > 0 and _due(done, c.val_check_interval, c.max_steps):
+            with self.timer("eval"):
+                metrics.update(self.evaluate(done))
+        if _due(done, c.save_interval, c.max_steps):
+            with self.timer("checkpoint"):
+                self.save(done)
+        self._log(done, metrics, rollout.video)
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 
@@ -43,6 +44,7 @@ class RolloutWorker(WorkerBase):
         self.policy = build_policy(model_cfg, algo_cfg, device=device, seed=seed)
         self.policy.eval()
         self.version = -1
+        self.infer_seconds = 0.0  # model time spent in predict/values since the last timing()
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
 
@@ -53,8 +55,16 @@ class RolloutWorker(WorkerBase):
     @torch.no_grad()
     def predict(self, obs: Obs, mode: str = "train"):
         """obs of B envs -> (actions float32 [B, C, 7] on CPU, extras dict, see split_extras)."""
+        t0 = time.perf_counter()
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
-        return actions.cpu(), split_extras(extras, actions.shape[0])
+        out = actions.cpu(), split_extras(extras, actions.shape[0])  # .cpu() waits for the GPU
+        self.infer_seconds += time.perf_counter() - t0
+        return out
+
+    def timing(self) -> float:
+        """Seconds of model inference since the last call (and reset the counter)."""
+        t, self.infer_seconds = self.infer_seconds, 0.0
+        return t
 
     @torch.no_grad()
     def values(self, obs: Obs) -> torch.Tensor:

@@ -1,0 +1,96 @@
+"""Pipeline throughput: env-steps/s and per-phase times of the real runner, S = 1 vs S = 2.
+
+Runs the training loop (Ray workers, MuJoCo envs, GR00T policy, PPO update) for a few
+global steps per variant, drops the first step (warm-up: compilation, caches) and reports
+medians. Runner overhead = the part of a step outside simulation, model inference and the
+actor update (Ray transfers, trajectory stacking, weight sync, logging).
+
+    python benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 4 \
+        -- cluster=1gpu env.train.total_num_envs=64 env.train.num_workers=8
+
+Everything after ``--`` is a Hydra override applied to every variant. Prints a table and a
+final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait", "time/inference",
+          "time/advantages", "time/update")
+
+
+def run_variant(config: str, stages: int, steps: int, overrides: list[str]) -> dict:
+    from rlinf_isaac.config import load_config
+    from rlinf_isaac.runners.train_runner import TrainRunner
+
+    log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
+    cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}",
+                               "runner.save_interval=-1", "runner.val_check_interval=-1",
+                               f"runner.logger.log_path={log_dir}", *overrides])
+    runner = TrainRunner(cfg)
+    rows = []
+    try:
+        for step in range(steps):  # the runner's loop, one step at a time, keeping each step's metrics
+            t0 = time.perf_counter()
+            m = runner.run_one(step)
+            m["wall"] = time.perf_counter() - t0
+            rows.append(m)
+            print(f"  S={stages} step {step}: {m['env/steps_per_s']:.1f} env-steps/s, "
+                  f"step {m['time/step']:.2f}s", flush=True)
+    finally:
+        runner.close()
+    measured = rows[1:] if len(rows) > 1 else rows
+    out = {k: statistics.median(r.get(k, 0.0) for r in measured) for k in PHASES + ("env/steps_per_s",)}
+    compute = out["time/env"] + out["time/inference"] + out["time/update"] + out["time/advantages"]
+    # With S >= 2 env and inference overlap: the rollout's critical path is max(env, inference).
+    rollout_floor = max(out["time/env"], out["time/inference"]) if stages > 1 else out["time/env"] + out["time/inference"]
+    busy = rollout_floor + out["time/update"] + out["time/advantages"]
+    out["overhead_s"] = max(0.0, out["time/step"] - busy)
+    out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])
+    out["compute_s"] = compute
+    out["stages"] = stages
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    overrides: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, overrides = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="mujoco_stack3_ppo_gr00t_tiny")
+    ap.add_argument("--stages", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--steps", type=int, default=4, help="global steps per variant (the first is warm-up)")
+    ap.add_argument("--json", default=None, help="also write the results to this file")
+    args = ap.parse_args(argv)
+    results = []
+    for s in args.stages:
+        print(f"variant: pipeline_stage_num={s}", flush=True)
+        results.append(run_variant(args.config, s, args.steps, overrides))
+    base = results[0]["env/steps_per_s"]
+    head = f"{'S':>2} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'overhead':>9}"
+    print(head)
+    for r in results:
+        print(f"{r['stages']:>2} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
+              f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
+              f"{r['time/update']:>7.2f} {100 * r['overhead_frac']:>8.1f}%")
+    report = {"config": args.config, "overrides": overrides, "host": platform.node(), "cpus": os.cpu_count(),
+              "results": results}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
