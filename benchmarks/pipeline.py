@@ -27,12 +27,13 @@ PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait",
           "time/advantages", "time/update")
 
 
-def run_variant(config: str, stages: int, steps: int, overrides: list[str]) -> dict:
+def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0) -> dict:
     from rlinf_isaac.config import load_config
     from rlinf_isaac.runners.train_runner import TrainRunner
 
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
-    cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}",
+    procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
+    cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
                                "runner.save_interval=-1", "runner.val_check_interval=-1",
                                f"runner.logger.log_path={log_dir}", *overrides])
     runner = TrainRunner(cfg)
@@ -70,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="mujoco_stack3_ppo_gr00t_tiny")
     ap.add_argument("--stages", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--steps", type=int, default=4, help="global steps per variant (the first is warm-up)")
+    ap.add_argument("--sim-procs", type=int, default=0,
+                    help="simulator processes per env worker, split over its S stage envs (0: in-process)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     results = []
     for s in args.stages:
         print(f"variant: pipeline_stage_num={s}", flush=True)
-        results.append(run_variant(args.config, s, args.steps, overrides))
+        results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs))
     base = results[0]["env/steps_per_s"]
     head = f"{'S':>2} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'overhead':>9}"
     print(head)

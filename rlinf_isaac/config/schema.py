@@ -148,6 +148,7 @@ class EnvConfig:
     render_backend: Optional[Literal["egl", "osmesa", "glfw"]] = None  # None: auto
     video_cfg: VideoConfig = field(default_factory=VideoConfig)
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific factory arguments
+    task_modules: list[str] = field(default_factory=list)  # user modules that register task_id
 
     def __post_init__(self):
         check(self.total_num_envs >= 1, "total_num_envs", self.total_num_envs, "an integer >= 1")

@@ -7,12 +7,13 @@ inside the factories, so listing tasks never imports Isaac Lab.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from rlinf_isaac.envs.base import BatchedEnv
 
-__all__ = ["TaskEntry", "register_task", "make_env", "list_tasks", "get_task"]
+__all__ = ["TaskEntry", "register_task", "make_env", "list_tasks", "get_task", "add_task_modules", "TASK_MODULES_ENV"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class TaskEntry:
 _TASKS: dict[str, TaskEntry] = {}
 
 # Modules whose import registers tasks. Importing them must stay cheap (no simulator).
+# Users add their own with RLINF_TASK_MODULES (comma separated) or ``env.*.task_modules``;
+# the env worker exports that variable, so simulator subprocesses import them too.
 _TASK_MODULES = ("rlinf_isaac.tasks",)
+TASK_MODULES_ENV = "RLINF_TASK_MODULES"
 
 
 def register_task(task_id: str, backend: str, description: str = ""):
@@ -44,8 +48,26 @@ def register_task(task_id: str, backend: str, description: str = ""):
 
 
 def _load_builtin_tasks() -> None:
-    for mod in _TASK_MODULES:
-        importlib.import_module(mod)
+    extra = [m.strip() for m in os.environ.get(TASK_MODULES_ENV, "").split(",") if m.strip()]
+    for mod in (*_TASK_MODULES, *extra):
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            if mod in _TASK_MODULES:
+                raise
+            raise ImportError(
+                f"task module {mod!r} (from {TASK_MODULES_ENV} / env.*.task_modules) cannot be "
+                f"imported: {e}; it must be importable in every worker (installed or on PYTHONPATH)"
+            ) from e
+
+
+def add_task_modules(modules: list[str] | tuple[str, ...]) -> None:
+    """Make ``modules`` register their tasks here and in every process started from here."""
+    current = [m for m in os.environ.get(TASK_MODULES_ENV, "").split(",") if m]
+    merged = current + [m for m in modules if m not in current]
+    if merged:
+        os.environ[TASK_MODULES_ENV] = ",".join(merged)
+    _load_builtin_tasks()
 
 
 def list_tasks(backend: str | None = None) -> list[str]:

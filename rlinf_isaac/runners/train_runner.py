@@ -50,6 +50,7 @@ class TrainRunner:
         self.log_path = Path(cfg.runner.logger.log_path)
         self.ckpt_dir = self.log_path / "checkpoints"
         self.cluster = cluster or Cluster(cfg)
+        self.totals = {"train/env_steps": 0.0, "train/episodes": 0.0}  # cumulative, kept in checkpoints
         self.start_step = self._maybe_resume()
         lg = cfg.runner.logger
         self.logger = MetricLogger(self.log_path, lg.project_name, lg.experiment_name, lg.logger_backends,
@@ -81,6 +82,9 @@ class TrainRunner:
         self.timings["step"] = time.perf_counter() - t0
         metrics = {**rollout.metrics, **adv_metrics, **update_metrics}
         metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
+        self.totals["train/env_steps"] += rollout.env_steps
+        self.totals["train/episodes"] += rollout.metrics.get("env/num_episodes", 0.0)
+        metrics.update(self.totals)
         done = step + 1
         if c.val_check_interval > 0 and _due(done, c.val_check_interval, c.max_steps):
             with self.timer("eval"):
@@ -107,7 +111,7 @@ class TrainRunner:
         path = save_checkpoint(self.ckpt_dir, step=step, model_state=state["model"],
                                optimizer_state=state["optimizer"], scheduler_state=state["scheduler"],
                                rng_states=capture_rng_states(), config=to_dict(self.cfg),
-                               keep_last=self.cfg.runner.keep_checkpoints)
+                               extra={"totals": dict(self.totals)}, keep_last=self.cfg.runner.keep_checkpoints)
         log.info("checkpoint written: %s", path)
         return path
 
@@ -161,6 +165,7 @@ class TrainRunner:
                                        "scheduler": ckpt.scheduler_state})
         if ckpt.rng_states:
             restore_rng_states(ckpt.rng_states)
+        self.totals.update({k: float(v) for k, v in ckpt.extra.get("totals", {}).items()})
         log.info("resumed from %s at global step %d", ckpt.path, ckpt.step)
         return ckpt.step
 

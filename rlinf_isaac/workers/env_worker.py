@@ -19,7 +19,7 @@ import torch
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.envs.base import BatchedEnv, Obs
-from rlinf_isaac.envs.registry import make_env
+from rlinf_isaac.envs.registry import add_task_modules, make_env
 from rlinf_isaac.workers.handles import resolve
 from rlinf_isaac.workers.trajectory import StepRecord, Trajectory, concat_envs, split_envs, stack_steps
 
@@ -89,6 +89,7 @@ class EnvWorker(WorkerBase):
         self._obs: list[Obs] | None = None  # current observation of each stage (auto-reset runs)
 
     def _make(self, cfg: EnvConfig, n: int, seed: int, auto_reset: bool | None = None) -> BatchedEnv:
+        add_task_modules(cfg.task_modules)
         return make_env(
             cfg.task_id, num_envs=n, image_size=cfg.image_size, reward_type=cfg.reward_type,
             max_episode_steps=cfg.max_episode_steps, auto_reset=cfg.auto_reset if auto_reset is None else auto_reset,

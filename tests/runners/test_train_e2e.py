@@ -94,6 +94,8 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         step2_resumed = dict(resumed[name])[2]
         assert step2_resumed == step2_full, f"{name}: resumed {step2_resumed} != uninterrupted {step2_full}"
     assert 1 not in dict(resumed["actor/policy_loss"])  # the resumed run starts at step 2
+    # Cumulative counters continue: 2 steps x 4 envs x 2 chunk steps x 16 actions = 256 env steps.
+    assert dict(full["train/env_steps"])[2] == dict(resumed["train/env_steps"])[2] == 256.0
 
 
 def test_eval_report_json(tmp_path):

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Run the GPU benchmarks and GPU tests on a machine with no package index (the lent GPU box).
+#
+#   bash benchmarks/gpu_session.sh single   # 1 GPU: GPU tests, env (EGL), policy, pipeline S=1 vs S=2
+#   bash benchmarks/gpu_session.sh multi    # 2-4 GPUs: pipeline under shared / hybrid / separated layouts
+#
+# Expects wheels the machine lacks in .whl/ (and .whlray/ for Ray), GL loader .debs in .gl/
+# (see benchmarks/README.md for how they are fetched), and writes logs + JSON under $OUT.
+set -uo pipefail
+PHASE=${1:-single}
+OUT=${OUT:-/tmp/bench_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=egl
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+
+if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .whl/*.whl $( [ -d .whlray ] && echo .whlray/*.whl ) 2>&1 | grep -v WARNING | tail -3
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
+python3 -c "import torch, transformers, mujoco; print('torch', torch.__version__, 'transformers', transformers.__version__, 'mujoco', mujoco.__version__)" | tee "$OUT/versions.txt"
+NCPU=$(nproc)
+
+run() {  # run NAME TIMEOUT CMD...: log to $OUT/NAME.log, keep going on failure
+  local name=$1 t=$2; shift 2
+  echo "=== $name ($(date +%T)) ==="
+  timeout "$t" "$@" > "$OUT/$name.log" 2>&1
+  echo "[$name] exit $?"; tail -n 12 "$OUT/$name.log"
+}
+
+if [ "$PHASE" = single ]; then
+  run gpu_tests 120 python3 -m pytest -q -m gpu tests -p no:cacheprovider
+  run env_egl 150 python3 benchmarks/env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6
+  run policy 300 python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 \
+    --batch-sizes 32 64 128 --time-budget-s 270 --json "$OUT/policy.json"
+  run pipeline_tiny 200 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 \
+    --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu actor.model.checkpoint_path=null \
+    env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=64 \
+    algorithm.update_epochs=1
+else
+  for layout in ${LAYOUTS:-2gpu_shared 2gpu_hybrid 2gpu_separated 4gpu_shared 4gpu_hybrid 4gpu_separated}; do
+    run "pipeline_$layout" 150 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \
+      --steps 3 --sim-procs 8 --json "$OUT/pipeline_$layout.json" -- "cluster=$layout" actor.model.checkpoint_path=null \
+      env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=32 \
+      algorithm.update_epochs=1
+  done
+fi
+echo "=== done $(date +%T) ==="
