@@ -5,6 +5,11 @@
 #   bash scripts/isaaclab_lane.sh              # install (cached) + run tests/isaaclab_lane
 #   bash scripts/isaaclab_lane.sh --install    # only create / refresh the cached venv
 #   bash scripts/isaaclab_lane.sh -k spec      # extra args go to pytest
+#   bash scripts/isaaclab_lane.sh -k "not kitless"   # skip the real kit-less env (about 1-4 min)
+#
+# tests/isaaclab_lane/test_kitless_env.py runs a real kit-less ManagerBasedRLEnv (Newton physics,
+# Newton Warp cameras, CPU) through our adapter. The first run on a machine compiles Warp kernels
+# (about 3 min here, cached in ~/.cache/warp); later runs start each env in about 20 s.
 #
 # Env: ISAACLAB_LANE_VENV (default ~/.cache/rlinf_isaac/isaaclab-py312),
 #      ISAACLAB_LANE_PYTHON (default: pyenv 3.12, else python3.12), ISAACLAB_VERSION (3.0.0).
