@@ -56,7 +56,7 @@ GREEN_ON_RED = StackTaskSpec(
     stack_pairs=(("cube_green", "cube_red"),),  # (top, bottom)
     spawn=SpawnSpec(x_range=(0.42, 0.62), y_range=(-0.15, 0.15), yaw_range=(-0.8, 0.8), min_distance=0.12),
 )
-DEFAULT_MAX_STEPS = 250  # the expert needs ~110 steps (20 Hz) for one pair
+DEFAULT_MAX_STEPS = 250  # the expert needs ~65 steps (20 Hz) for one pair
 
 
 def make_green_on_red_env(num_envs: int, max_episode_steps: int | None = None, num_workers: int = 0,

@@ -5,6 +5,9 @@ cube, descend, close, lift, above the bottom cube, descend, open, retreat. Each 
 turns the waypoint error into the env's 7-D IK-Rel action:
 ``a[:3] = clip(p_wp - p_ee, max_step) / scale``, ``a[3:6] = axis_angle(R_wp R_ee^T) / scale``,
 ``a[6] = -1`` (close) or ``+1`` (open). If a lift finds the cube not held, it retries the pair.
+The grasp yaw is face-aligned with the cube and, of the two footprints a parallel gripper
+has, the one whose 20 cm hand bar and fingers clear the other cubes (the bar would otherwise
+land on the stack already built when the last cube lies within ~13 cm of it along the bar).
 
 CLI::
 
@@ -26,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from rlinf_isaac.envs.mujoco import scene
 from rlinf_isaac.envs.mujoco.kinematics import matrix_to_axis_angle
 from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
 
@@ -47,11 +51,13 @@ class ExpertConfig:
     slow_step: float = 0.01
     max_rot_step: float = 0.15
     reach_tol: float = 0.006
+    rot_tol: float = 0.05  # rad: largest gripper orientation error at which a descent to a cube starts
     close_steps: int = 6
     open_steps: int = 4
+    clearance: float = 0.01  # wanted xy gap (m) between the gripper footprint and other cubes at a grasp
 
     def __post_init__(self) -> None:
-        for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol"):
+        for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol", "rot_tol", "clearance"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"expert.{k} must be > 0, got {getattr(self, k)}")
 
@@ -59,6 +65,16 @@ class ExpertConfig:
 def _rz(yaw: float) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _wrap_half_pi(yaw: float) -> float:
+    """The member of {yaw + k pi} in [-pi/2, pi/2) (a gripper footprint repeats every pi)."""
+    return float((yaw + np.pi / 2) % np.pi - np.pi / 2)
+
+
+def _rect_gap(across: np.ndarray, along: np.ndarray, hx: float, hy: float) -> np.ndarray:
+    """Distance [M] from points (across, along) [M] to the centred rectangle |x| <= hx, |y| <= hy (0 inside)."""
+    return np.hypot(np.maximum(np.abs(across) - hx, 0.0), np.maximum(np.abs(along) - hy, 0.0))
 
 
 def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -99,13 +115,42 @@ class ScriptedExpert:
             out[b] = self._act_one(b, {k: v[b] for k, v in state.items()})
         return out
 
-    def _grasp_yaw(self, cube_quat: np.ndarray, ee_rot: np.ndarray) -> float:
-        """Cube yaw plus the multiple of pi/2 closest to the current gripper yaw."""
-        r = _quat_to_matrix(cube_quat)
-        cube_yaw = np.arctan2(r[1, 0], r[0, 0])
-        ee_yaw = np.arctan2(ee_rot[1, 0], ee_rot[0, 0])
-        k = np.round((ee_yaw - cube_yaw) / (np.pi / 2))
-        return float(cube_yaw + k * np.pi / 2)
+    def _grasp_yaw(self, s: dict[str, np.ndarray], top: int) -> float:
+        """Gripper yaw for grasping cube ``top``: a face-aligned yaw whose hand and fingers clear the other cubes.
+
+        A parallel gripper can take a cube across either pair of faces, so there are two
+        footprints (cube yaw + k pi/2, k even or odd); each is taken at its member nearest yaw 0
+        (the home yaw), which keeps the wrist joint within +-pi/2 of home. The nearer one is
+        used unless it comes within ``clearance`` of a cube and the other footprint is clearer
+        (the 20 cm hand bar otherwise lands on the stack already built).
+        """
+        cube_yaw = float(np.arctan2(*_quat_to_matrix(s["cube_quat"][top])[[1, 0], 0]))
+        yaws = [_wrap_half_pi(cube_yaw + k * np.pi / 2) for k in (0, 1)]
+        yaws.sort(key=abs)
+        gaps = [self._footprint_gap(s, top, y) for y in yaws]
+        if gaps[0] >= self.cfg.clearance or gaps[0] >= gaps[1]:
+            return yaws[0]
+        return yaws[1]
+
+    def _footprint_gap(self, s: dict[str, np.ndarray], top: int, yaw: float) -> float:
+        """Smallest xy gap (m) between the gripper at the grasp of ``top`` with ``yaw`` and any other cube.
+
+        The open fingers (down to the cube) meet every other cube; the hand bar, whose underside
+        sits ``TCP_OFFSET - 2 hz`` above the TCP, meets only cubes whose top reaches that height.
+        Cubes are disks of radius size / sqrt(2) (their circumscribed circle).
+        """
+        size = self.task.cube_size
+        pos = s["cube_pos"]
+        others = np.array([k for k in range(len(pos)) if k != top], np.int64)
+        rel = pos[others, :2] - pos[top, :2]  # [M, 2]
+        across = rel @ np.array([np.cos(yaw), np.sin(yaw)])  # hand x = Rz(yaw) R_down e_x
+        along = rel @ np.array([np.sin(yaw), -np.cos(yaw)])  # hand y (finger axis) = Rz(yaw) R_down e_y
+        hand_bottom = pos[top, 2] + scene.TCP_OFFSET - 2 * scene.HAND_HALF_EXTENTS[2]
+        tall = pos[others, 2] + size / 2 > hand_bottom
+        finger_reach = scene.FINGER_RANGE[1] + scene.FINGER_OFFSET + scene.FINGER_HALF_EXTENTS[1]
+        gap = _rect_gap(across, along, scene.FINGER_HALF_EXTENTS[0], finger_reach)
+        gap_hand = np.where(tall, _rect_gap(across, along, *scene.HAND_HALF_EXTENTS[:2]), np.inf)
+        return float(np.min(np.minimum(gap, gap_hand), initial=np.inf) - size / np.sqrt(2))
 
     def _act_one(self, b: int, s: dict[str, np.ndarray]) -> np.ndarray:
         if self._pair[b] >= len(self._pairs):  # all pairs done: stay open and still
@@ -113,13 +158,14 @@ class ScriptedExpert:
         top, bottom = self._pairs[self._pair[b]]
         ee_rot = _quat_to_matrix(s["ee_quat"])
         if self._phase[b] == ABOVE and self._timer[b] == 0:
-            self._yaw[b] = self._grasp_yaw(s["cube_quat"][top], ee_rot)
+            self._yaw[b] = self._grasp_yaw(s, top)
         target, grip, tol, step = self._waypoint(b, s, top, bottom)
         err = target - s["ee_pos"]
         rot_err = matrix_to_axis_angle(_rz(self._yaw[b]) @ _R_DOWN @ ee_rot.T)  # axis_angle(R_wp R_ee^T)
-        self._advance(b, s, top, np.linalg.norm(err) < tol)
-        dpos = err * min(1.0, step / max(np.linalg.norm(err), 1e-9))
         n_rot = np.linalg.norm(rot_err)
+        aligned = self._phase[b] != ABOVE or n_rot < self.cfg.rot_tol  # descend only once turned to the grasp yaw
+        self._advance(b, s, top, np.linalg.norm(err) < tol and aligned)
+        dpos = err * min(1.0, step / max(np.linalg.norm(err), 1e-9))
         drot = rot_err * min(1.0, self.cfg.max_rot_step / max(n_rot, 1e-9))
         return np.concatenate([dpos / self.scale, drot / self.scale, [grip]]).astype(np.float32)
 

@@ -1,11 +1,25 @@
 """Scripted expert: succeeds on seeded episodes of both tasks; CLI lists tasks and prints JSON."""
 
 import json
+import math
 
+import numpy as np
 import pytest
+import torch
 
-from rlinf_isaac.envs.expert import main, run_expert
-from rlinf_isaac.envs.registry import list_tasks
+from rlinf_isaac.envs.expert import (
+    _R_DOWN,
+    ABOVE,
+    DESCEND,
+    ScriptedExpert,
+    _rect_gap,
+    _rz,
+    _wrap_half_pi,
+    main,
+    run_expert,
+)
+from rlinf_isaac.envs.registry import list_tasks, make_env
+from rlinf_isaac.tasks.stack_cube import STACK_THREE, STACK_TWO
 
 
 @pytest.mark.parametrize(
@@ -37,3 +51,74 @@ def test_cli_record_and_video(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["success_rate"] == 1.0
     assert len(list((tmp_path / "ds").rglob("episode_000000*"))) >= 1
     assert (tmp_path / "v.mp4").stat().st_size > 0
+
+
+def _state(cubes_xyz):
+    """privileged_state()-like dict of one env: cubes at cubes_xyz [N, 3] with yaw 0."""
+    pos = np.asarray(cubes_xyz, float)
+    return {"cube_pos": pos, "cube_quat": np.tile([1.0, 0.0, 0.0, 0.0], (len(pos), 1))}
+
+
+def test_rect_gap_and_half_pi_wrap():
+    # point 3 cm across a 2.5 cm half-width bar, inside its length: gap 0.005
+    # point (0.03, 0.104) off a (0.025, 0.1) corner: hypot(0.005, 0.004) = 0.0064031
+    gaps = _rect_gap(np.array([0.03, 0.03, 0.0]), np.array([0.0, 0.104, 0.05]), 0.025, 0.1)
+    np.testing.assert_allclose(gaps, [0.005, 0.0064031242, 0.0], atol=1e-9)
+    assert _wrap_half_pi(math.pi / 2) == pytest.approx(-math.pi / 2)  # same footprint as +pi/2
+    assert _wrap_half_pi(2.0) == pytest.approx(2.0 - math.pi)
+
+
+def test_grasp_yaw_turns_the_hand_bar_away_from_the_built_stack():
+    s = 0.047
+    expert = ScriptedExpert(STACK_THREE, num_envs=1)
+    # blue at (0.5, 0.1), red stacked on it; green (index 2) to grasp at (0.5, 0), 10 cm away along y.
+    st = _state([(0.5, 0.1, s / 2), (0.5, 0.1, 1.5 * s), (0.5, 0.0, s / 2)])
+    # yaw 0: bar (finger axis) along world -y -> over the stack (red top 0.094 m > bar underside
+    # 0.0235 + 0.1034 - 0.06 = 0.0669 m): gap = 0 - s / sqrt(2) = -0.03323
+    assert expert._footprint_gap(st, 2, 0.0) == pytest.approx(-s / math.sqrt(2), abs=1e-9)
+    # yaw -pi/2: bar along x; stack 0.1 m across: hand gap 0.1 - 0.025 = 0.075 (fingers 0.1 - 0.01 = 0.09)
+    # -> 0.075 - 0.03323 = 0.04177
+    assert expert._footprint_gap(st, 2, -math.pi / 2) == pytest.approx(0.075 - s / math.sqrt(2), abs=1e-9)
+    assert expert._grasp_yaw(st, 2) == pytest.approx(-math.pi / 2)
+    # Stack 10 cm along x instead: yaw 0 (nearest home) is already clear and is kept.
+    st = _state([(0.6, 0.0, s / 2), (0.6, 0.0, 1.5 * s), (0.5, 0.0, s / 2)])
+    assert expert._grasp_yaw(st, 2) == pytest.approx(0.0)
+
+
+def test_expert_stacks_three_on_a_reset_state_that_used_to_fail():
+    # Reset state 1914009000 (seed 0, env 5): the hand bar used to land on the red-blue stack
+    # while descending to the green cube, knocking red off blue.
+    env = make_env(STACK_THREE.task_id, num_envs=1, seed=0, image_size=16, auto_reset=False)
+    env.reset(reset_state_ids=[1914009000])
+    expert = ScriptedExpert(STACK_THREE, 1, env.cfg.action_scale)
+    try:
+        for _ in range(320):  # the RL configs' three-cube step limit
+            res = env.chunk_step(torch.from_numpy(expert.act(env.privileged_state()))[:, None])
+            if res.info["episode"].done[0]:
+                break
+        assert bool(res.info["episode"].success_once[0]) and int(res.info["episode"].episode_len[0]) < 200
+    finally:
+        env.close()
+
+
+def test_descent_waits_until_the_gripper_has_turned_to_the_grasp_yaw():
+    from rlinf_isaac.envs.mujoco.kinematics import matrix_to_quat
+
+    s = 0.047
+    expert = ScriptedExpert(STACK_TWO, num_envs=1, action_scale=0.5)
+    red = np.array([0.5, 0.0, s / 2])  # top cube of the only pair; blue 15 cm away, grasp yaw 0
+
+    def state(ee_yaw):
+        r_ee = _rz(ee_yaw) @ _R_DOWN
+        return {"cube_pos": np.array([[0.5, 0.15, s / 2], red])[None], "cube_quat": np.tile([1.0, 0, 0, 0], (1, 2, 1)),
+                "ee_pos": (red + [0, 0, expert.cfg.hover])[None], "ee_quat": matrix_to_quat(r_ee)[None],
+                "fingers": np.full((1, 2), 0.04)}
+
+    # At the hover point but turned 0.3 rad: rot_err = axis_angle(R_wp R_ee^T) = (0, 0, -0.3), capped
+    # at max_rot_step 0.15 -> a[3:6] = (0, 0, -0.15) / 0.5 = (0, 0, -0.3); the phase stays ABOVE.
+    a = expert.act(state(0.3))
+    np.testing.assert_allclose(a[0], [0, 0, 0, 0, 0, -0.3, 1.0], atol=1e-6)
+    assert expert._phase[0] == ABOVE
+    # Turned to within rot_tol (0.03 < 0.05 rad): a[5] = -0.03 / 0.5 = -0.06 and the descent starts.
+    a = expert.act(state(0.03))
+    assert a[0, 5] == pytest.approx(-0.06, abs=1e-6) and expert._phase[0] == DESCEND

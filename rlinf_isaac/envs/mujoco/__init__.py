@@ -1,6 +1,6 @@
 """Embedded MuJoCo backend: Franka scene builder, IK-Rel control, batched stack-cube env (MuJoCo imported lazily)."""
 
-from rlinf_isaac.envs.mujoco.gl import import_mujoco, select_gl_backend
+from rlinf_isaac.envs.mujoco.gl import import_mujoco, route_mujoco_warnings, select_gl_backend
 from rlinf_isaac.envs.mujoco.task_spec import CubeSpec, SpawnSpec, StackTaskSpec, SuccessSpec
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "StackTaskSpec",
     "SuccessSpec",
     "import_mujoco",
+    "route_mujoco_warnings",
     "select_gl_backend",
     "MujocoStackEnv",
     "MujocoStackConfig",

@@ -9,10 +9,13 @@ is visible, OSMesa otherwise).
 from __future__ import annotations
 
 import ctypes.util
+import logging
 import os
 import sys
 
-__all__ = ["GL_BACKENDS", "select_gl_backend", "import_mujoco"]
+__all__ = ["GL_BACKENDS", "select_gl_backend", "import_mujoco", "route_mujoco_warnings"]
+
+log = logging.getLogger("rlinf_isaac.envs.mujoco")
 
 # backend -> (shared library name for ctypes.util.find_library, Debian package providing it)
 GL_BACKENDS: dict[str, tuple[str, str]] = {
@@ -74,8 +77,30 @@ def _check_library(backend: str) -> None:
 
 
 def import_mujoco(render_backend: str | None = None):
-    """Select the GL backend, then import and return the ``mujoco`` module."""
+    """Select the GL backend, import ``mujoco``, route its warnings to logging; return the module."""
     select_gl_backend(render_backend)
     import mujoco
 
+    route_mujoco_warnings(mujoco)
     return mujoco
+
+
+def _log_mujoco_warning(message: str) -> None:
+    log.warning("MuJoCo: %s", message.strip())
+
+
+def route_mujoco_warnings(mujoco) -> None:
+    """Send MuJoCo's C warnings to the ``rlinf_isaac.envs.mujoco`` logger instead of stderr and
+    ``MUJOCO_LOG.TXT`` in the current directory.
+
+    A warning callback the user installed earlier (``mujoco.set_mju_user_warning``) is kept;
+    the default handler's log file is switched off either way. Idempotent.
+    """
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_log_mujoco_warning)
+    if not hasattr(mujoco, "MjLogConfig"):  # before MuJoCo 4's log config the callback alone suffices
+        return
+    config = mujoco.MjLogConfig.get()
+    if config.logto_file:
+        config.logto_file = False
+        config.set()

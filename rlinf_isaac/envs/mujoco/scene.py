@@ -24,6 +24,9 @@ __all__ = [
     "FINGER_RANGE",
     "HOME_QPOS",
     "TCP_OFFSET",
+    "HAND_HALF_EXTENTS",
+    "FINGER_HALF_EXTENTS",
+    "FINGER_OFFSET",
     "TABLE_HALF_EXTENTS",
     "TABLE_CENTER_XY",
     "build_scene_xml",
@@ -53,6 +56,11 @@ FINGER_RANGE = (0.0, 0.04)
 # Isaac Lab's stack-task start pose of the arm; fingers open.
 HOME_QPOS = (0.0444, -0.1894, -0.1107, -2.5148, 0.0044, 2.3775, 0.6952)
 TCP_OFFSET = 0.1034
+# Hand box (half extents in the hand frame; spans hand z in [0, 2 * hz]) and finger boxes
+# (half extents; centred FINGER_OFFSET outward of each finger joint along hand y).
+HAND_HALF_EXTENTS = (0.025, 0.1, 0.03)
+FINGER_HALF_EXTENTS = (0.01, 0.006, 0.03)
+FINGER_OFFSET = 0.014
 TABLE_HALF_EXTENTS = (0.55, 0.6, 0.02)
 TABLE_CENTER_XY = (0.45, 0.0)
 
@@ -110,14 +118,14 @@ def _hand_xml() -> str:
             f'<body name="{side}_finger" pos="0 0 0.0584" gravcomp="1">'
             f'<inertial pos="0 0 0.03" mass="0.015" diaginertia="1e-5 1e-5 1e-5"/>'
             f'<joint name="finger_{side}" class="finger" axis="0 {sign:g} 0"/>'
-            f'<geom class="link" type="box" size="0.01 0.006 0.03" pos="0 {sign * 0.014:g} 0.03"/>'
+            f'<geom class="link" type="box" size="{_fmt(FINGER_HALF_EXTENTS)}" pos="0 {sign * FINGER_OFFSET:g} 0.03"/>'
             f'<geom name="{side}_pad" class="pad" size="0.011 0.004 0.016" pos="0 {sign * 0.004:g} 0.045"/>'
             "</body>"
         )
     return (
         f'<body name="hand" pos="0 0 {FLANGE_D}" quat="0.9238795 0 0 -0.3826834" gravcomp="1">'
         '<inertial pos="0 0 0.03" mass="0.73" diaginertia="0.001 0.0025 0.0017"/>'
-        '<geom class="link" type="box" size="0.025 0.1 0.03" pos="0 0 0.03"/>'
+        f'<geom class="link" type="box" size="{_fmt(HAND_HALF_EXTENTS)}" pos="0 0 {HAND_HALF_EXTENTS[2]:g}"/>'
         f'<site name="tcp" pos="0 0 {TCP_OFFSET}" size="0.005" rgba="1 0 0 0"/>'
         f'<camera name="wrist_cam" pos="{_fmt(cam_pos)}" xyaxes="{cam_axes}" fovy="75"/>'
         + "".join(fingers)

@@ -20,7 +20,9 @@ Rewards (``reward_type``):
 Terminations: success, or a cube off the table (below z = -0.05 m or outside the table
 top); truncation at ``max_episode_steps``. A diverged simulation (NaN/inf state or a
 MuJoCo bad-qpos/qvel/qacc warning) ends the episode as truncated with reward 0, sets
-``info["diverged"]`` and logs a warning.
+``info["diverged"]`` and logs a warning. MuJoCo's own C warnings go to the
+``rlinf_isaac.envs.mujoco`` logger (see ``gl.route_mujoco_warnings``), never to a
+``MUJOCO_LOG.TXT`` in the working directory.
 """
 
 from __future__ import annotations

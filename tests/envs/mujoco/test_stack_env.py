@@ -1,5 +1,6 @@
 """MuJoCo stack env: determinism, IK tracking, success detector, staged reward, kinematics math."""
 
+import logging
 import math
 
 import numpy as np
@@ -138,14 +139,38 @@ def test_bad_inputs_raise(env3):
         make_env(TWO, num_envs=1, image_size=4)
 
 
-def test_divergence_resets_and_flags(env3, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+def test_divergence_resets_and_flags(env3, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # MuJoCo's default handler would write MUJOCO_LOG.TXT here
     env3.reset(reset_state_ids=[1, 2, 3])
     env3.datas[1].qvel[:] = np.nan  # poison env 1's physics
-    res = env3.chunk_step(torch.zeros(3, 2, 7))
+    with caplog.at_level(logging.WARNING, logger="rlinf_isaac.envs.mujoco"):
+        res = env3.chunk_step(torch.zeros(3, 2, 7))
     assert res.info["diverged"].tolist() == [False, True, False]
     assert res.truncated[1].tolist() == [True, False] and res.info["valid"][1].tolist() == [True, False]
     assert np.isfinite(env3.datas[1].qpos).all()
+    # MuJoCo's own C warning (bad QVEL) reaches Python logging, and no log file lands in the cwd.
+    mj_msgs = [r.getMessage() for r in caplog.records if r.name == "rlinf_isaac.envs.mujoco"]
+    assert any(m.startswith("MuJoCo: ") and "QVEL" in m for m in mj_msgs), mj_msgs
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_route_mujoco_warnings_keeps_a_user_callback(env3, tmp_path, monkeypatch):
+    from rlinf_isaac.envs.mujoco import gl
+
+    mj = env3._mj
+    monkeypatch.chdir(tmp_path)
+    got = []
+    previous = mj.get_mju_user_warning()
+    mj.set_mju_user_warning(got.append)
+    try:
+        gl.route_mujoco_warnings(mj)  # must not replace the user's callback
+        assert mj.get_mju_user_warning() is not None and not mj.MjLogConfig.get().logto_file
+        d = mj.MjData(env3.model)
+        d.qpos[0] = np.nan
+        mj.mj_checkPos(env3.model, d)
+    finally:
+        mj.set_mju_user_warning(previous)
+    assert len(got) == 1 and "QPOS" in got[0] and list(tmp_path.iterdir()) == []
 
 
 def test_render_every_step_frames(env3):
