@@ -18,10 +18,12 @@ if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   .whl/*.whl $( [ -d .whlray ] && echo .whlray/*.whl ) 2>&1 | grep -v WARNING | tail -3
-export PYTHONPATH=/tmp/site:$PWD
+export PYTHONPATH=/tmp/site
+# The package itself (tasks/ installs as rlinf_isaac.tasks), editable, offline.
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
 python3 -c "import torch, transformers, mujoco; print('torch', torch.__version__, 'transformers', transformers.__version__, 'mujoco', mujoco.__version__)" | tee "$OUT/versions.txt"
-NCPU=$(nproc)
+NCPU=$(python3 -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc: it honours OMP_NUM_THREADS=1
 
 run() {  # run NAME TIMEOUT CMD...: log to $OUT/NAME.log, keep going on failure
   local name=$1 t=$2; shift 2
@@ -31,14 +33,22 @@ run() {  # run NAME TIMEOUT CMD...: log to $OUT/NAME.log, keep going on failure
 }
 
 if [ "$PHASE" = single ]; then
-  run gpu_tests 120 python3 -m pytest -q -m gpu tests -p no:cacheprovider
-  run env_egl 150 python3 benchmarks/env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6
-  run policy 300 python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 \
-    --batch-sizes 32 64 128 --time-budget-s 270 --json "$OUT/policy.json"
-  run pipeline_tiny 200 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 \
-    --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu actor.model.checkpoint_path=null \
-    env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=64 \
-    algorithm.update_epochs=1
+  RUNS=${RUNS:-"gpu_tests env_egl policy pipeline_tiny"}
+  for r in $RUNS; do case $r in
+  gpu_tests) run gpu_tests 150 python3 -m pytest -q -m gpu tests -p no:cacheprovider ;;
+  env_egl) run env_egl 150 python3 benchmarks/env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6 ;;
+  policy) run policy 330 python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 \
+    --batch-sizes 32 64 128 --compile --time-budget-s 300 --json "$OUT/policy.json" ;;
+  pipeline_tiny) run pipeline_tiny 200 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
+    --stages 1 2 --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu \
+    actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256 \
+    actor.micro_batch_size=64 algorithm.update_epochs=1 ;;
+  pipeline_full) run pipeline_full 210 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
+    --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu \
+    actor.model.config_name=gr00t_n1_5 actor.model.allow_random_init=true actor.model.precision=bf16 \
+    actor.model.checkpoint_path=null env.train.total_num_envs=32 env.train.max_episode_steps=64 \
+    actor.global_batch_size=64 actor.micro_batch_size=16 algorithm.update_epochs=1 ;;
+  esac; done
 else
   for layout in ${LAYOUTS:-2gpu_shared 2gpu_hybrid 2gpu_separated 4gpu_shared 4gpu_hybrid 4gpu_separated}; do
     run "pipeline_$layout" 150 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \

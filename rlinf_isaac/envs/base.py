@@ -158,6 +158,24 @@ class BatchedEnv(abc.ABC):
     def chunk_step(self, actions: torch.Tensor) -> ChunkStepResult:
         """Execute a chunk of actions float [B, C, A] and return a :class:`ChunkStepResult`."""
 
+    def chunk_step_async(self, actions: torch.Tensor) -> None:
+        """Start executing a chunk float [B, C, A]; :meth:`chunk_step_wait` returns its result.
+
+        Backends whose simulation runs in other processes override the pair so that the
+        caller can do other work (step another pipeline stage, wait for inference) while
+        the chunk runs. The default runs it synchronously inside ``chunk_step_wait``.
+        """
+        if getattr(self, "_pending_actions", None) is not None:
+            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
+        self._pending_actions = actions
+
+    def chunk_step_wait(self) -> ChunkStepResult:
+        """The result of the chunk started by :meth:`chunk_step_async`."""
+        actions, self._pending_actions = getattr(self, "_pending_actions", None), None
+        if actions is None:
+            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
+        return self.chunk_step(actions)
+
     def close(self) -> None:
         """Release simulator resources (processes, renderers). Idempotent."""
 

@@ -97,6 +97,7 @@ class SubprocVectorEnv(BatchedEnv):
             raise ValueError(f"num_workers must be in [1, num_envs={num_envs}], got {num_workers}")
         self.timeout_s = timeout_s
         self._closed = True
+        self._stepping = False  # a chunk_step_async awaits its chunk_step_wait
         sizes = [num_envs // num_workers + (i < num_envs % num_workers) for i in range(num_workers)]
         self._offsets = np.cumsum([0] + sizes[:-1]).tolist()
         self._sizes = sizes
@@ -165,15 +166,17 @@ class SubprocVectorEnv(BatchedEnv):
             raise self._fail(i, f"raised an exception:\n{payload}")
         return payload
 
-    def _call(self, cmd: str, payloads: Sequence[Any]) -> list[Any]:
+    def _send(self, cmd: str, payloads: Sequence[Any]) -> None:
         if self._closed:
             raise RuntimeError("SubprocVectorEnv is closed")
         for i, pl in enumerate(payloads):
-            if pl is not None or cmd != "reset_skip":
-                try:
-                    self._conns[i].send((cmd, pl))
-                except (BrokenPipeError, OSError):
-                    raise self._fail(i, "is not reachable (broken pipe)") from None
+            try:
+                self._conns[i].send((cmd, pl))
+            except (BrokenPipeError, OSError):
+                raise self._fail(i, "is not reachable (broken pipe)") from None
+
+    def _call(self, cmd: str, payloads: Sequence[Any]) -> list[Any]:
+        self._send(cmd, payloads)
         return [self._recv(i) for i in range(len(payloads))]
 
     def _obs(self, parts: list[dict]) -> Obs:
@@ -200,10 +203,25 @@ class SubprocVectorEnv(BatchedEnv):
 
     def chunk_step(self, actions: torch.Tensor) -> ChunkStepResult:
         """Split actions float [B, C, A] by shard, step all workers in parallel, concatenate in env order."""
+        self.chunk_step_async(actions)
+        return self.chunk_step_wait()
+
+    def chunk_step_async(self, actions: torch.Tensor) -> None:
+        """Send each shard its actions and return at once; the workers simulate meanwhile."""
         from rlinf_isaac.envs.base import validate_actions
 
+        if self._stepping:
+            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
         acts = validate_actions(actions, self.num_envs)
-        parts = self._call("chunk_step", [acts[o : o + n] for o, n in zip(self._offsets, self._sizes)])
+        self._send("chunk_step", [acts[o : o + n] for o, n in zip(self._offsets, self._sizes)])
+        self._stepping = True
+
+    def chunk_step_wait(self) -> ChunkStepResult:
+        """Collect the shards' results of the pending chunk, concatenated in env order."""
+        if not self._stepping:
+            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
+        self._stepping = False
+        parts = [self._recv(i) for i in range(len(self._conns))]
         obs = self._obs([p[0] for p in parts])
         cat = lambda k: torch.cat([p[k] for p in parts])  # noqa: E731
         infos = [p[4] for p in parts]

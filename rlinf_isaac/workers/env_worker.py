@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -118,21 +119,35 @@ class EnvWorker(WorkerBase):
         refs = [rollout_handles[s].predict.remote(self._obs[s], "train") for s in range(S)]
         records: list[list[StepRecord]] = [[] for _ in range(S)]
         video = {"frames": [], "rewards": [], "successes": []} if record_video else None
-        t_env = t_wait = 0.0
+        timing = {"env": 0.0, "wait": 0.0}
+        extras_of: list[dict | None] = [None] * S
+        in_flight: deque[int] = deque()  # stages whose chunk is simulating, oldest first
+
+        def collect(p: int) -> None:  # finish stage p's chunk, queue its next inference
+            t0 = time.perf_counter()
+            res = self.stages[p].chunk_step_wait()
+            timing["env"] += time.perf_counter() - t0
+            refs[p] = rollout_handles[p].predict.remote(res.obs, "train")
+            records[p].append(self._record(p, extras_of[p], res, rollout_handles[p]))
+            log_eps.add(res.info["episode"])
+            if video is not None and p == 0:
+                self._add_video_frames(video, res)
+            self._obs[p] = res.obs
+
         for _t in range(num_chunk_steps):
             for s in range(S):
                 t0 = time.perf_counter()
-                actions, extras = resolve(refs[s])
+                actions, extras_of[s] = resolve(refs[s])  # inference of s overlapped the others' simulation
                 t1 = time.perf_counter()
-                res = self.stages[s].chunk_step(actions)
-                t_env += time.perf_counter() - t1
-                t_wait += t1 - t0
-                refs[s] = rollout_handles[s].predict.remote(res.obs, "train")
-                records[s].append(self._record(s, extras, res, rollout_handles[s]))
-                log_eps.add(res.info["episode"])
-                if video is not None and s == 0:
-                    self._add_video_frames(video, res)
-                self._obs[s] = res.obs
+                self.stages[s].chunk_step_async(actions)
+                timing["wait"] += t1 - t0
+                timing["env"] += time.perf_counter() - t1
+                in_flight.append(s)
+                while len(in_flight) > S - 1:  # keep up to S-1 other stages simulating
+                    collect(in_flight.popleft())
+        while in_flight:
+            collect(in_flight.popleft())
+        t_env, t_wait = timing["env"], timing["wait"]
         # The queued predictions carry the bootstrap values V(s_T) of every stage.
         trajs = []
         for s in range(S):

@@ -36,3 +36,29 @@ def test_dead_worker_is_reported():
     with pytest.raises(WorkerError, match=r"env worker 1 .*died\)?; exit code 7; last log lines:\n.*env worker 1 \(pid"):
         vec.chunk_step(torch.zeros(2, 1, 7))
     assert all(not p.is_alive() for p in procs)  # the other worker was shut down too, no orphans
+
+
+def test_async_stepping_runs_two_envs_concurrently_and_matches_sync():
+    """chunk_step_async returns at once; two vector envs simulate at the same time."""
+    a_env = make_env(TWO, num_envs=2, num_workers=1, seed=1, image_size=16)
+    b_env = make_env(TWO, num_envs=2, num_workers=1, seed=1, image_size=16)
+    ref = make_env(TWO, num_envs=2, seed=1, image_size=16)
+    try:
+        for env in (a_env, b_env, ref):
+            env.reset(reset_state_ids=[3, 4])
+        act = torch.rand(2, 16, 7) - 0.5
+        a_env.chunk_step_async(act)
+        b_env.chunk_step_async(act)  # both shards simulate now
+        with pytest.raises(RuntimeError, match="twice without chunk_step_wait"):
+            a_env.chunk_step_async(act)
+        ra, rb, rr = a_env.chunk_step_wait(), b_env.chunk_step_wait(), ref.chunk_step(act)
+        for r in (ra, rb):
+            assert torch.equal(r.obs["states"], rr.obs["states"])
+            assert torch.equal(r.obs["main_images"], rr.obs["main_images"])
+        with pytest.raises(RuntimeError, match="without a pending chunk_step_async"):
+            a_env.chunk_step_wait()
+        ref.chunk_step_async(act)  # the in-process default: runs inside wait, same contract
+        assert torch.equal(ref.chunk_step_wait().obs["states"], a_env.chunk_step(act).obs["states"])
+    finally:
+        for env in (a_env, b_env, ref):
+            env.close()
