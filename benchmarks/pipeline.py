@@ -51,9 +51,11 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     measured = rows[1:] if len(rows) > 1 else rows
     out = {k: statistics.median(r.get(k, 0.0) for r in measured) for k in PHASES + ("env/steps_per_s",)}
     compute = out["time/env"] + out["time/inference"] + out["time/update"] + out["time/advantages"]
-    # With S >= 2 env and inference overlap: the rollout's critical path is max(env, inference).
-    rollout_floor = max(out["time/env"], out["time/inference"]) if stages > 1 else out["time/env"] + out["time/inference"]
-    busy = rollout_floor + out["time/update"] + out["time/advantages"]
+    # The env worker is the rollout's critical path: it either simulates (time/env) or waits
+    # for an action chunk (time/env_wait, which holds inference not hidden behind other
+    # stages' simulation). Overhead = the rest of the step: recording and stacking
+    # trajectories, Ray transfers beyond inference, weight sync, driver bookkeeping.
+    busy = out["time/env"] + out["time/env_wait"] + out["time/update"] + out["time/advantages"]
     out["overhead_s"] = max(0.0, out["time/step"] - busy)
     out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])
     out["compute_s"] = compute

@@ -68,11 +68,14 @@ class RolloutWorker(WorkerBase):
 
     @torch.no_grad()
     def values(self, obs: Obs) -> torch.Tensor:
-        """Value estimates float [B] of observations (for bootstrapping at truncation)."""
-        _, extras = self.policy.predict(obs, mode="eval", generator=self.generator)
-        v = extras.get("prev_values")
-        if v is None:
+        """Value estimates float [B] of observations (for bootstrapping at truncation).
+
+        No actions are sampled and no random numbers drawn, so bootstrapping leaves the
+        sampling stream (and exact resume) untouched.
+        """
+        if self.policy.value_head is None:
             return torch.zeros(obs["states"].shape[0])
+        v = self.policy.predict_values(obs)
         return (v[:, 0] if v.ndim == 2 else v).float().cpu()
 
     def sync_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:

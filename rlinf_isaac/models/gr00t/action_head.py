@@ -130,6 +130,28 @@ def _set_attn_processor(attn: nn.Module, attn_implementation: str) -> None:
     attn.set_processor(AttnProcessor() if attn_implementation == "eager" else AttnProcessor2_0())
 
 
+def _attend_cached(attn: nn.Module, h: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   attn_bias: torch.Tensor | None) -> torch.Tensor:
+    """Cross-attention of a diffusers ``Attention`` with its key/value projections precomputed.
+
+    h: [B, N, D] queries; key, value: [B, L, H*d] (= ``attn.to_k(context)``, ``attn.to_v(context)``);
+    attn_bias: additive [B, 1, L] or None. Same math as the block's processor (eager softmax or
+    SDPA). Returns [B, N, D]."""
+    b, n, _ = h.shape
+    heads = attn.heads
+    q = attn.to_q(h).view(b, n, heads, -1).transpose(1, 2)  # [B, N, H*d] -> [B, H, N, d]
+    k = key.view(b, key.shape[1], heads, -1).transpose(1, 2)  # [B, L, H*d] -> [B, H, L, d]
+    v = value.view(b, value.shape[1], heads, -1).transpose(1, 2)  # [B, L, H*d] -> [B, H, L, d]
+    mask = None if attn_bias is None else attn_bias[:, None]  # [B, 1, L] -> [B, 1, 1, L]
+    if type(attn.processor).__name__ == "AttnProcessor":  # eager
+        scores = q @ k.transpose(-1, -2) * attn.scale  # softmax(q k^T / sqrt(d) + bias) v
+        out = torch.softmax(scores if mask is None else scores + mask, dim=-1) @ v
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out = out.transpose(1, 2).reshape(b, n, -1).to(q.dtype)  # [B, H, N, d] -> [B, N, H*d]
+    return attn.to_out[1](attn.to_out[0](out))
+
+
 class TransformerBlock(nn.Module):
     """Pre-norm block: x += attn(norm1(x) [, context]); x += ff(norm3(x)). Names as in GR00T."""
 
@@ -150,12 +172,21 @@ class TransformerBlock(nn.Module):
                               bias=True)
         self.final_dropout = nn.Dropout(dropout) if final_dropout else None
 
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Key and value projections of a cross-attention context [B, L, D_ctx] -> 2 x [B, L, H*d]."""
+        return self.attn1.to_k(context), self.attn1.to_v(context)
+
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+                attn_bias: torch.Tensor | None = None,
+                context_kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x: [B, N, D]; temb: [B, D] (AdaLN blocks); context: [B, L, D_ctx] or None (self-attention);
-        attn_bias: additive float [B, 1, L_kv] (0 keep, dtype-min drop) or None. Returns [B, N, D]."""
+        attn_bias: additive float [B, 1, L_kv] (0 keep, dtype-min drop) or None; context_kv: the
+        :meth:`context_kv` of ``context`` (reused across denoising steps) or None. Returns [B, N, D]."""
         h = self.norm1(x, temb) if self.ada_norm else self.norm1(x)
-        h = self.attn1(h, encoder_hidden_states=context, attention_mask=attn_bias)
+        if context_kv is not None:
+            h = _attend_cached(self.attn1, h, context_kv[0], context_kv[1], attn_bias)
+        else:
+            h = self.attn1(h, encoder_hidden_states=context, attention_mask=attn_bias)
         if self.final_dropout is not None:
             h = self.final_dropout(h)
         x = x + h
@@ -186,16 +217,26 @@ class DiT(nn.Module):
         """True where block ``idx`` self-attends (odd blocks when interleaving)."""
         return self.cfg.interleave_self_attention and idx % 2 == 1
 
+    def context_kv(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per block: the cross-attention key/value of ``context`` [B, L, D_vl] (None for self blocks).
+
+        They depend on the VL tokens only, so one observation computes them once for all K
+        denoising steps instead of K times (8 blocks x 2 x 2048 x 1536 x L MACs per step)."""
+        return [None if self.is_self_block(i) else block.context_kv(context)
+                for i, block in enumerate(self.transformer_blocks)]
+
     def forward(self, x: torch.Tensor, context: torch.Tensor, timesteps: torch.Tensor,
-                attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B, N, D]; context: [B, L, D_vl]; timesteps: int64 [B]; attn_bias: [B, 1, L] or None.
-        Returns [B, N, output_dim]."""
+                attn_bias: torch.Tensor | None = None,
+                context_kv: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None) -> torch.Tensor:
+        """x: [B, N, D]; context: [B, L, D_vl]; timesteps: int64 [B]; attn_bias: [B, 1, L] or None;
+        context_kv: :meth:`context_kv` of ``context`` or None (computed inside). Returns [B, N, output_dim]."""
         temb = self.timestep_encoder(timesteps)  # [B, D]
         for i, block in enumerate(self.transformer_blocks):
             if self.is_self_block(i):
                 x = block(x, temb)
             else:
-                x = block(x, temb, context, attn_bias)
+                kv = context_kv[i] if context_kv is not None else None
+                x = block(x, temb, context, attn_bias, kv)
         shift, scale = self.proj_out_1(F.silu(temb)).chunk(2, dim=1)  # [B, 2D] -> 2 x [B, D]
         x = self.norm_out(x) * (1 + scale[:, None]) + shift[:, None]
         return self.proj_out_2(x)
@@ -228,12 +269,15 @@ class ActionContext:
     vl_attn_bias: additive float [B, 1, L] (0 = valid, dtype-min = padding) or None (no masking).
     state_features: [B, 1, D] encoded state.
     embodiment_id: int64 [B].
+    cross_kv: per DiT block, the cross-attention (key, value) [B, L, H*d] of ``vl_tokens`` (None
+        for self-attention blocks), or None to let the DiT project them at every step.
     """
 
     vl_tokens: torch.Tensor
     vl_attn_bias: torch.Tensor | None
     state_features: torch.Tensor
     embodiment_id: torch.Tensor
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -243,7 +287,9 @@ class ActionContext:
     def detach(self) -> "ActionContext":
         """A copy whose tensors are detached from the autograd graph."""
         bias = None if self.vl_attn_bias is None else self.vl_attn_bias.detach()
-        return ActionContext(self.vl_tokens.detach(), bias, self.state_features.detach(), self.embodiment_id)
+        kv = None if self.cross_kv is None else [
+            None if pair is None else (pair[0].detach(), pair[1].detach()) for pair in self.cross_kv]
+        return ActionContext(self.vl_tokens.detach(), bias, self.state_features.detach(), self.embodiment_id, kv)
 
 
 class FlowMatchingActionHead(nn.Module):
@@ -288,7 +334,7 @@ class FlowMatchingActionHead(nn.Module):
         vl = self.vlln(features)
         vl = self.vl_self_attention(vl, bias) if self.cfg.use_vlln else vl
         state_features = self.state_encoder(state.to(vl.dtype), embodiment_id)  # [B, 1, D]
-        return ActionContext(vl, bias, state_features, embodiment_id)
+        return ActionContext(vl, bias, state_features, embodiment_id, self.model.context_kv(vl))
 
     def _check_embodiment(self, embodiment_id: torch.Tensor) -> None:
         n = self.cfg.max_num_embodiments
@@ -317,7 +363,7 @@ class FlowMatchingActionHead(nn.Module):
             action_tokens = action_tokens + self.position_embedding.weight[:c].unsqueeze(0)  # [1, C, D]
         future = self.future_tokens.weight.unsqueeze(0).expand(b, -1, -1)  # [B, F, D]
         tokens = torch.cat([ctx.state_features, future, action_tokens], dim=1)  # [B, 1 + F + C, D]
-        out = self.model(tokens, ctx.vl_tokens, buckets, ctx.vl_attn_bias)  # [B, 1 + F + C, hidden]
+        out = self.model(tokens, ctx.vl_tokens, buckets, ctx.vl_attn_bias, ctx.cross_kv)  # [B, 1 + F + C, hidden]
         return self.action_decoder(out, ctx.embodiment_id)[:, -c:]  # [B, C, A]
 
     # ------------------------------------------------------------------ sampling / loss

@@ -108,6 +108,8 @@ class GR00TPolicy(nn.Module):
         if self.cfg.action_dim > self.pad_action_dim:
             raise ValueError(f"model.policy.action_dim must be <= action_head_cfg.max_action_dim "
                              f"{self.pad_action_dim}, got {self.cfg.action_dim}")
+        if hasattr(model, "set_dropout"):
+            model.set_dropout(False)  # p = 0 even if someone switches the model to train()
         model.set_trainable(tune_visual=self.cfg.tune_visual, tune_llm=self.cfg.tune_llm,
                             tune_projector=self.cfg.tune_projector,
                             tune_diffusion_model=self.cfg.tune_diffusion_model)
@@ -225,6 +227,16 @@ class GR00TPolicy(nn.Module):
             extras["prev_values"] = values
         return actions.float(), extras
 
+    @torch.no_grad()
+    def predict_values(self, obs: dict[str, Any]) -> Tensor:
+        """Values float32 [B] (chunk) or [B, C] (action) of observations, without sampling
+        actions (e.g. to bootstrap at truncation). Needs the value head."""
+        if self.value_head is None:
+            raise RuntimeError("predict_values needs a value head: set model.policy.add_value_head=True")
+        inputs = _tree_to(dict(self.processor(obs)), self.device)
+        features, mask = self._features(inputs)
+        return self.value_head(features, mask, inputs["state"])
+
     def evaluate(self, forward_inputs: dict[str, Tensor]) -> dict[str, Optional[Tensor]]:
         """Recompute log-probs, values and entropy of stored rollouts (with gradients).
 
@@ -278,7 +290,7 @@ class GR00TPolicy(nn.Module):
 
         model, metadata = load_pretrained(local_dir, device=device, dtype=dtype)
         processor = GR00TProcessor.from_pretrained(local_dir, model.config, metadata, **processor_kwargs)
-        return cls(model, processor, cfg)
+        return cls(model, processor, cfg).to(device)
 
     @classmethod
     def from_config(
@@ -290,7 +302,9 @@ class GR00TPolicy(nn.Module):
         from rlinf_isaac.models.gr00t.modeling import GR00TN15
         from rlinf_isaac.models.gr00t.processor import GR00TProcessor
 
-        torch.manual_seed(seed)
-        model = GR00TN15(load_config(name)).to(device)
-        processor = GR00TProcessor.for_model(model.config, metadata, **processor_kwargs)
-        return cls(model, processor, cfg)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(seed)
+            model = GR00TN15(load_config(name))
+            processor = GR00TProcessor.for_model(model.config, metadata, **processor_kwargs)
+            policy = cls(model, processor, cfg)
+        return policy.to(device)

@@ -1,0 +1,147 @@
+"""GR00TPolicy on the real tiny GR00T model: shapes, exact log-prob recomputation, weight sync."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
+
+B = 3
+
+
+def _obs(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "main_images": torch.randint(0, 256, (B, 84, 84, 3), generator=g, dtype=torch.uint8),
+        "wrist_images": torch.randint(0, 256, (B, 84, 84, 3), generator=g, dtype=torch.uint8),
+        "states": torch.rand(B, 8, generator=g) * 2 - 1,
+        "task_descriptions": ["Stack the red cube on the blue cube."] * (B - 1) + ["pick up the cube"],
+    }
+
+
+_BASE: dict = {}
+
+
+def _policy(**kw) -> GR00TPolicy:
+    """Tiny policy with identical weights for every config (seeded init)."""
+    cfg = GR00TPolicyConfig(**{"value_hidden_dim": 32, "noise_hidden_dim": 16, **kw})
+    return GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sde_policy():
+    return _policy(num_action_chunks=8)
+
+
+def test_predict_shapes_and_extras(sde_policy):
+    actions, extras = sde_policy.predict(_obs(), mode="train", generator=torch.Generator().manual_seed(0))
+    assert actions.shape == (B, 8, 7) and actions.dtype == torch.float32
+    assert set(actions[..., 6].unique().tolist()) <= {-1.0, 1.0}  # gripper binarised
+    assert extras["chain"].shape == (B, 5, 16, 32)  # [B, K+1, C_h, A_pad]
+    assert extras["step_idx"].shape == (B,) and extras["step_idx"].dtype == torch.int64
+    assert extras["prev_logprobs"].shape == (B,) and extras["prev_values"].shape == (B,)
+    assert extras["vl_features"].shape[0] == B and extras["vl_mask"].dtype == torch.bool
+    assert "pixel_values" not in extras  # features are reused, inputs not stored
+
+
+def test_predict_values_equals_rollout_values(sde_policy):
+    _, extras = sde_policy.predict(_obs(), mode="eval", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sde_policy.predict_values(_obs()), extras["prev_values"])
+
+
+def test_eval_mode_is_the_deterministic_ode(sde_policy):
+    a1, e1 = sde_policy.predict(_obs(), mode="eval", generator=torch.Generator().manual_seed(5))
+    a2, e2 = sde_policy.predict(_obs(), mode="eval", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a1, a2) and torch.equal(e1["chain"], e2["chain"])
+    assert "prev_logprobs" not in e1 and "step_idx" not in e1
+    # the chain is exactly the model's own Euler sampler from the same x_0
+    model = sde_policy.model
+    inputs = sde_policy.processor(_obs())
+    with torch.no_grad():
+        ctx = model.encode(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"],
+                           inputs["state"], inputs["embodiment_id"])
+        ref = model.action_head.sample(ctx, 4, e1["chain"][:, 0])
+    assert torch.allclose(e1["chain"][:, -1], ref, atol=1e-6)
+    # train mode from the same seed injects noise: a different chain
+    _, e3 = sde_policy.predict(_obs(), mode="train", generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(e3["chain"][:, -1], e1["chain"][:, -1])
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+@pytest.mark.parametrize("granularity", ["chunk", "action"])
+@pytest.mark.parametrize("method", ["flow_sde", "flow_noise"])
+def test_evaluate_recomputes_rollout_logprobs_exactly(method, granularity, reuse):
+    policy = _policy(noise_method=method, logprob_granularity=granularity, value_granularity=granularity,
+                     reuse_backbone_features=reuse, num_action_chunks=8)
+    _, extras = policy.predict(_obs(1), mode="train", generator=torch.Generator().manual_seed(2))
+    assert ("vl_features" in extras) == reuse and ("pixel_values" in extras) != reuse
+    out = policy.evaluate(extras)
+    shape = (B,) if granularity == "chunk" else (B, 8)
+    assert out["logprobs"].shape == shape == out["entropy"].shape == out["values"].shape
+    ratio = torch.exp(out["logprobs"] - extras["prev_logprobs"])
+    assert torch.equal(ratio, torch.ones_like(ratio))  # exactly 1 before any update
+    assert torch.equal(out["values"], extras["prev_values"])
+    # gradients reach the action head (and the noise net for Flow-Noise)
+    (out["logprobs"].sum() + out["values"].sum()).backward()
+    dit = policy.model.action_head.model
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in dit.parameters())
+    if method == "flow_noise":
+        assert policy.noise_net.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_logprobs_change_after_an_update():
+    policy = _policy(num_action_chunks=4)
+    _, extras = policy.predict(_obs(), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for p in policy.model.action_head.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    assert not torch.equal(policy.evaluate(extras)["logprobs"], extras["prev_logprobs"])
+
+
+def test_dropout_is_off_in_train_mode():
+    policy = _policy()
+    policy.train()
+    assert all(not m.training for m in policy.model.modules())
+    _, extras = policy.predict(_obs(), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(policy.evaluate(extras)["logprobs"], policy.evaluate(extras)["logprobs"])
+
+
+def test_trainable_state_dict_round_trip():
+    policy = _policy(noise_method="flow_noise")
+    sd = policy.trainable_state_dict()
+    assert sd and all(not k.startswith("model.backbone.") for k in sd)  # frozen backbone not synced
+    assert any(k.startswith("value_head.") for k in sd) and any(k.startswith("noise_net.") for k in sd)
+    n_trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+    assert sum(v.numel() for v in sd.values()) == n_trainable
+    other = _policy(noise_method="flow_noise")
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+    other.load_trainable_state_dict({k: v.clone() for k, v in policy.trainable_state_dict().items()})
+    for k, v in other.trainable_state_dict().items():
+        assert torch.equal(v, policy.trainable_state_dict()[k])
+    with pytest.raises(KeyError, match="missing"):
+        other.load_trainable_state_dict({})
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="model.policy.noise_method"):
+        GR00TPolicyConfig(noise_method="ddpm")
+    with pytest.raises(ValueError, match="reuse_backbone_features"):
+        GR00TPolicyConfig(tune_visual=True)
+    with pytest.raises(ValueError, match="num_action_chunks"):
+        _policy(num_action_chunks=17)
+
+
+def test_from_pretrained_local_dir_matches(tmp_path):
+    from rlinf_isaac.models.gr00t.checkpoint import save_pretrained
+    from rlinf_isaac.models.gr00t.processor import identity_metadata
+
+    policy = _policy()
+    save_pretrained(policy.model, tmp_path / "ckpt", metadata=identity_metadata())
+    policy.processor.tokenizer.save_pretrained(str(tmp_path / "ckpt"))
+    loaded = GR00TPolicy.from_pretrained(tmp_path / "ckpt", dataclasses.replace(policy.cfg))
+    a1, _ = policy.predict(_obs(), mode="eval", generator=torch.Generator().manual_seed(3))
+    a2, _ = loaded.predict(_obs(), mode="eval", generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a1, a2)
