@@ -108,3 +108,26 @@ def test_eval_report_json(tmp_path):
     lo, hi = report["ci95"]
     assert 0.0 <= lo <= report["success_rate"] <= hi <= 1.0
     assert report["video_dir"] and list((tmp_path / "video" / "eval").glob("*.mp4"))
+
+
+def test_two_ranks_per_component_data_parallel(tmp_path):
+    """The 2-GPU shared layout on CPU slots: 2 env, 2 rollout and 2 actor ranks (gloo DDP)."""
+    import torch
+
+    cfg = load_config("cpu_quickstart", SMALL + [
+        f"runner.logger.log_path={tmp_path}", "cluster=2gpu_shared", "runner.max_steps=1",
+        "runner.save_interval=-1", "runner.val_check_interval=-1", "env.train.total_num_envs=8",
+        "actor.global_batch_size=16"])
+    runner = TrainRunner(cfg)
+    try:
+        assert (runner.cluster.n_env, runner.cluster.n_roll, runner.cluster.n_act) == (2, 2, 2)
+        before = runner.cluster.actors.run("trainable_weights")
+        runner.run()
+        w0, w1 = runner.cluster.actors.run("trainable_weights")
+    finally:
+        runner.close()
+    # Each rank trained on its own env shard, yet all-reduced gradients keep the replicas equal.
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert any(not torch.equal(before[0][k], w0[k]) for k in w0)  # and they did move
+    scalars = _scalars(tmp_path)
+    assert dict(scalars["train/env_steps"])[1] == 256.0  # 8 envs x 2 chunk steps x 16 actions
