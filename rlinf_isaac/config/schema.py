@@ -180,7 +180,8 @@ class ModelConfig:
     model_name: Literal["gr00t"] = "gr00t"
     config_name: str = "gr00t_tiny"  # shipped architecture name or a config.json path
     checkpoint_path: Optional[str] = None  # local checkpoint dir; None: random init (tests)
-    embodiment_tag: str = "new_embodiment"
+    tokenizer_path: Optional[str] = None  # local tokenizer dir; None: the checkpoint's (tiny: built in)
+    embodiment_tag: str = "new_embodiment"  # metadata statistics and projector slot to use
     num_action_chunks: int = 16  # C, must equal the model's action horizon
     action_dim: int = 7
     noise_method: Literal["flow_sde", "flow_noise"] = "flow_sde"

@@ -60,7 +60,14 @@ class TrainRunner:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
-        """Train for ``runner.max_steps`` global steps; returns the last step's metrics."""
+        """Train for ``runner.max_steps`` global steps; returns the last step's metrics.
+
+        With ``runner.only_eval`` it evaluates the (resumed) policy once and returns.
+        """
+        if self.cfg.runner.only_eval:
+            metrics = self.evaluate(self.start_step)
+            self._log(self.start_step, metrics, None)
+            return metrics
         metrics: dict[str, float] = {}
         for step in range(self.start_step, self.cfg.runner.max_steps):
             metrics = self.run_one(step)

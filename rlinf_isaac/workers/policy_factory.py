@@ -53,14 +53,33 @@ def resolve_checkpoint_path(path: str | None) -> Path | None:
 
 
 def build_policy(model: ModelConfig, algo: AlgorithmConfig, device: str = "cpu", seed: int = 0):
-    """The GR00T policy of ``actor.model`` on ``device`` (random init only for gr00t_tiny)."""
+    """The policy named by ``actor.model.model_name`` on ``device``."""
+    try:
+        builder = _BUILDERS[model.model_name]
+    except KeyError:
+        raise ValueError(f"actor.model.model_name = {model.model_name!r}: expected one of {sorted(_BUILDERS)}") from None
+    return builder(model, algo, device, seed)
+
+
+def _build_gr00t(model: ModelConfig, algo: AlgorithmConfig, device: str, seed: int):
+    """GR00T from a local checkpoint, or randomly initialised (gr00t_tiny, benchmarks)."""
     from rlinf_isaac.models.gr00t.policy import GR00TPolicy
 
     cfg = policy_config(model, algo)
     dtype = torch.bfloat16 if model.precision == "bf16" else None
     ckpt = resolve_checkpoint_path(model.checkpoint_path)
+    processor_kwargs: dict = {"embodiment_tag": model.embodiment_tag}
+    if model.tokenizer_path is not None:
+        from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer
+
+        processor_kwargs["tokenizer"] = load_tokenizer(Path(model.tokenizer_path).expanduser())
     if ckpt is not None:
-        policy = GR00TPolicy.from_pretrained(ckpt, cfg, device=device, dtype=dtype)
+        policy = GR00TPolicy.from_pretrained(ckpt, cfg, device=device, dtype=dtype, **processor_kwargs)
     else:
-        policy = GR00TPolicy.from_config(model.config_name, cfg, device=device, seed=seed)
+        policy = GR00TPolicy.from_config(model.config_name, cfg, device=device, seed=seed, **processor_kwargs)
+        if dtype is not None:
+            policy = policy.to(dtype)
     return policy.to(device)
+
+
+_BUILDERS = {"gr00t": _build_gr00t}  # model_name -> builder; a new policy family adds one line

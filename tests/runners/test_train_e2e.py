@@ -131,3 +131,10 @@ def test_two_ranks_per_component_data_parallel(tmp_path):
     assert any(not torch.equal(before[0][k], w0[k]) for k in w0)  # and they did move
     scalars = _scalars(tmp_path)
     assert dict(scalars["train/env_steps"])[1] == 256.0  # 8 envs x 2 chunk steps x 16 actions
+
+
+def test_only_eval_evaluates_without_training(tmp_path):
+    cfg, last = _train("cpu_quickstart", tmp_path, ["runner.only_eval=true", "runner.max_steps=5"])
+    assert set(last) >= {"eval/success_rate", "eval/num_episodes"} and last["eval/num_episodes"] == 4.0
+    scalars = _scalars(tmp_path)
+    assert "actor/policy_loss" not in scalars and not (tmp_path / "checkpoints").exists()

@@ -415,12 +415,13 @@ class GR00TProcessor:
     @classmethod
     def from_pretrained(cls, local_dir: str | os.PathLike, model_config: Any,
                         metadata: Mapping[str, Any] | None = None,
-                        embodiment_tag: str = "new_embodiment", **config: Any) -> "GR00TProcessor":
-        """Processor of a LOCAL checkpoint folder: its tokenizer files and (unless given)
-        ``experiment_cfg/metadata.json``; the rest as :meth:`for_model`."""
+                        embodiment_tag: str = "new_embodiment", tokenizer: Any = None,
+                        **config: Any) -> "GR00TProcessor":
+        """Processor of a LOCAL checkpoint folder: its tokenizer files (unless ``tokenizer`` is
+        given) and (unless given) ``experiment_cfg/metadata.json``; the rest as :meth:`for_model`."""
         from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(local_dir)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(local_dir)
         meta = metadata if metadata is not None else load_metadata(local_dir)
         return cls.for_model(model_config, meta, tokenizer=tokenizer,
                              embodiment_tag=embodiment_tag, **config)
