@@ -1,32 +1,9 @@
 #!/usr/bin/env bash
 # Evaluate:  bash eval_embodiment.sh [CONFIG] [key=value ...]
-#   CONFIG: a file name (without .yaml) in config/; omitted (or first argument key=value):
-#   the CPU quickstart. --list prints the available configs. Every key=value is a Hydra
-#   override (e.g. runner.eval_episodes=200 runner.resume_dir=logs/.../checkpoints).
+#   Same arguments as run_embodiment.sh (CONFIG from config/, --list, Hydra overrides; logs to
+#   logs/CONFIG/TIMESTAMP unless runner.logger.log_path=... is given). Runs
+#   runner.eval_episodes episodes of the deterministic policy on fresh seeds, e.g.
+#   bash eval_embodiment.sh mujoco_stack2_ppo_gr00t_tiny runner.resume_dir=logs/<run>/checkpoints
 # Ends with a JSON line {"success_rate", "ci95", "episodes", "video_dir"}.
-# Logs go to logs/CONFIG/TIMESTAMP unless runner.logger.log_path=... is given.
-set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PY=${PYTHON:-$ROOT/.venv/bin/python}
-[ -x "$PY" ] || PY=python3
-MODULE=${RLINF_MODULE:-rlinf_isaac.runners.eval}
-if [ "${1:-}" = "--list" ] || [ "${1:-}" = "-l" ]; then exec "$PY" -m "$MODULE" --list; fi
-CONFIG=cpu_quickstart
-if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then CONFIG=${1%.yaml}; shift; fi
-LOG=""
-for a in "$@"; do [[ "$a" == runner.logger.log_path=* ]] && LOG=${a#runner.logger.log_path=}; done
-EXTRA=()
-if [ -z "$LOG" ]; then
-  LOG=${LOG_ROOT:-$ROOT/logs}/$CONFIG/$(date +%Y%m%d-%H%M%S)
-  EXTRA+=("runner.logger.log_path=$LOG")
-fi
-mkdir -p "$LOG"
-echo "[$(basename "$0")] config: $CONFIG"
-echo "[$(basename "$0")] logs: $LOG   (tensorboard --logdir $LOG/tensorboard; videos under $LOG/video)"
-cd "$ROOT"
-set +e
-"$PY" -m "$MODULE" "$CONFIG" "${EXTRA[@]}" "$@" 2>&1 | tee -a "$LOG/console.log"
-rc=${PIPESTATUS[0]}
-set -e
-echo "[$(basename "$0")] exit code $rc; logs: $LOG"
-exit "$rc"
+RLINF_MODULE=rlinf_isaac.runners.eval RLINF_SCRIPT=$(basename "$0") \
+  exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/run_embodiment.sh" "$@"

@@ -20,12 +20,12 @@ if [ -z "$LOG" ]; then
   EXTRA+=("runner.logger.log_path=$LOG")
 fi
 mkdir -p "$LOG"
-echo "[$(basename "$0")] config: $CONFIG"
-echo "[$(basename "$0")] logs: $LOG   (tensorboard --logdir $LOG/tensorboard; videos under $LOG/video)"
+echo "[${RLINF_SCRIPT:-$(basename "$0")}] config: $CONFIG"
+echo "[${RLINF_SCRIPT:-$(basename "$0")}] logs: $LOG   (tensorboard --logdir $LOG/tensorboard; videos under $LOG/video)"
 cd "$ROOT"
 set +e
 "$PY" -m "$MODULE" "$CONFIG" "${EXTRA[@]}" "$@" 2>&1 | tee -a "$LOG/console.log"
 rc=${PIPESTATUS[0]}
 set -e
-echo "[$(basename "$0")] exit code $rc; logs: $LOG"
+echo "[${RLINF_SCRIPT:-$(basename "$0")}] exit code $rc; logs: $LOG"
 exit "$rc"

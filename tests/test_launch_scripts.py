@@ -1,0 +1,33 @@
+"""run_embodiment.sh / eval_embodiment.sh: config listing, errors before any worker starts."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHON": sys.executable}
+
+
+def _run(script, *args, tmp_path):
+    return subprocess.run(["bash", str(ROOT / script), *args, f"runner.logger.log_path={tmp_path}"]
+                          if args and args[0] != "--list" else ["bash", str(ROOT / script), *args],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def test_list_prints_configs(tmp_path):
+    for script in ("run_embodiment.sh", "eval_embodiment.sh"):
+        out = _run(script, "--list", tmp_path=tmp_path)
+        assert out.returncode == 0
+        assert {"cpu_quickstart", "mujoco_stack2_ppo_gr00t_tiny", "isaaclab_ppo_gr00t"} <= set(out.stdout.split())
+
+
+def test_bad_input_fails_before_workers_start(tmp_path):
+    out = _run("run_embodiment.sh", "no_such_config", tmp_path=tmp_path)
+    assert out.returncode == 2 and "available configs" in out.stderr + out.stdout
+    out = _run("run_embodiment.sh", "cpu_quickstart", "algorithm.gama=0.9", tmp_path=tmp_path)
+    assert out.returncode == 2 and "did you mean 'gamma'" in out.stdout + out.stderr
+    assert "placement on" not in out.stdout  # nothing was started
+    out = _run("eval_embodiment.sh", "rollout.pipeline_stage_num=0", tmp_path=tmp_path)  # quickstart config
+    assert out.returncode == 2 and "rollout.pipeline_stage_num = 0" in out.stdout + out.stderr
+    assert (tmp_path / "console.log").exists()  # the run's console output is kept with its logs
