@@ -229,6 +229,9 @@ class ActorConfig:
         check(self.micro_batch_size >= 1, "actor.micro_batch_size", self.micro_batch_size, "an integer >= 1")
         g = self.global_batch_size
         check(g >= self.micro_batch_size, "actor.global_batch_size", g, f"an integer >= actor.micro_batch_size ({self.micro_batch_size})")
+        check(self.training_backend == "ddp", "actor.training_backend", self.training_backend,
+              "'ddp' (FSDP is not available yet; DDP replicates the optimizer state, which fits the "
+              "full GR00T N1.5 with a frozen backbone on one 80 GB GPU per actor rank)")
 
 
 @dataclass

@@ -125,8 +125,9 @@ class ActorWorker(WorkerBase):
                  device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None):
         super().__init__()
         if actor_cfg.training_backend != "ddp":
-            raise NotImplementedError(
-                "actor.training_backend = 'fsdp' is not available yet; use 'ddp' (the default)")
+            raise ValueError(
+                "actor.training_backend = 'fsdp' is not available yet; use 'ddp' (the default: "
+                "gradients all-reduced across actor ranks, optimizer state replicated)")
         self.cfg, self.algo, self.rank, self.world = actor_cfg, algo_cfg, rank, world_size
         self.device = device
         if world_size > 1 and not dist.is_initialized():

@@ -83,3 +83,8 @@ def test_from_dict_missing_required_key():
     with pytest.raises(ConfigError, match="runner: required key is missing"):
         from_dict(Config, {"cluster": {"component_placement": {"env": "0"}}})
     assert from_dict(AlgorithmConfig, {"grpo_success_filter": [0.1, 0.9]}).grpo_success_filter == (0.1, 0.9)
+
+
+def test_fsdp_is_refused_before_workers_start():
+    with pytest.raises(ConfigError, match="actor.training_backend = 'fsdp': expected 'ddp'"):
+        load_config("cpu_quickstart", ["actor.training_backend=fsdp"])
