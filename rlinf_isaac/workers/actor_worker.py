@@ -262,10 +262,18 @@ class ActorWorker(WorkerBase):
         self.scheduler.load_state_dict(state["scheduler"])
 
     def offload(self) -> None:
+        """Weights and optimizer state to host memory while colocated workers use the GPU."""
         if self.cfg.enable_offload and self.device != "cpu":
-            self.policy.to("cpu")
+            self._move("cpu")
             torch.cuda.empty_cache()
 
     def reload(self) -> None:
         if self.cfg.enable_offload and self.device != "cpu":
-            self.policy.to(self.device)
+            self._move(self.device)
+
+    def _move(self, device: str) -> None:
+        self.policy.to(device)
+        for state in self.optimizer.state.values():  # AdamW moments live beside each parameter
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and v.dim() > 0:
+                    state[k] = v.to(device, non_blocking=True)
