@@ -90,7 +90,9 @@ class WorkerGroup:
 
         self.name, self.timeout_s = name, timeout_s
         self.members: list[_Member] = []
-        self._rank_of: dict[Any, int] = {}  # ref -> rank of the worker that computes it
+        # ref id -> rank computing it. Keyed by id, not by the ObjectRef: holding a ref would
+        # keep its object alive in the object store (weight-sync refs are never waited here).
+        self._rank_of: dict[str, int] = {}
         procs = placement.processes(component)
         for p, kwargs in zip(procs, init_kwargs):
             log_file = str(log_dir / f"{name}-{p.rank}.log")
@@ -125,8 +127,10 @@ class WorkerGroup:
         for i, r in enumerate(ranks):
             extra = tuple(per_rank_args[i]) if per_rank_args is not None else ()
             ref = getattr(self.members[r].handle, method).remote(*args, *extra, **kwargs)
-            self._rank_of[ref] = r
+            self._rank_of[ref.hex()] = r
             refs.append(ref)
+        while len(self._rank_of) > 4096:  # forget the oldest unawaited calls
+            self._rank_of.pop(next(iter(self._rank_of)))
         return refs
 
     def wait(self, refs: list, what: str = "call", timeout_s: float | None = None) -> list:
@@ -142,12 +146,12 @@ class WorkerGroup:
             left = deadline - time.monotonic()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, left))
             if not ready:
-                ranks = sorted(self._rank_of.get(r, i) for r, i in pending.items())
+                ranks = sorted(self._rank_of.get(r.hex(), i) for r, i in pending.items())
                 raise self._error(ranks[0], f"did not finish '{what}' within {timeout_s:.0f} s "
                                             f"(cluster.worker_timeout_s); ranks still running: {ranks}")
             ref = ready[0]
             i = pending.pop(ref)
-            rank = self._rank_of.pop(ref, i)
+            rank = self._rank_of.pop(ref.hex(), i)
             try:
                 results[i] = ray.get(ref)
             except RayTaskError as e:
