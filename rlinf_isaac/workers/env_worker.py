@@ -160,14 +160,16 @@ class EnvWorker(WorkerBase):
         return (result, *split_envs(concat_envs(trajs), pieces))
 
     def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
+        """Reset stage env ``s``. Each (rank, stage) gets its own seed stream: envs that
+        share a local index in different stages or ranks must not replay the same episodes."""
         env = self.stages[s]
-        n = self.stage_size
+        stage_seed = None if seed is None else int(np.random.SeedSequence([seed, self.rank, s]).generate_state(1)[0])
         if group_size > 1:
-            rng = np.random.default_rng(None if seed is None else [seed, self.rank, s])
-            group_ids = rng.integers(0, 2**31 - 1, size=n // group_size)
+            rng = np.random.default_rng(stage_seed)
+            group_ids = rng.integers(0, 2**31 - 1, size=self.stage_size // group_size)
             ids = torch.as_tensor(np.repeat(group_ids, group_size))  # [n]: G consecutive envs share an id
-            return env.reset(seed=seed, reset_state_ids=ids)
-        return env.reset(seed=seed)
+            return env.reset(seed=stage_seed, reset_state_ids=ids)
+        return env.reset(seed=stage_seed)
 
     def _record(self, s: int, extras: dict, res, handle) -> StepRecord:
         info = res.info

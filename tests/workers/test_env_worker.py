@@ -45,3 +45,21 @@ def test_stage_split_keeps_env_ids_and_shapes(rollout):
     _, t2 = _collect(cfg, rw, stages=2, sim_procs=0)
     assert t1.env_ids.tolist() == t2.env_ids.tolist() == [0, 1, 2, 3]
     assert t1.values.shape == t2.values.shape == (3, 4)  # [T+1, B]: bootstrap row included
+
+
+def test_stages_and_ranks_start_from_different_states(rollout):
+    """Regression: stage envs once shared one seed, so every stage replayed the same episodes."""
+    cfg, _ = rollout
+    workers = [EnvWorker(cfg.env.train, rank=r, num_envs=4, num_stages=2, total_envs=8) for r in (0, 1)]
+    try:
+        obs = [w._reset_stage(s, 1, seed=7)["main_images"] for w in workers for s in (0, 1)]
+        for i in range(4):
+            for j in range(i + 1, 4):
+                assert not torch.equal(obs[i], obs[j]), (i, j)
+        again = workers[1]._reset_stage(1, 1, seed=7)["main_images"]
+        assert torch.equal(again, obs[3])  # and it stays deterministic
+        grouped = workers[0]._reset_stage(0, 2, seed=7)["main_images"]  # GRPO: the stage's 2 envs form a group
+        assert torch.equal(grouped[0], grouped[1])
+    finally:
+        for w in workers:
+            w.close()
