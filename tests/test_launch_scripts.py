@@ -31,3 +31,6 @@ def test_bad_input_fails_before_workers_start(tmp_path):
     out = _run("eval_embodiment.sh", "rollout.pipeline_stage_num=0", tmp_path=tmp_path)  # quickstart config
     assert out.returncode == 2 and "rollout.pipeline_stage_num = 0" in out.stdout + out.stderr
     assert (tmp_path / "console.log").exists()  # the run's console output is kept with its logs
+    out = _run("run_embodiment.sh", "actor.model.checkpoint_path=/nonexistent/ckpt", tmp_path=tmp_path)
+    assert out.returncode == 2 and "make_tiny_sft.sh" in out.stdout + out.stderr
+    assert "placement on" not in out.stdout

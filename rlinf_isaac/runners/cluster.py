@@ -20,6 +20,7 @@ from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.workers.env_worker import EnvWorker, EpisodeLog
+from rlinf_isaac.workers.policy_factory import resolve_checkpoint_path
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
 __all__ = ["Cluster", "RolloutOutput", "resolve_placement"]
@@ -74,6 +75,7 @@ class Cluster:
         self.n_env, self.n_roll, self.n_act = (p.world_size(c) for c in ("env", "rollout", "actor"))
         validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
         _check_ratios(self.n_env, self.n_roll, self.n_act)
+        resolve_checkpoint_path(cfg.actor.model.checkpoint_path)  # a missing checkpoint fails here, not in a worker
         per_actor = cfg.env.train.total_num_envs // self.n_act
         if cfg.algorithm.adv_type == "grpo" and per_actor % cfg.algorithm.group_size:
             raise ConfigError(f"algorithm.group_size = {cfg.algorithm.group_size}: expected a divisor of the envs "
