@@ -177,6 +177,11 @@ class ActorWorker(WorkerBase):
             raise RuntimeError("update() before compute_advantages(): no batch to train on")
         batch, self._batch = self._batch, None
         per_rank = self.cfg.global_batch_size // self.world
+        if batch.size < per_rank:
+            raise ValueError(
+                f"actor rank {self.rank} holds {batch.size} samples, fewer than one minibatch "
+                f"(actor.global_batch_size / actor ranks = {per_rank}); lower actor.global_batch_size "
+                f"or collect more (env.train.total_num_envs, max_episode_steps, algorithm.rollout_epoch)")
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + self.rank)
         sums: dict[str, float] = {}
         n_updates = 0
