@@ -71,6 +71,9 @@ class SFTConfig:
     # "fan_in" (std 1/sqrt(in)) or "gr00t" (std 0.02, GR00T's, meant for finetuning; a tiny
     # model started from it barely learns: measured loss 1.01 -> 0.98 in 60 steps vs -> 0.05)
     scratch_init: str = "fan_in"
+    # dropout of the model config (GR00T: 0.2 in the DiT and VL self-attention) while training;
+    # False trains with p = 0 (RL and evaluation always run with dropout off)
+    train_dropout: bool = True
     device: str = "cpu"
     progress: bool = True
 
@@ -199,6 +202,7 @@ class SFTTrainer:
         self.processor = self._build_processor()
         lengths = [int(e["length"]) for e in self.dataset.episodes]
         self.sampler = EpisodeWindowSampler(lengths, cfg.batch_size, cfg.window_episodes, cfg.seed)
+        self.model.set_dropout(cfg.train_dropout)
         self.model.set_trainable(tune_visual=cfg.tune_visual, tune_llm=cfg.tune_llm,
                                  tune_projector=cfg.tune_projector,
                                  tune_diffusion_model=cfg.tune_diffusion_model)

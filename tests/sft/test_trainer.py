@@ -144,3 +144,21 @@ def test_loss_decreases_when_overfitting(dataset_dir, tmp_path):
     after = _fixed_loss(trainer)
     print(before, after)
     assert after < 0.9 * before
+
+
+def test_train_dropout_switch(dataset_dir, tmp_path):
+    # gr00t_tiny configures p = 0.2 in the DiT and the VL self-attention; --no-train-dropout
+    # trains with every nn.Dropout at p = 0 (what RL and evaluation use anyway)
+    def rates(trainer):
+        return {m.p for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout)}
+
+    assert 0.2 in rates(SFTTrainer(_cfg(dataset_dir, tmp_path / "on", 1)))
+    off = SFTTrainer(_cfg(dataset_dir, tmp_path / "off", 1, train_dropout=False))
+    assert rates(off) == {0.0}
+    off.model.train()
+    inputs, actions, mask = off.batch_inputs(0)
+    # with p = 0 the training loss is a deterministic function of the RNG state (same times/noise)
+    torch.manual_seed(7)
+    first = off.loss(inputs, actions, mask).item()
+    torch.manual_seed(7)
+    assert off.loss(inputs, actions, mask).item() == first

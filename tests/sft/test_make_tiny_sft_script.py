@@ -1,0 +1,45 @@
+"""scripts/make_tiny_sft.sh: its SFT command line parses, and its defaults are the tuned ones."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from rlinf_isaac.sft.__main__ import build_parser
+from rlinf_isaac.sft.trainer import SFTConfig
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_tiny_sft.sh"
+
+
+def _defaults() -> dict[str, str]:
+    """The script's default variables, evaluated by bash from its ``NAME=${NAME:-...}`` lines."""
+    lines = [ln for ln in SCRIPT.read_text().splitlines() if re.match(r"^[A-Z_]+=\$\{[A-Z_]+:-", ln)]
+    names = [ln.split("=", 1)[0] for ln in lines]
+    echo = "; ".join(f'echo "{n}=${n}"' for n in names)
+    out = subprocess.run(["bash", "-c", "\n".join(lines) + "\n" + echo], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=True)
+    return dict(line.split("=", 1) for line in out.stdout.splitlines())
+
+
+def _sft_argv(defaults: dict[str, str]) -> list[str]:
+    """The ``python -m rlinf_isaac.sft`` arguments of the script with its defaults substituted."""
+    text = SCRIPT.read_text()
+    call = re.search(r'-m rlinf_isaac\.sft (.*?)\n\n', text, re.S).group(1).replace("\\\n", " ")
+    call = call.replace('"$OUT/demos"', "demos").replace('"$OUT/sft"', "sft")
+    flag = "--train-dropout" if int(defaults["DROPOUT"]) else "--no-train-dropout"
+    call = call.replace('"$DROPOUT_FLAG"', flag)
+    call = re.sub(r'"\$([A-Z_]+)"', lambda m: defaults[m.group(1)], call)
+    return call.split()
+
+
+def test_sft_command_line_parses_into_the_tuned_config():
+    defaults = _defaults()
+    # tuned defaults (measured, see the script header): 200 demos, 4000 steps, lr 1e-3, all
+    # episodes in one shuffling window, dropout off while training
+    assert (defaults["EPISODES"], defaults["STEPS"], defaults["LR"], defaults["DROPOUT"]) == (
+        "200", "4000", "1e-3", "0")
+    assert defaults["WINDOW"] == defaults["EPISODES"]
+    cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv(defaults))))
+    assert (cfg.dataset, cfg.out, cfg.config) == ("demos", "sft", "gr00t_tiny")
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.window_episodes) == (4000, 32, 1e-3, 200)
+    assert cfg.scratch_init == "fan_in" and cfg.save_every == 1000 and not cfg.progress
+    assert cfg.train_dropout is False
