@@ -19,7 +19,7 @@ from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.workers.actor_worker import ActorWorker
-from rlinf_isaac.workers.env_worker import EnvWorker, EpisodeLog
+from rlinf_isaac.workers.env_worker import EnvWorker, EpisodeLog, episode_metrics
 from rlinf_isaac.workers.policy_factory import resolve_checkpoint_path
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
@@ -147,8 +147,6 @@ class Cluster:
                 eps.extend(res.episodes)
                 steps += res.env_steps
                 video = video or res.video
-        from rlinf_isaac.runners.train_runner import episode_metrics
-
         metrics = episode_metrics(eps, "env")
         # Per env worker, summed over its stages: simulator time and time waiting for actions.
         metrics["time/env"] = max(r.time_env for r in results)

@@ -14,29 +14,11 @@ from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.envs.base import wilson_interval
 from rlinf_isaac.runners.cluster import Cluster
-from rlinf_isaac.workers.env_worker import EpisodeLog
+from rlinf_isaac.workers.env_worker import EpisodeLog, episode_metrics
 
-__all__ = ["TrainRunner", "episode_metrics"]
+__all__ = ["TrainRunner", "write_eval_report"]
 
 log = logging.getLogger(__name__)
-
-
-def episode_metrics(eps: EpisodeLog, prefix: str) -> dict[str, float]:
-    """Mean success/return/length of finished episodes, under ``prefix`` (env/ or eval/)."""
-    n = len(eps.success_once)
-    if n == 0:
-        return {f"{prefix}/num_episodes": 0.0}
-    key = "success_once" if prefix == "env" else "success_rate"
-    out = {
-        f"{prefix}/{key}": float(np.mean(eps.success_once)),
-        f"{prefix}/return": float(np.mean(eps.returns)),
-        f"{prefix}/episode_len": float(np.mean(eps.episode_len)),
-        f"{prefix}/num_episodes": float(n),
-    }
-    if prefix == "eval":
-        lo, hi = wilson_interval(int(round(sum(eps.success_once))), n)
-        out.update({"eval/success_ci_low": lo, "eval/success_ci_high": hi})
-    return out
 
 
 class TrainRunner:

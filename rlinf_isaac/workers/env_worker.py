@@ -19,12 +19,12 @@ import torch
 
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
-from rlinf_isaac.envs.base import BatchedEnv, Obs
+from rlinf_isaac.envs.base import BatchedEnv, Obs, wilson_interval
 from rlinf_isaac.envs.registry import add_task_modules, make_env
 from rlinf_isaac.workers.handles import resolve
 from rlinf_isaac.workers.trajectory import StepRecord, Trajectory, concat_envs, split_envs, stack_steps
 
-__all__ = ["EnvWorker", "EpisodeLog", "RolloutResult"]
+__all__ = ["EnvWorker", "EpisodeLog", "RolloutResult", "episode_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,22 @@ class RolloutResult:
     video: dict[str, Any] | None = None  # {"frames": [T][N,H,W,3], "rewards": ..., "successes": ...}
 
 
-def _obs_slice(obs: Obs, sl: slice) -> Obs:
-    return Obs(
-        main_images=obs["main_images"][sl],
-        wrist_images=obs["wrist_images"][sl],
-        states=obs["states"][sl],
-        task_descriptions=obs["task_descriptions"][sl],
-    )
+def episode_metrics(eps: EpisodeLog, prefix: str) -> dict[str, float]:
+    """Mean success/return/length of finished episodes, under ``prefix`` (env/ or eval/)."""
+    n = len(eps.success_once)
+    if n == 0:
+        return {f"{prefix}/num_episodes": 0.0}
+    key = "success_once" if prefix == "env" else "success_rate"
+    out = {
+        f"{prefix}/{key}": float(np.mean(eps.success_once)),
+        f"{prefix}/return": float(np.mean(eps.returns)),
+        f"{prefix}/episode_len": float(np.mean(eps.episode_len)),
+        f"{prefix}/num_episodes": float(n),
+    }
+    if prefix == "eval":
+        lo, hi = wilson_interval(int(round(sum(eps.success_once))), n)
+        out.update({"eval/success_ci_low": lo, "eval/success_ci_high": hi})
+    return out
 
 
 class EnvWorker(WorkerBase):
