@@ -32,6 +32,7 @@ KEY_METRICS = ("env/success_once", "eval/success_rate", "env/return", "rollout/r
 # PNG name -> metrics drawn on it
 CURVES = {"success": ("env/success_once", "eval/success_rate"), "returns": ("env/return", "rollout/returns_mean")}
 ENV_STEPS = "train/env_steps"
+WALL = "train/wall_time_s"
 
 
 def load_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float, float]]]:
@@ -85,11 +86,15 @@ def list_videos(log_dir: str | Path) -> list[Path]:
 
 
 def _series(scalars: dict, tag: str, x_axis: str) -> tuple[list[float], list[float]]:
-    """(x, y) of ``tag``: x = env steps at that global step, or seconds since the run's first event."""
+    """(x, y) of ``tag``: x = env steps at that global step, or training seconds
+    (``train/wall_time_s``, which survives resumes; else seconds since the run's first event)."""
     pts = scalars.get(tag, [])
     if x_axis == "env_steps":
         env_steps = env_steps_by_step(scalars)
         pts = [(env_steps[s], v) for s, _, v in pts if s in env_steps]
+    elif WALL in scalars:
+        secs = {s: v for s, _, v in scalars[WALL]}
+        pts = [(secs[s], v) for s, _, v in pts if s in secs]
     else:
         t0 = min(w for series in scalars.values() for _, w, _ in series)
         pts = [(w - t0, v) for _, w, v in pts]

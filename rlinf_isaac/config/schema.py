@@ -74,6 +74,9 @@ class RunnerConfig:
     eval_episodes: int = 200  # episodes of an evaluation (eval_embodiment.sh, val checks)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk (the final one is always kept)
     seed: int = 1234
+    # stop after the global step during which this many seconds of training (evals included,
+    # summed over resumed runs) have passed; that step evaluates and checkpoints. null: no limit
+    max_time_s: Optional[float] = None
 
     def __post_init__(self):
         check(self.max_steps >= 0, "runner.max_steps", self.max_steps, "an integer >= 0")
@@ -82,6 +85,8 @@ class RunnerConfig:
             check(v == -1 or v >= 1, f"runner.{k}", v, "-1 (off) or a positive number of global steps")
         check(self.eval_episodes >= 1, "runner.eval_episodes", self.eval_episodes, "an integer >= 1")
         check(self.keep_checkpoints >= 1, "runner.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
+        check(self.max_time_s is None or self.max_time_s > 0, "runner.max_time_s", self.max_time_s,
+              "null (no limit) or a positive number of seconds")
 
 
 @dataclass

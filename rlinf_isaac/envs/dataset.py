@@ -137,12 +137,22 @@ def _check_episode(main, wrist, states, actions, rewards) -> int:
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "libx264",
-                crf: int = 18) -> None:
-    """Encode frames uint8 [T, H, W, 3] (even H, W) to an mp4 at ``path`` atomically."""
-    import imageio.v2 as iio  # lazy: ffmpeg only when videos are written
+                crf: int = 18) -> str:
+    """Encode frames uint8 [T, H, W, 3] (even H, W) to an mp4 at ``path`` atomically.
 
+    Returns the codec used: ``codec`` through imageio-ffmpeg, or ``"mpeg4"`` through OpenCV
+    when imageio-ffmpeg is not installed (OpenCV's wheels carry no H.264 encoder).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    try:
+        import imageio_ffmpeg  # noqa: F401  (imageio's FFMPEG plugin needs it)
+    except ImportError:
+        _write_video_cv2(tmp, frames, fps)
+        os.replace(tmp, path)
+        return "mpeg4"
+    import imageio.v2 as iio  # lazy: ffmpeg only when videos are written
+
     params = ["-crf", str(crf), "-preset", "veryfast"] if codec == "libx264" else ["-q:v", "2"]
     writer = iio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec=codec,
                             pixelformat="yuv420p", macro_block_size=2, ffmpeg_params=params,
@@ -153,6 +163,24 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "libx26
     finally:
         writer.close()
     os.replace(tmp, path)
+    return codec
+
+
+def _write_video_cv2(path: Path, frames: np.ndarray, fps: float) -> None:
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("writing videos needs imageio-ffmpeg (pip install imageio-ffmpeg) "
+                          "or OpenCV (pip install opencv-python-headless)") from None
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV could not open an mpeg4 writer for {str(path)!r}")
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))  # RGB -> BGR
+    finally:
+        writer.release()
 
 
 class LeRobotDatasetWriter:
@@ -229,7 +257,9 @@ class LeRobotDatasetWriter:
         for key, img in (("main_images", main), ("wrist_images", wrist)):
             rel = VIDEO_PATH.format(episode_chunk=chunk, video_key=VIDEO_KEYS[key],
                                     episode_index=ep)
-            write_video(self.root / rel, img, self.fps, self.video_codec, self.crf)
+            used = write_video(self.root / rel, img, self.fps, self.video_codec, self.crf)
+            if used != self.video_codec:  # imageio-ffmpeg missing: OpenCV wrote mpeg4 (info.json says so)
+                self.video_codec = used
         self._write_parquet(ep, chunk, st, act, rew, bool(success), task_index)
         self._episodes.append({"episode_index": ep, "tasks": [instruction], "length": t,
                                "success": bool(success)})

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from rlinf_isaac.envs.mujoco import scene
-from rlinf_isaac.envs.mujoco.kinematics import matrix_to_axis_angle
+from rlinf_isaac.envs.mujoco.kinematics import R_DOWN, matrix_to_axis_angle
 from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
 
 __all__ = ["ExpertConfig", "ScriptedExpert", "run_expert", "main"]
 
-_R_DOWN = np.diag([1.0, -1.0, -1.0])  # TCP orientation pointing down, hand x along world x
+_R_DOWN = R_DOWN  # TCP orientation pointing down, hand x along world x
 # Phases of one pair, in order.
 ABOVE, DESCEND, CLOSE, LIFT, CARRY, PLACE, OPEN, RETREAT = range(8)
 
@@ -205,8 +205,15 @@ class ScriptedExpert:
 
 
 def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
-               video: str | None = None, **env_kwargs: Any) -> dict[str, Any]:
-    """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict."""
+               video: str | None = None, action_noise: float = 0.0, **env_kwargs: Any) -> dict[str, Any]:
+    """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict.
+
+    ``action_noise`` > 0 executes ``a + N(0, action_noise^2)`` on the arm dims (a[:6], in
+    action units) while recording the clean ``a`` (DART-style noise injection): the dataset
+    then shows how the expert recovers from the small errors a cloned policy makes.
+    """
+    if action_noise < 0:
+        raise ValueError(f"action_noise must be >= 0, got {action_noise}")
     from rlinf_isaac.envs.registry import make_env
     from rlinf_isaac.tasks.stack_cube import TASK_SPECS
 
@@ -216,7 +223,7 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     recorder = _Recorder(record, num_envs) if record else None
     frames: list[np.ndarray] | None = [] if video else None
     try:
-        results = _rollout(env, expert, episodes, recorder, frames)
+        results = _rollout(env, expert, episodes, recorder, frames, action_noise, seed)
     finally:
         env.close()
         if recorder is not None:
@@ -228,7 +235,9 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     return {"task": task_id, "episodes": len(results), "success_rate": float(np.mean(results)) if results else 0.0}
 
 
-def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames) -> list[bool]:
+def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames, action_noise: float = 0.0,
+             seed: int = 0) -> list[bool]:
+    noise_rng = np.random.default_rng([seed, 0xDA27])
     obs = env.reset()
     results: list[bool] = []
     started = env.num_envs  # episodes begun so far (each env's first episode counts)
@@ -236,7 +245,11 @@ def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames) -> li
     while len(results) < episodes:
         act = expert.act(env.privileged_state())
         act[~active] = 0.0
-        res = env.chunk_step(torch.from_numpy(act)[:, None])  # [B, 7] -> [B, C=1, 7]
+        executed = act.copy()
+        if action_noise > 0:
+            executed[:, :6] += noise_rng.normal(0.0, action_noise, (act.shape[0], 6))
+            executed[~active] = 0.0
+        res = env.chunk_step(torch.from_numpy(executed.astype(np.float32))[:, None])  # [B, 7] -> [B, C=1, 7]
         if frames is not None:
             frames.append(obs["main_images"].numpy())
         if recorder is not None:
@@ -310,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--record", default=None, help="write a LeRobot dataset to this directory")
     p.add_argument("--video", default=None, help="write a rollout video (main camera) to this path")
     p.add_argument("--image-size", type=int, default=84)
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="std of Gaussian noise added to the executed arm actions (recorded actions stay clean)")
     p.add_argument("--list", action="store_true", help="print registered task ids, one per line")
     args = p.parse_args(argv)
     from rlinf_isaac.envs.registry import get_task, list_tasks
@@ -325,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 1 or args.num_envs < 1:
         p.error(f"--episodes and --num-envs must be >= 1, got {args.episodes}, {args.num_envs}")
     summary = run_expert(args.task, args.episodes, min(args.num_envs, args.episodes), args.seed,
-                         args.record, args.video, image_size=args.image_size)
+                         args.record, args.video, action_noise=args.action_noise, image_size=args.image_size)
     print(json.dumps(summary))
     return 0
 

@@ -155,6 +155,8 @@ METRICS: dict[str, MetricDoc] = {
     "time/checkpoint": MetricDoc("seconds writing a checkpoint", "phase timer"),
     "train/env_steps": MetricDoc("sum over global steps of B_total * T * C", "x-axis alternative"),
     "train/episodes": MetricDoc("sum over global steps of env/num_episodes", "episodes so far"),
+    "train/wall_time_s": MetricDoc("sum over global steps of time/step + time/eval",
+                                   "training seconds, summed across resumed runs (runner.max_time_s); x-axis for curves"),
 }
 
 VALID_BACKENDS = ("tensorboard", "wandb")

@@ -32,7 +32,9 @@ class TrainRunner:
         self.log_path = Path(cfg.runner.logger.log_path)
         self.ckpt_dir = self.log_path / "checkpoints"
         self.cluster = cluster or Cluster(cfg)
-        self.totals = {"train/env_steps": 0.0, "train/episodes": 0.0}  # cumulative, kept in checkpoints
+        # cumulative, kept in checkpoints (train/wall_time_s: seconds spent in global steps, evals included)
+        self.totals = {"train/env_steps": 0.0, "train/episodes": 0.0, "train/wall_time_s": 0.0}
+        self.stopped_early = False
         self.start_step = self._maybe_resume()
         lg = cfg.runner.logger
         self.logger = MetricLogger(self.log_path, lg.project_name, lg.experiment_name, lg.logger_backends,
@@ -42,9 +44,10 @@ class TrainRunner:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
-        """Train for ``runner.max_steps`` global steps; returns the last step's metrics.
-
-        With ``runner.only_eval`` it evaluates the (resumed) policy once and returns.
+        """Train for ``runner.max_steps`` global steps, or until ``runner.max_time_s`` seconds of
+        training (summed over resumed runs) have passed; returns the last step's metrics.
+        The last step always evaluates and checkpoints. With ``runner.only_eval`` it evaluates
+        the (resumed) policy once and returns.
         """
         if self.cfg.runner.only_eval:
             metrics = self.evaluate(self.start_step)
@@ -53,6 +56,10 @@ class TrainRunner:
         metrics: dict[str, float] = {}
         for step in range(self.start_step, self.cfg.runner.max_steps):
             metrics = self.run_one(step)
+            if self.stopped_early:
+                log.info("runner.max_time_s=%s reached after global step %d (%.0f s of training); stopped",
+                         self.cfg.runner.max_time_s, step + 1, self.totals["train/wall_time_s"])
+                break
         return metrics
 
     def run_one(self, step: int) -> dict[str, float]:
@@ -73,14 +80,18 @@ class TrainRunner:
         metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
         self.totals["train/env_steps"] += rollout.env_steps
         self.totals["train/episodes"] += rollout.metrics.get("env/num_episodes", 0.0)
-        metrics.update(self.totals)
         done = step + 1
-        if c.val_check_interval > 0 and _due(done, c.val_check_interval, c.max_steps):
+        elapsed = self.totals["train/wall_time_s"] + time.perf_counter() - t0
+        self.stopped_early = done < c.max_steps and c.max_time_s is not None and elapsed >= c.max_time_s
+        last = done == c.max_steps or self.stopped_early
+        if c.val_check_interval > 0 and _due(done, c.val_check_interval, last):
             with self.timer("eval"):
                 metrics.update(self.evaluate(done))
-        if _due(done, c.save_interval, c.max_steps):
+        self.totals["train/wall_time_s"] += time.perf_counter() - t0
+        if _due(done, c.save_interval, last):
             with self.timer("checkpoint"):
                 self.save(done)
+        metrics.update(self.totals)
         self._log(done, metrics, rollout.video)
         return metrics
 
@@ -159,9 +170,9 @@ class TrainRunner:
         return ckpt.step
 
 
-def _due(step: int, interval: int, max_steps: int) -> bool:
+def _due(step: int, interval: int, last: bool) -> bool:
     """Interval hooks fire every ``interval`` steps and at the last step (-1: last step only)."""
-    return step == max_steps or (interval > 0 and step % interval == 0)
+    return last or (interval > 0 and step % interval == 0)
 
 
 def write_eval_report(eps: EpisodeLog, video_dir: str | None) -> str:

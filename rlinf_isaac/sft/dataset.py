@@ -33,16 +33,38 @@ class DatasetFormatError(FileNotFoundError):
 
 
 def decode_video(path: str | os.PathLike) -> np.ndarray:
-    """Decode an mp4 to uint8 [T, H, W, 3] (RGB) with imageio-ffmpeg."""
-    import imageio_ffmpeg  # lazy
-
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(gen)
-    w, h = meta["size"]
-    frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in gen]
+    """Decode an mp4 to uint8 [T, H, W, 3] (RGB) with imageio-ffmpeg, else OpenCV's ffmpeg."""
+    try:
+        import imageio_ffmpeg  # lazy
+    except ImportError:
+        frames = _decode_cv2(path)
+    else:
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(gen)
+        w, h = meta["size"]
+        frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in gen]
     if not frames:
         raise DatasetFormatError(f"video {str(path)!r} holds no frames")
     return np.stack(frames)  # [T, H, W, 3]
+
+
+def _decode_cv2(path: str | os.PathLike) -> list[np.ndarray]:
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("decoding LeRobot videos needs imageio-ffmpeg (pip install imageio-ffmpeg) "
+                          "or OpenCV (pip install opencv-python-headless)") from None
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(bgr[..., ::-1].copy())  # BGR -> RGB
+    finally:
+        cap.release()
+    return frames
 
 
 def _read_json(path: Path, what: str) -> Any:

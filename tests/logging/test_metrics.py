@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,11 @@ def test_resume_step_purges_later_events(tmp_path):
     with MetricLogger(tmp_path, "p", "e") as log:
         for s in range(5):
             log.log({"actor/lr": float(s)}, step=s)
+    # TensorBoard reads event files in name order; names start with the creation second and end
+    # with a per-process counter compared as text ("10" < "9"), so two writers of one second are
+    # ordered by chance once a long test session has made 10+ writers. A resumed run is never
+    # started within a second of the run it resumes: wait for the next second.
+    time.sleep(1.05)
     with MetricLogger(tmp_path, "p", "e", resume_step=2) as log:  # resumed from step 2
         log.log({"actor/lr": 20.0}, step=2)
     acc = _read(tmp_path / "tensorboard")

@@ -162,3 +162,18 @@ def test_train_dropout_switch(dataset_dir, tmp_path):
     first = off.loss(inputs, actions, mask).item()
     torch.manual_seed(7)
     assert off.loss(inputs, actions, mask).item() == first
+
+
+def test_evaluate_cli_reports_success_rate_json(dataset_dir, tmp_path, capsys):
+    from rlinf_isaac.sft.evaluate import main
+
+    SFTTrainer(_cfg(dataset_dir, tmp_path / "run", 1)).fit()
+    with pytest.raises(SystemExit):  # not a checkpoint directory: named
+        main([str(tmp_path), "--task", "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"])
+    assert "not a checkpoint directory" in capsys.readouterr().err
+    rc = main([str(tmp_path / "run" / "final"), "--task", "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0",
+               "--episodes", "3", "--num-envs", "2", "--max-episode-steps", "16", "--json", str(tmp_path / "e.jsonl")])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and line["episodes"] == 3 and 0.0 <= line["success_rate"] <= 1.0
+    assert line["wilson95"][0] <= line["success_rate"] <= line["wilson95"][1]
+    assert json.loads((tmp_path / "e.jsonl").read_text()) == line

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["axis_angle_to_matrix", "matrix_to_axis_angle", "matrix_to_quat", "dls_step"]
+__all__ = ["R_DOWN", "axis_angle_to_matrix", "matrix_to_axis_angle", "matrix_to_quat", "dls_step"]
+
+# TCP orientation pointing straight down with the hand's x axis along world x (a pi turn about x).
+R_DOWN = np.diag([1.0, -1.0, -1.0])
+R_DOWN.flags.writeable = False
 
 
 def axis_angle_to_matrix(v: np.ndarray) -> np.ndarray:

@@ -6,6 +6,13 @@ on the left (R_des = R(delta) R_cur), ``a[6] < 0`` closes the gripper, otherwise
 Each control step (``control_hz``, 20 Hz by default) takes one damped-least-squares IK step
 to joint position targets and runs ``1 / (control_hz * physics_dt)`` physics sub-steps.
 
+State (8): TCP position (3, world frame), TCP rotation relative to the gripper-down
+orientation ``R_DOWN`` as an axis-angle ``axis_angle(R_DOWN^T R_tcp)`` (3), finger joint
+positions (2). Relative to gripper-down the rotation stays far from pi in this task, so the
+vector is continuous; the absolute axis-angle (Isaac Lab's convention) sits at angle pi when
+the gripper points down and flips sign between neighbouring poses, which made its x
+component a +-1 coin toss after min-max normalisation.
+
 Rewards (``reward_type``):
 
 * ``sparse``: r = 1 at a step where the task succeeds, else 0.
@@ -49,7 +56,7 @@ from rlinf_isaac.envs.base import (
 )
 from rlinf_isaac.envs.mujoco import scene
 from rlinf_isaac.envs.mujoco.gl import import_mujoco
-from rlinf_isaac.envs.mujoco.kinematics import axis_angle_to_matrix, dls_step, matrix_to_axis_angle, matrix_to_quat
+from rlinf_isaac.envs.mujoco.kinematics import R_DOWN, axis_angle_to_matrix, dls_step, matrix_to_axis_angle, matrix_to_quat
 from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
 
 __all__ = ["MujocoStackConfig", "MujocoStackEnv", "REWARD_TYPES"]
@@ -396,7 +403,7 @@ class MujocoStackEnv(BatchedEnv):
             d = self.datas[b]
             rot = d.site_xmat[self._tcp].reshape(3, 3)
             self._states[b, :3] = d.site_xpos[self._tcp]
-            self._states[b, 3:6] = matrix_to_axis_angle(rot)
+            self._states[b, 3:6] = matrix_to_axis_angle(R_DOWN.T @ rot)
             self._states[b, 6:8] = d.qpos[self._finger_qpos]
 
     def _new_frames(self, c: int) -> np.ndarray | None:

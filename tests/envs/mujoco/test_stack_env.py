@@ -63,6 +63,25 @@ def test_spawn_respects_ranges_and_spacing(env3):
         assert d.min() >= 0.1
 
 
+def test_state_rotation_is_relative_to_gripper_down_and_continuous():
+    # States are (tcp pos, axis_angle(R_DOWN^T R_tcp), fingers): near 0 at the gripper-down home
+    # pose, and a yaw turn of the hand moves only the z-ish component, smoothly (no +-pi flips).
+    env = make_env(TWO, num_envs=1, seed=0, image_size=16)
+    obs = env.reset(reset_state_ids=[0])
+    assert obs["states"][0, 3:6].abs().max() < 0.2
+    a = torch.zeros(1, 8, 7)
+    a[0, :, 5] = 0.1  # 0.1 * action_scale 0.5 = 0.05 rad per step about world z
+    a[0, :, 6] = 1.0
+    rots = []
+    for _ in range(3):
+        rots.append(env.chunk_step(a).obs["states"][0, 3:6].clone())
+    env.close()
+    rots = torch.stack(rots)
+    assert (rots.diff(dim=0).abs().max() < 0.6), rots  # 8 steps x 0.05 rad = 0.4 rad per chunk
+    assert rots[:, 2].diff().abs().min() > 0.2, rots  # the yaw shows up in one component ...
+    assert rots[:, :2].abs().max() < 0.2, rots  # ... and not in the tilt components
+
+
 def test_ik_tracks_a_commanded_delta():
     env = make_env(TWO, num_envs=1, seed=0, image_size=16)
     env.reset(reset_state_ids=[0])

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Learning results on a one-GPU machine (the lent box: no package index): several training
+# runs side by side, each stopped by runner.max_time_s, then evaluated with eval_embodiment.sh
+# on fresh seeds, with PNG curves. Feeds docs/RESULTS.md (issue 6).
+#
+#   RUNS="ppo2:mujoco_stack2_ppo_gr00t_tiny grpo2:mujoco_stack2_grpo_gr00t_tiny" TRAIN_S=420 \
+#     bash benchmarks/gpu_rl_results.sh [extra key=value overrides for every run]
+#
+# A run is NAME:CONFIG[:key=value,key=value...]; a NAME starting with "base" (or TRAIN_S=0)
+# only evaluates the config's starting checkpoint (the SFT baseline). Each run is its own Ray cluster on the same
+# GPU, with SIM_PROCS simulator processes (env.train.num_workers). Writes, per run,
+# $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json) and prints
+# each eval JSON line.
+set -uo pipefail
+OUT=${OUT:-/tmp/rl_results}
+WORK=${WORK:-/tmp/rl_runs}
+TRAIN_S=${TRAIN_S:-420}
+EVAL_EPISODES=${EVAL_EPISODES:-200}  # eval_embodiment.sh after training
+VAL_EPISODES=${VAL_EPISODES:-64}  # the evaluations every runner.val_check_interval during training
+SIM_PROCS=${SIM_PROCS:-4}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=${MUJOCO_GL:-egl}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl $(ls .whlray*/*.whl 2>/dev/null) 2>&1 | grep -v WARNING | tail -3
+  export PYTHONPATH=/tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
+fi
+export PYTHON=${PYTHON:-python3}
+CLUSTER=${CLUSTER:-$($PYTHON -c "import torch; print('1gpu' if torch.cuda.is_available() else 'cpu')")}
+
+one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
+  local name=$1 config=$2 ov=$3; shift 3
+  local log="$WORK/$name" extra=()
+  [ -n "$ov" ] && IFS=, read -r -a extra <<< "$ov"
+  local common=("cluster=$CLUSTER" "env.train.num_workers=$SIM_PROCS" "env.eval.num_workers=$SIM_PROCS")
+  local train_s=$TRAIN_S
+  [[ $name == base* ]] && train_s=0
+  if [ "$train_s" != 0 ]; then
+    bash run_embodiment.sh "$config" "${common[@]}" "runner.max_time_s=$train_s" "runner.max_steps=100000" \
+      "runner.eval_episodes=$VAL_EPISODES" "runner.logger.log_path=$log" "${extra[@]}" "$@" \
+      > "$WORK/$name.train.out" 2>&1
+    echo "[$name] train exit $?: $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
+    extra+=("runner.resume_dir=$log/checkpoints")
+  fi
+  mkdir -p "$log"
+  bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
+    "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
+  grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
+  echo "[$name] eval: $(cat "$log/eval.json")"
+  [ -d "$log/tensorboard" ] && $PYTHON examples/read_tensorboard.py "$log" --png "$log/plots" > "$log/metrics.txt" 2>&1
+  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json metrics.txt 2>/dev/null
+}
+
+t0=$(date +%s)
+for r in ${RUNS:?set RUNS="NAME:CONFIG[:k=v,k=v] ..."}; do
+  IFS=: read -r name config ov <<< "$r"
+  one "$name" "$config" "${ov:-}" "$@" &
+  sleep 5  # stagger Ray start-ups
+done
+wait
+echo "=== done in $(( $(date +%s) - t0 )) s ==="

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SFT variants side by side on a one-GPU machine (the lent box: no package index), each
+# intermediate checkpoint evaluated, to choose the shipped SFT starting points (issue 6).
+#
+#   VARIANTS="s2_8k:TWO:outputs/sft2_rel/demos:8000 s3_8k:THREE:outputs/sft3_rel/demos:8000" \
+#     bash benchmarks/gpu_sft_sweep.sh
+#
+# A variant is NAME:TASK:DEMOS:STEPS (TASK: TWO or THREE, DEMOS: a LeRobot dataset made by
+# `python -m rlinf_isaac.envs.expert --record`, or recordN to record N expert demos first). Every variant trains with
+# scripts/make_tiny_sft.sh on the GPU, all at once, then each checkpoint-<step>/ is evaluated
+# on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000). Writes $OUT/<NAME>.tgz
+# (one checkpoint, see PICK_LOW below), $OUT/sweep.jsonl (one line per evaluated checkpoint)
+# and $OUT/logs.tgz (logs and SFT TensorBoard curves).
+set -uo pipefail
+OUT=${OUT:-/tmp/sft_sweep}
+WORK=${WORK:-/tmp/sweep}
+EVAL_EPISODES=${EVAL_EPISODES:-100}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=${MUJOCO_GL:-egl}
+if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl 2>&1 | grep -v WARNING | tail -3
+  export PYTHONPATH=/tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
+fi
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
+
+task_id() { case $1 in TWO) echo MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0 ;;
+                       THREE) echo MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0 ;; *) echo "$1" ;; esac; }
+
+one() {  # NAME TASK DEMOS STEPS: train, evaluate every checkpoint, pack
+  local name=$1 task; task=$(task_id "$2"); local demos=$3 steps=$4 dir="$WORK/$1"
+  local episodes=200
+  mkdir -p "$dir"
+  case $demos in  # recordN: the expert records N demos (seed 0) here first; else a dataset path
+    record*) episodes=${demos#record}; episodes=${episodes:-200} ;;
+    *) ln -sfn "$(realpath "$demos")" "$dir/demos" ;;
+  esac
+  # SFT_TIMEOUT bounds the training; whatever checkpoint-<step>/ exist by then are evaluated
+  TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
+    timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
+    || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
+  for c in "$dir"/sft/checkpoint-*; do
+    $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs 16 \
+      --seed 1000 --device "$DEVICE" > "$c.eval.json" 2>> "$OUT/$name.log" &
+  done
+  wait
+  cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"
+  # bring back one checkpoint (the machine returns at most 8 files): the most successful one
+  # inside [PICK_LOW, PICK_HIGH], else the one nearest that range
+  local pick
+  pick=$(cat "$dir"/sft/checkpoint-*.eval.json | $PY -c "
+import json, sys
+lo, hi = ${PICK_LOW:-0.2}, ${PICK_HIGH:-0.7}
+rows = [json.loads(l) for l in sys.stdin if l.strip()]
+key = lambda r: (lo <= r['success_rate'] <= hi, r['success_rate'] if lo <= r['success_rate'] <= hi
+                 else -min(abs(r['success_rate'] - lo), abs(r['success_rate'] - hi)))
+print(max(rows, key=key)['checkpoint'] if rows else '')")
+  [ -n "$pick" ] || { echo "[$name] nothing evaluated"; return 1; }
+  rm -f "$pick/trainer_state.pt"  # optimizer state: not needed back
+  tar -C "$(dirname "$pick")" -czf "$OUT/$name.tgz" "$(basename "$pick")" && echo "[$name] done, picked $pick"
+}
+
+t0=$(date +%s)
+for v in ${VARIANTS:?set VARIANTS="NAME:TASK:DEMOS:STEPS ..."}; do
+  IFS=: read -r name task demos steps <<< "$v"
+  one "$name" "$task" "$demos" "$steps" &
+done
+wait
+echo "=== sweep done in $(( $(date +%s) - t0 )) s ==="
+mkdir -p "$WORK/logs" && cp "$OUT"/*.log "$OUT/sweep.jsonl" "$WORK/logs/" 2>/dev/null
+for d in "$WORK"/*/sft/tensorboard; do n=$(basename "$(dirname "$(dirname "$d")")"); cp -r "$d" "$WORK/logs/tb_$n"; done
+tar -C "$WORK" -czf "$OUT/logs.tgz" logs && rm -f "$OUT"/*.log
+cat "$OUT/sweep.jsonl" 2>/dev/null
