@@ -74,6 +74,9 @@ class SFTConfig:
     # dropout of the model config (GR00T: 0.2 in the DiT and VL self-attention) while training;
     # False trains with p = 0 (RL and evaluation always run with dropout off)
     train_dropout: bool = True
+    # image augmentation: each training image is shifted by up to +-N pixels (edge-replicated
+    # pad, random crop back to size; DrQ's random shift), drawn per (seed, step). 0: off
+    random_shift: int = 0
     device: str = "cpu"
     progress: bool = True
 
@@ -84,6 +87,8 @@ class SFTConfig:
                 raise ValueError(f"sft.{key} must be a positive int, got {value!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"sft.warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not isinstance(self.random_shift, int) or self.random_shift < 0:
+            raise ValueError(f"sft.random_shift must be an int >= 0 (pixels), got {self.random_shift!r}")
         for key in ("lr", "grad_clip"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"sft.{key} must be > 0, got {getattr(self, key)!r}")
@@ -143,6 +148,22 @@ def collate_frames(items: list[dict[str, Any]]) -> tuple[dict[str, Any], Tensor,
     actions = torch.stack([it["actions"] for it in items]).float()  # [B, C, 7]
     mask = torch.stack([it["action_mask"] for it in items]).to(torch.bool)  # [B, C]
     return obs, actions, mask
+
+
+def shift_images(images: Tensor, pad: int, generator: torch.Generator) -> Tensor:
+    """Shift each image of uint8 [B, H, W, C] by a random (dy, dx) in [-pad, pad]^2.
+
+    Edge-replicated padding by ``pad`` then a random H x W crop per image; the content moves,
+    the size does not (DrQ's augmentation for learning from pixels with few samples).
+    """
+    if pad == 0:
+        return images
+    b, h, w, _ = images.shape
+    x = images.permute(0, 3, 1, 2).float()  # [B, C, H, W]
+    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    off = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
+    out = torch.stack([x[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(off.tolist())])
+    return out.round().to(images.dtype).permute(0, 2, 3, 1).contiguous()
 
 
 def find_latest_checkpoint(out: str | os.PathLike) -> Optional[Path]:
@@ -243,6 +264,10 @@ class SFTTrainer:
         """Model inputs, normalised actions [B, C, 32] and loss mask bool [B, C, 32] of a step."""
         items = [self.dataset[int(i)] for i in self.sampler.batch(step)]
         obs, actions, step_mask = collate_frames(items)
+        if self.cfg.random_shift:
+            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+            for key in ("main_images", "wrist_images"):
+                obs[key] = shift_images(obs[key], self.cfg.random_shift, gen)
         inputs = {k: v.to(self.device) if isinstance(v, Tensor) else v
                   for k, v in self.processor(obs).items()}
         # mask [B, C, 32]: real action dims of real (not past-the-end) steps

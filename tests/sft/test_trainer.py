@@ -177,3 +177,21 @@ def test_evaluate_cli_reports_success_rate_json(dataset_dir, tmp_path, capsys):
     assert rc == 0 and line["episodes"] == 3 and 0.0 <= line["success_rate"] <= 1.0
     assert line["wilson95"][0] <= line["success_rate"] <= line["wilson95"][1]
     assert json.loads((tmp_path / "e.jsonl").read_text()) == line
+
+
+def test_shift_images_moves_content_by_at_most_pad_pixels():
+    from rlinf_isaac.sft.trainer import shift_images
+
+    img = torch.zeros(8, 12, 12, 3, dtype=torch.uint8)
+    img[:, 5, 6] = 255  # one bright pixel at (5, 6), far from the edges
+    assert torch.equal(shift_images(img, 0, torch.Generator()), img)
+    out = shift_images(img, 3, torch.Generator().manual_seed(0))
+    assert out.shape == img.shape and out.dtype == torch.uint8
+    moves = set()
+    for b in range(8):
+        (y, x), = (out[b, :, :, 0] == 255).nonzero().tolist()  # exactly one bright pixel survives
+        assert abs(y - 5) <= 3 and abs(x - 6) <= 3
+        moves.add((y, x))
+    assert len(moves) > 1  # images of a batch get different shifts
+    again = shift_images(img, 3, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # a seeded generator reproduces the batch (exact resume)
