@@ -60,7 +60,10 @@ class Obs(TypedDict):
 
     main_images: uint8 [B, H, W, 3], table camera.
     wrist_images: uint8 [B, H, W, 3], wrist camera.
-    states: float32 [B, D], D = 8 (ee pos, ee axis-angle, finger positions).
+    states: float32 [B, D], D = 8 (ee pos, ee axis-angle, finger positions). The axis-angle's
+        reference is the backend's: Isaac Lab's absolute ee orientation (as RLinf's GR00T
+        checkpoints expect), MuJoCo's relative to gripper-down (continuous there; see
+        envs/mujoco/stack_env.py). A checkpoint's state statistics belong to one backend.
     task_descriptions: list[str] of length B, the instruction of each env.
     """
 
