@@ -12,16 +12,17 @@
 # DEVICE=cuda trains and evaluates on a GPU; ACTION_NOISE=0.01 records DART-style demos (noisy
 # execution, clean labels); SAVE_EVERY sets the checkpoint interval.
 #
-# Measured (2-core CPU, defaults): demos 1m42s, SFT ~0.25-0.4 s/step (4000 steps: 17-22 min),
-# final loss ~0.04. On the H100 box SFT is CPU-bound (~12-14 steps/s per process). Success of
-# the deterministic policy is still low (docs/RESULTS.md): two-cube 0.025 (clean demos) and
-# 0.075 (ACTION_NOISE=0.01) after 4000 of 8000 steps over 80 episodes; three-cube 0.00.
+# Measured (2-core CPU, defaults = the shipped checkpoints/gr00t_tiny_sft_stack2): demos ~2 min,
+# SFT 8000 steps at ~0.22-0.26 s/step (~33 min), final loss ~0.13 (noisy demos). Two-cube success
+# with eval_embodiment.sh, 200 episodes, 160-step limit: 0.22 [0.17, 0.28]. Stopping at 4000 of
+# the 8000 steps (lr not yet decayed) gave 0.015; clean demos and RANDOM_SHIFT=4 were worse
+# (docs/RESULTS.md). On the H100 box SFT is CPU-bound (~12-14 steps/s per process).
 set -euo pipefail
 
 TASK=${TASK:-MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0}
 EPISODES=${EPISODES:-200}
 NUM_ENVS=${NUM_ENVS:-8}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-8000}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 # episodes whose decoded videos stay cached and whose frames are shuffled together (all by default)
@@ -31,7 +32,7 @@ DROPOUT=${DROPOUT:-0}  # 0: train with dropout off (measured: SFT loss 0.042 vs 
 SEED=${SEED:-0}
 RANDOM_SHIFT=${RANDOM_SHIFT:-0}  # SFT image augmentation: random shifts of up to +-N pixels
 SAVE_EVERY=${SAVE_EVERY:-1000}  # steps between checkpoint-<step>/ (the newest 4 are kept)
-ACTION_NOISE=${ACTION_NOISE:-0}  # DART-style noise on the expert's executed arm actions (recorded clean)
+ACTION_NOISE=${ACTION_NOISE:-0.01}  # DART-style noise on the expert's executed arm actions (recorded clean)
 EVAL_EPISODES=${EVAL_EPISODES:-16}
 EVAL_CHUNK=${EVAL_CHUNK:-16}
 DEVICE=${DEVICE:-cpu}  # cuda: SFT and the evaluation's policy on the GPU

@@ -33,13 +33,14 @@ def _sft_argv(defaults: dict[str, str]) -> list[str]:
 
 def test_sft_command_line_parses_into_the_tuned_config():
     defaults = _defaults()
-    # tuned defaults (measured, see the script header): 200 demos, 4000 steps, lr 1e-3, all
-    # episodes in one shuffling window, dropout off while training
+    # tuned defaults (measured, see the script header): 200 noise-injected demos, 8000 steps,
+    # lr 1e-3, all episodes in one shuffling window, dropout off while training
     assert (defaults["EPISODES"], defaults["STEPS"], defaults["LR"], defaults["DROPOUT"]) == (
-        "200", "4000", "1e-3", "0")
+        "200", "8000", "1e-3", "0")
+    assert defaults["ACTION_NOISE"] == "0.01" and defaults["RANDOM_SHIFT"] == "0"
     assert defaults["WINDOW"] == defaults["EPISODES"]
     cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv(defaults))))
     assert (cfg.dataset, cfg.out, cfg.config) == ("demos", "sft", "gr00t_tiny")
-    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.window_episodes) == (4000, 32, 1e-3, 200)
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.window_episodes) == (8000, 32, 1e-3, 200)
     assert cfg.scratch_init == "fan_in" and cfg.save_every == 1000 and not cfg.progress
     assert cfg.train_dropout is False
