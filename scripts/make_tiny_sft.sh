@@ -30,6 +30,7 @@ WINDOW=${WINDOW:-$EPISODES}
 MODEL_CONFIG=${MODEL_CONFIG:-gr00t_tiny}
 DROPOUT=${DROPOUT:-0}  # 0: train with dropout off (measured: SFT loss 0.042 vs 0.071 at step 2500), 1: the config's 0.2
 SEED=${SEED:-0}
+SUCCESS_ONLY=${SUCCESS_ONLY:-0}  # 1: SFT on the successful demos only (noisy demos include failures)
 RANDOM_SHIFT=${RANDOM_SHIFT:-0}  # SFT image augmentation: random shifts of up to +-N pixels
 SAVE_EVERY=${SAVE_EVERY:-1000}  # steps between checkpoint-<step>/ (the newest 4 are kept)
 ACTION_NOISE=${ACTION_NOISE:-0.01}  # DART-style noise on the expert's executed arm actions (recorded clean)
@@ -53,11 +54,12 @@ else
 fi
 
 if (( DROPOUT )); then DROPOUT_FLAG=--train-dropout; else DROPOUT_FLAG=--no-train-dropout; fi
+if (( SUCCESS_ONLY )); then SUCCESS_FLAG=--success-only; else SUCCESS_FLAG=--no-success-only; fi
 echo "[make_tiny_sft] flow-matching SFT of gr00t_tiny for $STEPS steps -> $OUT/sft"
 "$PYTHON" -m rlinf_isaac.sft --dataset "$OUT/demos" --config "$MODEL_CONFIG" --out "$OUT/sft" \
   --steps "$STEPS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" --window-episodes "$WINDOW" \
   --save-every "$SAVE_EVERY" --keep-checkpoints 4 --no-progress "$DROPOUT_FLAG" --device "$DEVICE" \
-  --random-shift "$RANDOM_SHIFT"
+  --random-shift "$RANDOM_SHIFT" "$SUCCESS_FLAG"
 
 if (( EVAL_EPISODES > 0 )); then
   echo "[make_tiny_sft] evaluating $OUT/sft/final on $EVAL_EPISODES episodes of $TASK"

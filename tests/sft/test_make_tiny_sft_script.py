@@ -27,6 +27,7 @@ def _sft_argv(defaults: dict[str, str]) -> list[str]:
     call = call.replace('"$OUT/demos"', "demos").replace('"$OUT/sft"', "sft")
     flag = "--train-dropout" if int(defaults["DROPOUT"]) else "--no-train-dropout"
     call = call.replace('"$DROPOUT_FLAG"', flag)
+    call = call.replace('"$SUCCESS_FLAG"', "--success-only" if int(defaults["SUCCESS_ONLY"]) else "--no-success-only")
     call = re.sub(r'"\$([A-Z_]+)"', lambda m: defaults[m.group(1)], call)
     return call.split()
 
@@ -43,4 +44,4 @@ def test_sft_command_line_parses_into_the_tuned_config():
     assert (cfg.dataset, cfg.out, cfg.config) == ("demos", "sft", "gr00t_tiny")
     assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.window_episodes) == (8000, 32, 1e-3, 200)
     assert cfg.scratch_init == "fan_in" and cfg.save_every == 1000 and not cfg.progress
-    assert cfg.train_dropout is False
+    assert cfg.train_dropout is False and cfg.success_only is False

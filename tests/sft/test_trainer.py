@@ -195,3 +195,14 @@ def test_shift_images_moves_content_by_at_most_pad_pixels():
     assert len(moves) > 1  # images of a batch get different shifts
     again = shift_images(img, 3, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)  # a seeded generator reproduces the batch (exact resume)
+
+
+def test_sampler_restricted_to_chosen_episodes_and_unchanged_by_default():
+    lengths = [3, 2, 4]
+    full = EpisodeWindowSampler(lengths, batch_size=2, window=3, seed=0)
+    same = EpisodeWindowSampler(lengths, batch_size=2, window=3, seed=0, episodes=[0, 1, 2])
+    assert torch.equal(full.epoch_order(0), same.epoch_order(0))  # default = every episode
+    sub = EpisodeWindowSampler(lengths, batch_size=2, window=3, seed=0, episodes=[0, 2])
+    assert sub.num_frames == 7 and sorted(sub.epoch_order(0).tolist()) == [0, 1, 2, 5, 6, 7, 8]
+    with pytest.raises(ValueError, match="no episodes"):
+        EpisodeWindowSampler(lengths, batch_size=2, window=3, seed=0, episodes=[])
