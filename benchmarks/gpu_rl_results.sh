@@ -19,17 +19,7 @@ EVAL_EPISODES=${EVAL_EPISODES:-200}  # eval_embodiment.sh after training
 VAL_EPISODES=${VAL_EPISODES:-64}  # the evaluations every runner.val_check_interval during training
 SIM_PROCS=${SIM_PROCS:-4}
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=${MUJOCO_GL:-egl}
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
-  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    .whl/*.whl $(ls .whlray*/*.whl 2>/dev/null) 2>&1 | grep -v WARNING | tail -3
-  export PYTHONPATH=/tmp/site
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
 export PYTHON=${PYTHON:-python3}
 CLUSTER=${CLUSTER:-$($PYTHON -c "import torch; print('1gpu' if torch.cuda.is_available() else 'cpu')")}
 

@@ -10,17 +10,7 @@ set -uo pipefail
 PHASE=${1:-single}
 OUT=${OUT:-/tmp/bench_out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=egl
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-
-if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
-  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .whl/*.whl $( [ -d .whlray ] && echo .whlray/*.whl ) 2>&1 | grep -v WARNING | tail -3
-export PYTHONPATH=/tmp/site
-# The package itself (tasks/ installs as rlinf_isaac.tasks), editable, offline.
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
 python3 -c "import torch, transformers, mujoco; print('torch', torch.__version__, 'transformers', transformers.__version__, 'mujoco', mujoco.__version__)" | tee "$OUT/versions.txt"
 NCPU=$(python3 -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc: it honours OMP_NUM_THREADS=1

@@ -16,16 +16,7 @@ OUT=${OUT:-/tmp/sft_sweep}
 WORK=${WORK:-/tmp/sweep}
 EVAL_EPISODES=${EVAL_EPISODES:-100}
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 LP_NUM_THREADS=1 MUJOCO_GL=${MUJOCO_GL:-egl}
-if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
-  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    .whl/*.whl 2>&1 | grep -v WARNING | tail -3
-  export PYTHONPATH=/tmp/site
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 

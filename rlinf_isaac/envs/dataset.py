@@ -257,9 +257,8 @@ class LeRobotDatasetWriter:
         for key, img in (("main_images", main), ("wrist_images", wrist)):
             rel = VIDEO_PATH.format(episode_chunk=chunk, video_key=VIDEO_KEYS[key],
                                     episode_index=ep)
-            used = write_video(self.root / rel, img, self.fps, self.video_codec, self.crf)
-            if used != self.video_codec:  # imageio-ffmpeg missing: OpenCV wrote mpeg4 (info.json says so)
-                self.video_codec = used
+            # the codec actually used: mpeg4 when imageio-ffmpeg is missing (info.json says so)
+            self.video_codec = write_video(self.root / rel, img, self.fps, self.video_codec, self.crf)
         self._write_parquet(ep, chunk, st, act, rew, bool(success), task_index)
         self._episodes.append({"episode_index": ep, "tasks": [instruction], "length": t,
                                "success": bool(success)})

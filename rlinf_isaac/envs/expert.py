@@ -35,7 +35,6 @@ from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
 
 __all__ = ["ExpertConfig", "ScriptedExpert", "run_expert", "main"]
 
-_R_DOWN = R_DOWN  # TCP orientation pointing down, hand x along world x
 # Phases of one pair, in order.
 ABOVE, DESCEND, CLOSE, LIFT, CARRY, PLACE, OPEN, RETREAT = range(8)
 
@@ -161,7 +160,7 @@ class ScriptedExpert:
             self._yaw[b] = self._grasp_yaw(s, top)
         target, grip, tol, step = self._waypoint(b, s, top, bottom)
         err = target - s["ee_pos"]
-        rot_err = matrix_to_axis_angle(_rz(self._yaw[b]) @ _R_DOWN @ ee_rot.T)  # axis_angle(R_wp R_ee^T)
+        rot_err = matrix_to_axis_angle(_rz(self._yaw[b]) @ R_DOWN @ ee_rot.T)  # axis_angle(R_wp R_ee^T)
         n_rot = np.linalg.norm(rot_err)
         aligned = self._phase[b] != ABOVE or n_rot < self.cfg.rot_tol  # descend only once turned to the grasp yaw
         self._advance(b, s, top, np.linalg.norm(err) < tol and aligned)
@@ -249,7 +248,7 @@ def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames, actio
         if action_noise > 0:
             executed[:, :6] += noise_rng.normal(0.0, action_noise, (act.shape[0], 6))
             executed[~active] = 0.0
-        res = env.chunk_step(torch.from_numpy(executed.astype(np.float32))[:, None])  # [B, 7] -> [B, C=1, 7]
+        res = env.chunk_step(torch.from_numpy(executed)[:, None])  # [B, 7] -> [B, C=1, 7]
         if frames is not None:
             frames.append(obs["main_images"].numpy())
         if recorder is not None:

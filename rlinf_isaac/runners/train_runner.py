@@ -46,7 +46,7 @@ class TrainRunner:
     def run(self) -> dict[str, float]:
         """Train for ``runner.max_steps`` global steps, or until ``runner.max_time_s`` seconds of
         training (summed over resumed runs) have passed; returns the last step's metrics.
-        The last step always evaluates and checkpoints. With ``runner.only_eval`` it evaluates
+        The last step always checkpoints, and evaluates when ``runner.val_check_interval`` is on. With ``runner.only_eval`` it evaluates
         the (resumed) policy once and returns.
         """
         if self.cfg.runner.only_eval:

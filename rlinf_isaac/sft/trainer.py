@@ -276,7 +276,8 @@ class SFTTrainer:
         items = [self.dataset[int(i)] for i in self.sampler.batch(step)]
         obs, actions, step_mask = collate_frames(items)
         if self.cfg.random_shift:
-            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+            # a stream of its own: the sampler seeds its epoch orders with seed * 1_000_003 + epoch
+            gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) ^ 0x5A1F7)
             for key in ("main_images", "wrist_images"):
                 obs[key] = shift_images(obs[key], self.cfg.random_shift, gen)
         inputs = {k: v.to(self.device) if isinstance(v, Tensor) else v

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from rlinf_isaac.envs.expert import (
-    _R_DOWN,
     ABOVE,
     DESCEND,
     ScriptedExpert,
@@ -18,6 +17,7 @@ from rlinf_isaac.envs.expert import (
     main,
     run_expert,
 )
+from rlinf_isaac.envs.mujoco.kinematics import R_DOWN
 from rlinf_isaac.envs.registry import list_tasks, make_env
 from rlinf_isaac.tasks.stack_cube import STACK_THREE, STACK_TWO
 
@@ -109,7 +109,7 @@ def test_descent_waits_until_the_gripper_has_turned_to_the_grasp_yaw():
     red = np.array([0.5, 0.0, s / 2])  # top cube of the only pair; blue 15 cm away, grasp yaw 0
 
     def state(ee_yaw):
-        r_ee = _rz(ee_yaw) @ _R_DOWN
+        r_ee = _rz(ee_yaw) @ R_DOWN
         return {"cube_pos": np.array([[0.5, 0.15, s / 2], red])[None], "cube_quat": np.tile([1.0, 0, 0, 0], (1, 2, 1)),
                 "ee_pos": (red + [0, 0, expert.cfg.hover])[None], "ee_quat": matrix_to_quat(r_ee)[None],
                 "fingers": np.full((1, 2), 0.04)}
