@@ -144,7 +144,7 @@ class EnvConfig:
     task_id: str
     total_num_envs: int  # across all env worker ranks
     max_episode_steps: int = 200
-    reward_type: Literal["sparse", "staged"] = "sparse"
+    reward_type: Literal["sparse", "staged", "shaped"] = "sparse"
     image_size: int = 84
     action_scale: float = 0.5  # like Isaac Lab's IK-Rel action scale
     seed: int = 0

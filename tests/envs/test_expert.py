@@ -137,3 +137,25 @@ def test_action_noise_executes_noisy_but_records_clean_actions(tmp_path):
     # clean expert translations are clipped to max_step / action_scale = 0.02 / 0.5 = 0.04;
     # executed ones carry N(0, 0.01^2) on top and would exceed it
     assert acts[:, :3].abs().max() <= 0.04 + 1e-6
+
+
+def test_shaped_reward_telescopes_over_an_expert_episode():
+    """reward_type='shaped': per-step r = success + Phi(s') - Phi(s); the episode return is
+    success + Phi(s_T) - Phi(s_0) and a successful episode returns more than 1 - Phi(s_0)."""
+    task_id = "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"
+    env = make_env(task_id, num_envs=1, seed=0, image_size=16, reward_type="shaped", max_episode_steps=400)
+    expert = ScriptedExpert(STACK_TWO, 1)
+    env.reset(reset_state_ids=[3])
+    phi0 = env.staged_reward(0, False)
+    rewards, progressed = [], False
+    for _ in range(400):
+        res = env.chunk_step(torch.from_numpy(expert.act(env.privileged_state()))[:, None])
+        rewards.append(float(res.reward[0, 0]))
+        progressed |= rewards[-1] > 0.01
+        if res.info["episode"].done[0]:
+            break
+    assert res.info["episode"].success_once[0] and progressed
+    # at success Phi = 1: return = 1 + 1 - Phi(s_0) (the env auto-reset after it, so Phi(s_T) is read from the formula)
+    assert sum(rewards) == pytest.approx(2.0 - phi0, abs=1e-6)
+    assert sum(rewards) > 1.0 - phi0 and float(res.info["episode"].returns[0]) == pytest.approx(sum(rewards), abs=1e-5)
+    env.close()
