@@ -18,6 +18,8 @@ TRAIN_S=${TRAIN_S:-420}
 EVAL_EPISODES=${EVAL_EPISODES:-200}  # eval_embodiment.sh after training
 VAL_EPISODES=${VAL_EPISODES:-64}  # the evaluations every runner.val_check_interval during training
 SIM_PROCS=${SIM_PROCS:-4}
+TAIL_S=${TAIL_S:-150}  # a training run is killed TRAIN_S + TAIL_S seconds after it starts
+EVAL_TIMEOUT=${EVAL_TIMEOUT:-240}
 mkdir -p "$OUT" "$WORK"
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
 export PYTHON=${PYTHON:-python3}
@@ -31,18 +33,20 @@ one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
   local train_s=$TRAIN_S
   [[ $name == base* ]] && train_s=0
   if [ "$train_s" != 0 ]; then
-    bash run_embodiment.sh "$config" "${common[@]}" "runner.max_time_s=$train_s" "runner.max_steps=100000" \
+    echo "[$name] train start $(date +%T)"
+    timeout $((train_s + TAIL_S)) bash run_embodiment.sh "$config" "${common[@]}" "runner.max_time_s=$train_s" "runner.max_steps=100000" \
       "runner.eval_episodes=$VAL_EPISODES" "runner.logger.log_path=$log" "${extra[@]}" "$@" \
       > "$WORK/$name.train.out" 2>&1
-    echo "[$name] train exit $?: $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
+    echo "[$name] train exit $? at $(date +%T): $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
+    [ -d "$log/tensorboard" ] && $PYTHON examples/read_tensorboard.py "$log" --png "$log/plots" > "$log/metrics.txt" 2>&1
+    tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log metrics.txt 2>/dev/null  # kept if eval is cut short
     extra+=("runner.resume_dir=$log/checkpoints")
   fi
   mkdir -p "$log"
-  bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
+  timeout "$EVAL_TIMEOUT" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
     "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
   grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
-  echo "[$name] eval: $(cat "$log/eval.json")"
-  [ -d "$log/tensorboard" ] && $PYTHON examples/read_tensorboard.py "$log" --png "$log/plots" > "$log/metrics.txt" 2>&1
+  echo "[$name] eval at $(date +%T): $(cat "$log/eval.json")"
   tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json metrics.txt 2>/dev/null
 }
 

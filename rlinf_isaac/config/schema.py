@@ -98,6 +98,10 @@ class AlgorithmConfig:
     update_epochs: int = 4  # PPO epochs over the collected batch
     gamma: float = 0.99
     gae_lambda: float = 0.95
+    # GAE bootstraps from V(final obs) at a time-limit truncation (an infinite-horizon task cut
+    # for resets). false: the time limit is part of the task (success within max_episode_steps,
+    # the value head does not see time), so truncation ends the return like a termination.
+    bootstrap_on_truncation: bool = True
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.2
     clip_ratio_c: Optional[float] = None  # dual clip (e.g. 3.0); null: off

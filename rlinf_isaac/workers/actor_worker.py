@@ -70,6 +70,8 @@ def _advantages(traj: Trajectory, algo: AlgorithmConfig, group=None):
             r = (traj.rewards * valid).sum(-1)  # [T, B, C] -> [T, B]: the chunk's reward
             term, trunc = traj.terminated.any(-1), traj.truncated.any(-1)
             mask = valid.amax(-1)
+        if not algo.bootstrap_on_truncation:  # the time limit is part of the task: no bootstrap
+            term, trunc = term | trunc, torch.zeros_like(trunc)
         values = traj.values if (action_level or traj.values.ndim == 2) else traj.values[..., 0]
         out = get_advantage("gae")(r, values, term, trunc, traj.final_values,
                                    gamma=algo.gamma, gae_lambda=algo.gae_lambda)
