@@ -68,8 +68,8 @@ def test_batch_divisibility_errors():
     cfg = load_config("cpu_quickstart", ["actor.global_batch_size=72"])
     with pytest.raises(ConfigError, match="actor.global_batch_size = 72: expected a multiple of actor.micro_batch_size"):
         validate(cfg, env_ranks=1, actor_ranks=1)
-    cfg = load_config("cpu_quickstart", ["env.train.max_episode_steps=100"])
-    with pytest.raises(ConfigError, match="env.train.max_episode_steps = 100: expected a multiple of actor.model.num_action_chunks \\(16\\)"):
+    cfg = load_config("cpu_quickstart", ["env.train.max_episode_steps=102"])
+    with pytest.raises(ConfigError, match="env.train.max_episode_steps = 102: expected a multiple of actor.model.num_action_chunks \\(4\\)"):
         validate(cfg, env_ranks=1, actor_ranks=1)
 
 

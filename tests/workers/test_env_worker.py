@@ -6,7 +6,7 @@ import torch
 from rlinf_isaac.config import load_config
 from rlinf_isaac.workers import EnvWorker, LocalHandle, RolloutWorker
 
-OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32"]
+OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32", "actor.model.num_action_chunks=16"]
 
 
 @pytest.fixture(scope="module")
