@@ -107,10 +107,12 @@ class Cluster:
         self.groups.append(self.rollouts)
         n = cfg.env.train.total_num_envs // self.n_env
         ev = cfg.env.eval or cfg.env.train
+        a = cfg.algorithm
+        reads_final_values = a.adv_type == "gae" and a.bootstrap_on_truncation and cfg.actor.model.add_value_head
         self.envs = WorkerGroup("env", EnvWorker, p, "env", [
             dict(env_cfg=cfg.env.train, rank=r, num_envs=n, num_stages=cfg.rollout.pipeline_stage_num,
                  eval_cfg=ev, eval_num_envs=ev.total_num_envs // self.n_env, device=dev,
-                 total_envs=cfg.env.train.total_num_envs)
+                 total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values)
             for r in range(self.n_env)], log_dir, t, nodes)
         self.groups.append(self.envs)
 

@@ -83,8 +83,12 @@ class EnvWorker(WorkerBase):
 
     def __init__(self, env_cfg: EnvConfig, rank: int, num_envs: int, num_stages: int,
                  eval_cfg: EnvConfig | None = None, eval_num_envs: int | None = None,
-                 device: str = "cpu", total_envs: int | None = None):
+                 device: str = "cpu", total_envs: int | None = None, bootstrap_values: bool = True):
         super().__init__()
+        # ask the rollout worker for V(final obs) at truncations; off when nothing reads them
+        # (GRPO, no value head, algorithm.bootstrap_on_truncation=false): a blocking round trip
+        # and a backbone forward per truncating chunk saved
+        self.bootstrap_values = bootstrap_values
         self.rank, self.num_stages, self.device = rank, num_stages, device
         self.cfg, self.eval_cfg = env_cfg, eval_cfg or env_cfg
         self.eval_num_envs = eval_num_envs or num_envs
@@ -184,7 +188,7 @@ class EnvWorker(WorkerBase):
         info = res.info
         trunc_done = res.truncated.any(1) & info["episode"].done.bool()  # [B] truncated episodes
         final_values = torch.zeros(res.reward.shape[0])
-        if bool(trunc_done.any()) and info.get("final_obs") is not None:
+        if self.bootstrap_values and bool(trunc_done.any()) and info.get("final_obs") is not None:
             idx = trunc_done.nonzero().squeeze(1)
             fo = info["final_obs"]
             sub = Obs(main_images=fo["main_images"][idx], wrist_images=fo["wrist_images"][idx],

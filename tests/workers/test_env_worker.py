@@ -15,10 +15,11 @@ def rollout():
     return cfg, RolloutWorker(cfg.actor.model, cfg.algorithm, rank=0, seed=3)
 
 
-def _collect(cfg, rollout, stages, sim_procs):
+def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True):
     env_cfg = cfg.env.train
     env_cfg.num_workers = sim_procs
-    worker = EnvWorker(env_cfg, rank=0, num_envs=4, num_stages=stages, total_envs=4)
+    worker = EnvWorker(env_cfg, rank=0, num_envs=4, num_stages=stages, total_envs=4,
+                       bootstrap_values=bootstrap_values)
     try:
         rollout.reseed(11)
         result, traj = worker.rollout([LocalHandle(rollout)] * stages, num_chunk_steps=2, reset=True,
@@ -37,6 +38,17 @@ def test_subprocess_stages_match_in_process(rollout):
         assert torch.equal(getattr(t0, name), getattr(t1, name)), name
     assert torch.equal(t0.forward_inputs["chain"], t1.forward_inputs["chain"])
     assert r0.env_steps == r1.env_steps == 2 * 4 * 16
+
+
+def test_final_values_only_when_something_reads_them(rollout):
+    """Episodes truncate at step 32 = the 2nd chunk: V(final obs) is asked for only when on."""
+    cfg, rw = rollout
+    _, on = _collect(cfg, rw, stages=1, sim_procs=0)
+    _, off = _collect(cfg, rw, stages=1, sim_procs=0, bootstrap_values=False)
+    assert on.truncated[1].any() and (on.final_values[1] != 0).all()
+    assert torch.equal(off.final_values, torch.zeros_like(off.final_values))
+    for name in ("rewards", "truncated", "logprobs", "values"):  # the rest is unchanged
+        assert torch.equal(getattr(on, name), getattr(off, name)), name
 
 
 def test_stage_split_keeps_env_ids_and_shapes(rollout):

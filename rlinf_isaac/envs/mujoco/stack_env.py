@@ -288,10 +288,10 @@ class MujocoStackEnv(BatchedEnv):
         kind = self.cfg.reward_type
         if kind == "sparse":
             return float(success)
+        phi = self.staged_reward(b, success)
         if kind == "staged":
-            return self.staged_reward(b, success)
-        phi = self.staged_reward(b, success)  # shaped: r = success + Phi(s') - Phi(s)
-        r = float(success) + phi - self._potential[b]
+            return phi
+        r = float(success) + phi - self._potential[b]  # shaped: r = success + Phi(s') - Phi(s)
         self._potential[b] = phi
         return r
 
