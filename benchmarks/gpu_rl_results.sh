@@ -9,8 +9,9 @@
 # A run is NAME:CONFIG[:key=value,key=value...]; a NAME starting with "base" (or TRAIN_S=0)
 # only evaluates the config's starting checkpoint (the SFT baseline). Each run is its own Ray cluster on the same
 # GPU, with SIM_PROCS simulator processes (env.train.num_workers). Writes, per run,
-# $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json) and prints
-# each eval JSON line.
+# $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json and, with
+# KEEP_CKPT=1, the newest checkpoint) and prints each eval JSON line. For runs longer than one
+# device call, start it through benchmarks/gpu_background.sh.
 set -uo pipefail
 OUT=${OUT:-/tmp/rl_results}
 WORK=${WORK:-/tmp/rl_runs}
@@ -47,7 +48,9 @@ one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
     "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
   grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
   echo "[$name] eval at $(date +%T): $(cat "$log/eval.json")"
-  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json metrics.txt 2>/dev/null
+  local ck=()  # the newest checkpoint (a few MB for the tiny policy), to evaluate or resume elsewhere
+  [ "${KEEP_CKPT:-0}" = 1 ] && [ -f "$log/checkpoints/latest" ] && ck=("checkpoints/latest" "checkpoints/$(cat "$log/checkpoints/latest")")
+  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json metrics.txt "${ck[@]}" 2>/dev/null
 }
 
 t0=$(date +%s)

@@ -22,6 +22,14 @@ run() {  # run NAME TIMEOUT CMD...: log to $OUT/NAME.log, keep going on failure
   echo "[$name] exit $?"; tail -n 12 "$OUT/$name.log"
 }
 
+# The full-size policy with random weights: its Qwen3 tokenizer is not shipped, so a benchmark
+# tokenizer (tiny BPE, special tokens at the full model's ids) stands in; token values do not
+# change the compute.
+FULL=(actor.model.config_name=gr00t_n1_5 actor.model.allow_random_init=true actor.model.precision=bf16
+  actor.model.checkpoint_path=null actor.model.tokenizer_path=/tmp/tok_gr00t_n1_5 env.train.total_num_envs=32
+  env.train.max_episode_steps=64 actor.global_batch_size=64 actor.micro_batch_size=16 algorithm.update_epochs=1)
+full_tokenizer() { python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --save-tokenizer /tmp/tok_gr00t_n1_5; }
+
 if [ "$PHASE" = single ]; then
   RUNS=${RUNS:-"gpu_tests env_egl policy pipeline_tiny"}
   for r in $RUNS; do case $r in
@@ -33,18 +41,21 @@ if [ "$PHASE" = single ]; then
     --stages 1 2 --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu \
     actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256 \
     actor.micro_batch_size=64 algorithm.update_epochs=1 ;;
-  pipeline_full) run pipeline_full 210 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
-    --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu \
-    actor.model.config_name=gr00t_n1_5 actor.model.allow_random_init=true actor.model.precision=bf16 \
-    actor.model.checkpoint_path=null env.train.total_num_envs=32 env.train.max_episode_steps=64 \
-    actor.global_batch_size=64 actor.micro_batch_size=16 algorithm.update_epochs=1 ;;
+  pipeline_full) full_tokenizer
+    run pipeline_full 300 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
+    --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu "${FULL[@]}" ;;
   esac; done
 else
-  for layout in ${LAYOUTS:-2gpu_shared 2gpu_hybrid 2gpu_separated 4gpu_shared 4gpu_hybrid 4gpu_separated}; do
+  for layout in ${LAYOUTS-2gpu_shared 2gpu_hybrid 2gpu_separated 4gpu_shared 4gpu_hybrid 4gpu_separated}; do
     run "pipeline_$layout" 150 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \
       --steps 3 --sim-procs 8 --json "$OUT/pipeline_$layout.json" -- "cluster=$layout" actor.model.checkpoint_path=null \
       env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=32 \
       algorithm.update_epochs=1
+  done
+  [ -n "${FULL_LAYOUTS:-}" ] && full_tokenizer
+  for layout in ${FULL_LAYOUTS:-}; do  # the full-size policy (random init, bf16)
+    run "pipeline_full_$layout" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \
+      --steps 2 --sim-procs 8 --json "$OUT/pipeline_full_$layout.json" -- "cluster=$layout" "${FULL[@]}"
   done
 fi
 echo "=== done $(date +%T) ==="

@@ -46,6 +46,8 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
             rows.append(m)
             print(f"  S={stages} step {step}: {m['env/steps_per_s']:.1f} env-steps/s, "
                   f"step {m['time/step']:.2f}s", flush=True)
+        mem = {g.name: [round(m["peak_gib"], 2) for m in g.run("memory_stats")]
+               for g in (runner.cluster.envs, runner.cluster.rollouts, runner.cluster.actors)}
     finally:
         runner.close()
     measured = rows[1:] if len(rows) > 1 else rows
@@ -60,6 +62,12 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])
     out["compute_s"] = compute
     out["stages"] = stages
+    c = cfg.actor.model.num_action_chunks  # samples = decisions: envs x chunk steps per global step
+    samples = cfg.env.train.total_num_envs * (cfg.env.train.max_episode_steps // c) * cfg.algorithm.rollout_epoch
+    out["samples_per_step"] = samples
+    out["samples_per_s"] = samples / max(1e-9, out["time/step"])
+    out["update_samples_per_s"] = samples * cfg.algorithm.update_epochs / max(1e-9, out["time/update"])
+    out["gpu_peak_gib"] = mem  # per component, per rank (torch.cuda.max_memory_allocated)
     return out
 
 
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     head = f"{'S':>2} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'overhead':>9}"
     print(head)
     for r in results:
+        print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")
         print(f"{r['stages']:>2} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
               f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {100 * r['overhead_frac']:>8.1f}%")

@@ -393,6 +393,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tokenizer", default=None, help="local tokenizer folder of the model (optional)")
     p.add_argument("--time-budget-s", type=float, default=420.0, help="measurements stop being started after this")
     p.add_argument("--json", default=None, help="also write the result JSON to this file")
+    p.add_argument("--save-tokenizer", default=None, metavar="DIR",
+                   help="only write the benchmark tokenizer of --config to DIR and exit (for "
+                        "actor.model.tokenizer_path of a random-init pipeline run)")
     args = p.parse_args(argv)
     for name in ("steps", "warmup"):
         if getattr(args, name) < (1 if name == "steps" else 0):
@@ -426,6 +429,12 @@ def report(args: argparse.Namespace, meta: dict, rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.save_tokenizer:
+        from rlinf_isaac.models.gr00t.config import load_config
+
+        benchmark_tokenizer(load_config(args.config)).save_pretrained(args.save_tokenizer)
+        log(f"wrote the {args.config} benchmark tokenizer to {args.save_tokenizer}")
+        return {"tokenizer": args.save_tokenizer}
     budget = Budget(args.time_budget_s)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available on this machine")
