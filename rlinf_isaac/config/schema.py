@@ -9,7 +9,7 @@ and what would be valid.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from rlinf_isaac.config.structured import ConfigError, check
 
@@ -34,7 +34,7 @@ __all__ = [
 class ClusterConfig:
     """Where workers run. ``component_placement`` maps component names to GPU ranges."""
 
-    component_placement: dict[str, str]
+    component_placement: dict[str, Union[str, int]]  # YAML reads `env: 0` as an int
     num_nodes: int = 1
     gpus_per_node: Optional[int] = None  # None: detect (0 on a CPU machine)
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: attach

@@ -1,9 +1,12 @@
 """Config composition and strict validation: every shipped config loads, bad input names its key."""
 
+from pathlib import Path
+
 import pytest
 
+from rlinf_isaac.cluster.placement import parse_placement
 from rlinf_isaac.config import ConfigError, from_dict, list_configs, load_config, validate
-from rlinf_isaac.config.schema import AlgorithmConfig, Config
+from rlinf_isaac.config.schema import AlgorithmConfig, ClusterConfig, Config
 
 FULL_MODEL_CONFIGS = {"isaaclab_ppo_gr00t", "isaaclab_grpo_gr00t"}
 
@@ -21,6 +24,24 @@ def test_full_model_configs_need_a_checkpoint(name):
         load_config(name)
     cfg = load_config(name, ["actor.model.checkpoint_path=/ckpt/gr00t_n1_5"])
     validate(cfg, env_ranks=4, actor_ranks=8)
+
+
+@pytest.mark.parametrize("layout", sorted(p.stem for p in (Path(__file__).parents[2] / "config" / "cluster").glob("*.yaml")))
+def test_every_cluster_layout_composes_and_parses(layout):
+    """YAML reads `env: 0` as an int: the 2-GPU hybrid and the separated layouts were refused
+    by the schema ("expected a string") on the first 4-GPU run, although the parser takes ints."""
+    cfg = load_config("mujoco_stack2_ppo_gr00t_tiny", [f"cluster={layout}"])
+    c = cfg.cluster
+    assert all(isinstance(v, str) for v in c.component_placement.values())
+    placement = parse_placement(c.component_placement, gpus_per_node=c.gpus_per_node or 1, num_nodes=c.num_nodes)
+    assert {"env", "rollout", "actor"} <= set(placement.components)
+
+
+def test_integer_placement_values_are_taken_as_ranks():
+    cfg = from_dict(ClusterConfig, {"component_placement": {"env": 0, "rollout": 1, "actor": "0-1"}})
+    assert cfg.component_placement == {"env": "0", "rollout": "1", "actor": "0-1"}
+    with pytest.raises(ConfigError, match="cluster.component_placement.env"):
+        from_dict(ClusterConfig, {"component_placement": {"env": [0, 1]}}, "cluster")
 
 
 def test_expected_defaults_of_quickstart():
