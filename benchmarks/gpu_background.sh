@@ -42,7 +42,7 @@ start)
   script=${1:?start needs a script}; shift
   if running; then echo "a job is already running (pid $(cat $BG/pid))"; exit 1; fi
   rm -rf $BG && mkdir -p $BG/out $BG/work
-  cp -a . $BG/repo
+  mkdir -p $BG/repo && tar -C . --exclude=./.venv --exclude=./logs --exclude=./outputs -cf - . | tar -C $BG/repo -xf -
   cd $BG/repo || exit 1
   source benchmarks/gpu_setup.sh  # wheels, GL, editable install of this copy
   OUT=$BG/out WORK=$BG/work setsid nohup bash "$script" "$@" > $BG/job.log 2>&1 < /dev/null &

@@ -71,6 +71,7 @@ class Cluster:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.synced_version: int | None = None  # weights version the rollout workers hold
         self.placement = p = resolve_placement(cfg)
         self.n_env, self.n_roll, self.n_act = (p.world_size(c) for c in ("env", "rollout", "actor"))
         validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
@@ -120,8 +121,11 @@ class Cluster:
     def sync_weights(self, version: int) -> None:
         """Actor rank 0's trainable tensors -> every rollout worker (skipped if up to date)."""
         self._swap("rollout")
-        ref = self.actors.call("trainable_weights", ranks=[0])[0]
+        if version == self.synced_version:  # e.g. the next step's sync right after an evaluation
+            return
+        ref = self.actors.call("packed_weights", ranks=[0])[0]
         self.rollouts.wait(self.rollouts.call("sync_weights", ref, version), what="sync_weights")
+        self.synced_version = version
 
     def rollout(self, step: int, record_video: bool = False) -> RolloutOutput:
         cfg = self.cfg
@@ -182,6 +186,7 @@ class Cluster:
 
     def load_actor_state(self, state: dict) -> None:
         self.actors.run("load_state", state)
+        self.synced_version = None  # the actors' weights changed under the same version
 
     def shutdown(self) -> None:
         """Close simulators, kill every worker (also after a failure); idempotent."""

@@ -27,6 +27,7 @@ from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
 from rlinf_isaac.workers.handles import resolve
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.trajectory import Trajectory, concat_envs
+from rlinf_isaac.workers.weight_sync import PackedWeights, WeightPacker
 
 __all__ = ["ActorWorker", "TrainBatch", "build_train_batch"]
 
@@ -136,6 +137,7 @@ class ActorWorker(WorkerBase):
             backend = "nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend, init_method=dist_addr, rank=rank, world_size=world_size)
         self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=actor_cfg.seed)
+        self._packer = WeightPacker()
         self.policy.train()
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(max_steps))
@@ -255,8 +257,12 @@ class ActorWorker(WorkerBase):
 
     # ------------------------------------------------------------------ weights & state
     def trainable_weights(self) -> dict[str, torch.Tensor]:
-        """Trainable tensors on the CPU, for actor -> rollout sync."""
+        """Trainable tensors on the CPU (checkpoints, tests)."""
         return {k: v.detach().cpu() for k, v in self.policy.trainable_state_dict().items()}
+
+    def packed_weights(self) -> PackedWeights:
+        """Trainable tensors in one host buffer, for actor -> rollout sync (weight_sync.py)."""
+        return self._packer.pack(self.policy.trainable_state_dict())
 
     def state(self) -> dict:
         """Everything a checkpoint needs from this rank."""

@@ -11,6 +11,7 @@ from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
 from rlinf_isaac.envs.base import Obs
 from rlinf_isaac.workers.policy_factory import build_policy
+from rlinf_isaac.workers.weight_sync import PackedWeights, unpack_into
 
 __all__ = ["RolloutWorker", "split_extras"]
 
@@ -78,11 +79,18 @@ class RolloutWorker(WorkerBase):
         v = self.policy.predict_values(obs)
         return (v[:, 0] if v.ndim == 2 else v).float().cpu()
 
-    def sync_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> int:
-        """Load the actor's trainable tensors (a newer version only); returns the loaded version."""
+    def sync_weights(self, weights: PackedWeights | dict[str, torch.Tensor], version: int) -> int:
+        """Load the actor's trainable tensors (a newer version only); returns the loaded version.
+
+        ``weights``: the actor's ``packed_weights()`` (one buffer, one host-to-device copy) or
+        a state dict of trainable tensors."""
         if version <= self.version:
             return self.version
-        self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state_dict.items()})
+        if isinstance(weights, PackedWeights):
+            params = {n: p for n, p in self.policy.named_parameters() if p.requires_grad}
+            unpack_into(weights, params, self.device)
+        else:
+            self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in weights.items()})
         self.version = version
         return version
 
