@@ -13,7 +13,7 @@
 # copies it to this call's $OUT. Progress: the job's stdout (/tmp/bg/job.log) and the newest
 # console line of every run under /tmp/bg/work.
 set -uo pipefail
-BG=/tmp/bg
+BG=${BG:-/tmp/bg}  # job state: pid, job.log, repo copy, work/, out/
 WATCH_S=${WATCH_S:-540}
 cmd=${1:?usage: gpu_background.sh start SCRIPT [ARGS...] | watch | collect}
 shift
@@ -32,7 +32,7 @@ watch_for() {  # seconds: progress every 60 s; returns as soon as the job ends
   local end=$(( $(date +%s) + $1 )) last=0
   while [ "$(date +%s)" -lt "$end" ] && running; do
     if [ $(( $(date +%s) - last )) -ge 60 ]; then progress; last=$(date +%s); fi
-    sleep 5
+    sleep $(( end - $(date +%s) < 5 ? 1 : 5 ))
   done
   progress
 }
