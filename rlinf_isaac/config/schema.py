@@ -230,7 +230,7 @@ class ActorConfig:
     global_batch_size: int
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    training_backend: Literal["ddp", "fsdp"] = "ddp"
+    training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (workers/fsdp.py)
     enable_offload: bool = False
     seed: int = 1234
 
@@ -238,9 +238,9 @@ class ActorConfig:
         check(self.micro_batch_size >= 1, "actor.micro_batch_size", self.micro_batch_size, "an integer >= 1")
         g = self.global_batch_size
         check(g >= self.micro_batch_size, "actor.global_batch_size", g, f"an integer >= actor.micro_batch_size ({self.micro_batch_size})")
-        check(self.training_backend == "ddp", "actor.training_backend", self.training_backend,
-              "'ddp' (FSDP is not available yet; DDP replicates the optimizer state, which fits the "
-              "full GR00T N1.5 with a frozen backbone on one 80 GB GPU per actor rank)")
+        check(not (self.training_backend == "fsdp" and self.enable_offload), "actor.enable_offload",
+              self.enable_offload, "false with actor.training_backend=fsdp (sharded weights are not "
+              "offloaded; FSDP already keeps 1/N of them per rank)")
 
 
 @dataclass

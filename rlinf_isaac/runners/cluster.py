@@ -123,8 +123,9 @@ class Cluster:
         self._swap("rollout")
         if version == self.synced_version:  # e.g. the next step's sync right after an evaluation
             return
-        ref = self.actors.call("packed_weights", ranks=[0])[0]
-        self.rollouts.wait(self.rollouts.call("sync_weights", ref, version), what="sync_weights")
+        refs = self.actors.call("packed_weights", ranks=self._gather_ranks())
+        self.rollouts.wait(self.rollouts.call("sync_weights", refs[0], version), what="sync_weights")
+        self.actors.wait(refs[1:], what="sync_weights")
         self.synced_version = version
 
     def rollout(self, step: int, record_video: bool = False) -> RolloutOutput:
@@ -182,7 +183,12 @@ class Cluster:
         return eps, next((v for _, v in out if v is not None), None)
 
     def actor_state(self) -> dict:
-        return self.actors.run("state", ranks=[0])[0]
+        return self.actors.run("state", ranks=self._gather_ranks())[0]
+
+    def _gather_ranks(self) -> list[int] | None:
+        """Actor ranks that must serve weights / state: all with FSDP (gathering shards is a
+        collective), rank 0 alone otherwise."""
+        return None if self.cfg.actor.training_backend == "fsdp" and self.n_act > 1 else [0]
 
     def load_actor_state(self, state: dict) -> None:
         self.actors.run("load_state", state)

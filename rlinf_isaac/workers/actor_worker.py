@@ -24,6 +24,7 @@ from rlinf_isaac.algorithms import (
 )
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
+from rlinf_isaac.workers import fsdp
 from rlinf_isaac.workers.handles import resolve
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.trajectory import Trajectory, concat_envs
@@ -127,16 +128,18 @@ class ActorWorker(WorkerBase):
     def __init__(self, actor_cfg: ActorConfig, algo_cfg: AlgorithmConfig, rank: int, world_size: int,
                  device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None):
         super().__init__()
-        if actor_cfg.training_backend != "ddp":
-            raise ValueError(
-                "actor.training_backend = 'fsdp' is not available yet; use 'ddp' (the default: "
-                "gradients all-reduced across actor ranks, optimizer state replicated)")
         self.cfg, self.algo, self.rank, self.world = actor_cfg, algo_cfg, rank, world_size
         self.device = device
         if world_size > 1 and not dist.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend, init_method=dist_addr, rank=rank, world_size=world_size)
         self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=actor_cfg.seed)
+        # fsdp with one rank is plain training; with more, trainable layers are sharded (fsdp.py)
+        self.sharded = actor_cfg.training_backend == "fsdp" and world_size > 1
+        self.num_sharded_layers = fsdp.shard_trainable_layers(self.policy, device) if self.sharded else 0
+        if self.sharded:
+            log.info("actor rank %d: %d trainable layers sharded over %d ranks (FSDP2)", rank,
+                     self.num_sharded_layers, world_size)
         self._packer = WeightPacker()
         self.policy.train()
         self.optimizer = self._make_optimizer()
@@ -153,7 +156,8 @@ class ActorWorker(WorkerBase):
         if value:
             groups.append({"params": value, "lr": o.value_lr})
         return torch.optim.AdamW(groups, betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps,
-                                 weight_decay=o.weight_decay)
+                                 weight_decay=o.weight_decay,
+                                 foreach=False if self.sharded else None)  # sharded + plain tensors mix
 
     def _lr_lambda(self, max_steps: int):
         o = self.cfg.optim
@@ -169,6 +173,10 @@ class ActorWorker(WorkerBase):
         return f
 
     # ------------------------------------------------------------------ phases
+    def sharded_layers(self) -> int:
+        """How many layers FSDP shards on this rank (0: DDP)."""
+        return self.num_sharded_layers
+
     def compute_advantages(self, pieces: list[Trajectory]) -> dict[str, float]:
         """Advantages of this rank's trajectory shard; keeps the flattened batch for update()."""
         traj = concat_envs([resolve(p) for p in pieces])  # object refs when called through Ray
@@ -213,7 +221,7 @@ class ActorWorker(WorkerBase):
                 acc[k] = acc.get(k, 0.0) + float(v) / n_micro
         self._all_reduce_grads()
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        acc["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.clip_grad))
+        acc["actor/grad_norm"] = fsdp.clip_grad_norm(params, self.cfg.optim.clip_grad, self.sharded)
         self.optimizer.step()
         return acc
 
@@ -246,7 +254,11 @@ class ActorWorker(WorkerBase):
     def _all_reduce_grads(self) -> None:
         if self.world == 1:
             return
-        grads = [p.grad for p in self.policy.parameters() if p.requires_grad and p.grad is not None]
+        # sharded layers' gradients are already averaged across ranks by FSDP's reduce-scatter
+        grads = [p.grad for p in self.policy.parameters()
+                 if p.requires_grad and p.grad is not None and not fsdp.is_sharded(p.grad)]
+        if not grads:
+            return
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat /= self.world  # mean gradient across ranks
@@ -256,22 +268,29 @@ class ActorWorker(WorkerBase):
             offset += g.numel()
 
     # ------------------------------------------------------------------ weights & state
+    # With FSDP the first three gather shards: every actor rank must call them together (the
+    # cluster does); each returns full, unsharded tensors in DDP's format.
     def trainable_weights(self) -> dict[str, torch.Tensor]:
         """Trainable tensors on the CPU (checkpoints, tests)."""
-        return {k: v.detach().cpu() for k, v in self.policy.trainable_state_dict().items()}
+        return {k: v.cpu() for k, v in fsdp.full_trainable_state(self.policy).items()}
 
-    def packed_weights(self) -> PackedWeights:
-        """Trainable tensors in one host buffer, for actor -> rollout sync (weight_sync.py)."""
-        return self._packer.pack(self.policy.trainable_state_dict())
+    def packed_weights(self) -> PackedWeights | None:
+        """Trainable tensors in one host buffer, for actor -> rollout sync (weight_sync.py);
+        rank 0's is sent, the other ranks (FSDP: they took part in the gather) return None."""
+        full = fsdp.full_trainable_state(self.policy)
+        return self._packer.pack(full) if self.rank == 0 else None
 
     def state(self) -> dict:
-        """Everything a checkpoint needs from this rank."""
-        return {"model": self.trainable_weights(), "optimizer": self.optimizer.state_dict(),
+        """Everything a checkpoint needs (rank 0's is saved; the same on every rank)."""
+        return {"model": self.trainable_weights(), "optimizer": fsdp.full_optimizer_state(self.optimizer),
                 "scheduler": self.scheduler.state_dict()}
 
     def load_state(self, state: dict) -> None:
-        self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state["model"].items()})
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:
+            fsdp.load_full_state(self.policy, self.optimizer, state["model"], state["optimizer"])
+        else:
+            self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state["model"].items()})
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
     def offload(self) -> None:

@@ -94,6 +94,10 @@ class RolloutWorker(WorkerBase):
         self.version = version
         return version
 
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """This worker's copy of the trainable tensors, on the CPU (to check a sync)."""
+        return {k: v.cpu() for k, v in self.policy.trainable_state_dict().items()}
+
     def offload(self) -> None:
         """Move weights to host memory while colocated actors train (enable_offload)."""
         if self.enable_offload and self.device != "cpu":

@@ -106,6 +106,7 @@ def test_from_dict_missing_required_key():
     assert from_dict(AlgorithmConfig, {"grpo_success_filter": [0.1, 0.9]}).grpo_success_filter == (0.1, 0.9)
 
 
-def test_fsdp_is_refused_before_workers_start():
-    with pytest.raises(ConfigError, match="actor.training_backend = 'fsdp': expected 'ddp'"):
-        load_config("cpu_quickstart", ["actor.training_backend=fsdp"])
+def test_fsdp_with_actor_offload_is_refused_before_workers_start():
+    assert load_config("cpu_quickstart", ["actor.training_backend=fsdp"]).actor.training_backend == "fsdp"
+    with pytest.raises(ConfigError, match="actor.enable_offload = True: expected false with actor.training_backend=fsdp"):
+        load_config("cpu_quickstart", ["actor.training_backend=fsdp", "actor.enable_offload=true"])

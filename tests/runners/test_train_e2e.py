@@ -143,3 +143,48 @@ def test_only_eval_evaluates_without_training(tmp_path):
     assert set(last) >= {"eval/success_rate", "eval/num_episodes"} and last["eval/num_episodes"] == 4.0
     scalars = _scalars(tmp_path)
     assert "actor/policy_loss" not in scalars and not (tmp_path / "checkpoints").exists()
+
+
+def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
+    """actor.training_backend=fsdp on 2 actor ranks (gloo): the same step as DDP gives the same
+    weights and optimizer moments (FSDP's reduce-scatter average = DDP's all-reduce mean), its
+    state comes out unsharded in DDP's format, and a DDP state loads into the sharded actors."""
+    import torch
+
+    def one_step(backend):
+        cfg = load_config("cpu_quickstart", SMALL + [
+            f"runner.logger.log_path={tmp_path / backend}", "cluster=2gpu_shared", "runner.max_steps=1",
+            "runner.save_interval=-1", "runner.val_check_interval=-1", "env.train.total_num_envs=8",
+            "actor.global_batch_size=16", f"actor.training_backend={backend}"])
+        runner = TrainRunner(cfg)
+        runner.run()
+        return runner
+
+    ddp = one_step("ddp")
+    try:
+        ref = ddp.cluster.actor_state()
+    finally:
+        ddp.close()
+    fs = one_step("fsdp")
+    try:
+        assert min(fs.cluster.actors.run("sharded_layers")) > 10  # the DiT's Linear/LayerNorm layers
+        ranks = fs.cluster.actors.run("trainable_weights")  # gathered on every rank
+        state = fs.cluster.actor_state()
+        fs.cluster.load_actor_state(ref)  # a DDP checkpoint into sharded actors, and back out
+        back = fs.cluster.actor_state()
+        fs.cluster.sync_weights(version=5)  # packed from the gathered shards
+        rollout = fs.cluster.rollouts.run("trainable_state")
+    finally:
+        fs.close()
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
+    assert state["model"].keys() == ref["model"].keys()
+    for k, v in ref["model"].items():
+        assert torch.allclose(state["model"][k], v, atol=1e-6, rtol=1e-4), k
+        assert torch.equal(back["model"][k], v), k
+        assert torch.equal(rollout[0][k], v) and torch.equal(rollout[1][k], v), k
+    assert state["optimizer"]["state"].keys() == ref["optimizer"]["state"].keys()
+    for i, moments in ref["optimizer"]["state"].items():
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert state["optimizer"]["state"][i][name].shape == moments[name].shape
+            assert torch.allclose(state["optimizer"]["state"][i][name], moments[name], atol=1e-7, rtol=1e-3), (i, name)
+            assert torch.equal(back["optimizer"]["state"][i][name], moments[name]), (i, name)

@@ -1,0 +1,125 @@
+"""``actor.training_backend: fsdp``: the actor's trainable layers sharded across actor ranks.
+
+FSDP2 (``torch.distributed.fsdp.fully_shard``) shards every ``nn.Linear`` / ``nn.LayerNorm``
+whose parameters are all trainable: each rank keeps 1/N of those weights, their gradients and
+their AdamW moments, and gathers a layer's weights only while the layer runs. Why only those
+layers: the policy also reads some trainable tensors directly rather than by calling their
+module (``position_embedding.weight``, ``future_tokens.weight``, the per-embodiment ``W`` / ``b``),
+and a sharded tensor read that way would be a shard. Those few stay replicated; their
+gradients are all-reduced as in DDP. Frozen parts (the backbone) stay replicated, as in DDP.
+
+Everything that leaves a rank is full and unsharded, in the same format as DDP, so
+checkpoints and the rollout workers do not depend on the backend:
+``full_trainable_state`` and ``full_optimizer_state`` gather (collectives: every actor rank
+calls them together); ``load_full_state`` shards full tensors back onto this rank.
+
+Gradient clipping uses the norm over all trainable gradients: the sharded ones' squares are
+summed across ranks, the replicated ones (already equal on every rank) counted once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = ["shard_trainable_layers", "is_sharded", "full_trainable_state", "full_optimizer_state",
+           "load_full_state", "clip_grad_norm"]
+
+_SHARDABLE = (nn.Linear, nn.LayerNorm)
+
+
+def is_sharded(t: Any) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(t, DTensor)
+
+
+def shard_trainable_layers(model: nn.Module, device: str) -> int:
+    """Apply ``fully_shard`` to every fully trainable Linear / LayerNorm; returns how many."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cuda" if device.startswith("cuda") else "cpu", (dist.get_world_size(),))
+    n = 0
+    for module in list(model.modules()):
+        params = list(module.parameters(recurse=False))
+        if isinstance(module, _SHARDABLE) and params and all(p.requires_grad for p in params):
+            fully_shard(module, mesh=mesh)
+            n += 1
+    return n
+
+
+def full_trainable_state(model: nn.Module) -> dict[str, Tensor]:
+    """Trainable tensors, unsharded (a collective when any is sharded)."""
+    return {n: (p.full_tensor() if is_sharded(p) else p).detach()
+            for n, p in model.named_parameters() if p.requires_grad}
+
+
+def full_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
+    """``optimizer.state_dict()`` with every sharded moment gathered (a collective)."""
+    sd = optimizer.state_dict()  # its per-parameter dicts are the live state: build new ones
+    sd["state"] = {i: {k: (v.full_tensor() if is_sharded(v) else v) for k, v in st.items()}
+                   for i, st in sd["state"].items()}  # same order on every rank: collectives line up
+    return sd
+
+
+def _like(full: Tensor, param: Tensor) -> Tensor:
+    """``full`` sharded like ``param`` (a DTensor), or moved beside a plain ``param``."""
+    full = full.to(device=param.device if not is_sharded(param) else param.to_local().device, dtype=param.dtype)
+    if not is_sharded(param):
+        return full
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(full, param.device_mesh, param.placements)
+
+
+@torch.no_grad()
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, Tensor],
+                    optimizer_state: dict) -> None:
+    """Load full (unsharded) trainable tensors and optimizer state saved by any backend."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(params.keys() - model_state.keys()), sorted(model_state.keys() - params.keys())
+    if missing or unexpected:
+        raise KeyError(f"trainable state mismatch: missing {missing[:10]} ({len(missing)} in all), "
+                       f"unexpected {unexpected[:10]} ({len(unexpected)} in all)")
+    for name, p in params.items():
+        if tuple(model_state[name].shape) != tuple(p.shape):
+            raise ValueError(f"trainable tensor {name!r}: expected shape {tuple(p.shape)}, "
+                             f"got {tuple(model_state[name].shape)}")
+        p.copy_(_like(model_state[name], p))
+    ordered = [p for group in optimizer.param_groups for p in group["params"]]  # state_dict's int keys
+    sd = {"state": {}, "param_groups": optimizer_state["param_groups"]}
+    for idx, state in optimizer_state["state"].items():
+        p = ordered[int(idx)]
+        sd["state"][idx] = {k: (_like(v, p) if torch.is_tensor(v) and v.shape == p.shape else v)
+                            for k, v in state.items()}
+    optimizer.load_state_dict(sd)
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float, sharded: bool) -> float:
+    """Scale gradients to a total norm of at most ``max_norm``; returns the norm before."""
+    params = [p for p in params if p.grad is not None]
+    if not sharded:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    local = torch.zeros((), dtype=torch.float64)
+    replicated = torch.zeros((), dtype=torch.float64)
+    for p in params:
+        g = p.grad.to_local() if is_sharded(p.grad) else p.grad
+        sq = g.detach().double().pow(2).sum().cpu()
+        if is_sharded(p.grad):
+            local += sq
+        else:
+            replicated += sq
+    if dist.get_backend() == "nccl":
+        local = local.cuda()
+    dist.all_reduce(local)  # sum of the shards' squares = the sharded gradients' squared norm
+    total = math.sqrt(float(local) + float(replicated))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for p in params:
+            p.grad.mul_(coef)
+    return total
