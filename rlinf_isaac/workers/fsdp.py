@@ -7,6 +7,8 @@ layers: the policy also reads some trainable tensors directly rather than by cal
 module (``position_embedding.weight``, ``future_tokens.weight``, the per-embodiment ``W`` / ``b``),
 and a sharded tensor read that way would be a shard. Those few stay replicated; their
 gradients are all-reduced as in DDP. Frozen parts (the backbone) stay replicated, as in DDP.
+For the full-size policy (frozen backbone) the sharded layers hold 99.99% of the trainable
+parameters (0.7524 of 0.7525 B with the projectors frozen; counted on the meta device).
 
 Everything that leaves a rank is full and unsharded, in the same format as DDP, so
 checkpoints and the rollout workers do not depend on the backend:
