@@ -97,8 +97,8 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_st
     sd = {"state": {}, "param_groups": optimizer_state["param_groups"]}
     for idx, state in optimizer_state["state"].items():
         p = ordered[int(idx)]
-        sd["state"][idx] = {k: (_like(v, p) if torch.is_tensor(v) and v.shape == p.shape else v)
-                            for k, v in state.items()}
+        sd["state"][idx] = {k: (_like(v, p) if k != "step" and torch.is_tensor(v) and v.shape == p.shape else v)
+                            for k, v in state.items()}  # moments like their parameter; "step" as saved
     optimizer.load_state_dict(sd)
 
 
