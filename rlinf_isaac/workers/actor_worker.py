@@ -173,10 +173,6 @@ class ActorWorker(WorkerBase):
         return f
 
     # ------------------------------------------------------------------ phases
-    def sharded_layers(self) -> int:
-        """How many layers FSDP shards on this rank (0: DDP)."""
-        return self.num_sharded_layers
-
     def compute_advantages(self, pieces: list[Trajectory]) -> dict[str, float]:
         """Advantages of this rank's trajectory shard; keeps the flattened batch for update()."""
         traj = concat_envs([resolve(p) for p in pieces])  # object refs when called through Ray
@@ -268,6 +264,10 @@ class ActorWorker(WorkerBase):
             offset += g.numel()
 
     # ------------------------------------------------------------------ weights & state
+    def sharded_layers(self) -> int:
+        """How many layers FSDP shards on this rank (0: DDP)."""
+        return self.num_sharded_layers
+
     # With FSDP the first three gather shards: every actor rank must call them together (the
     # cluster does); each returns full, unsharded tensors in DDP's format.
     def trainable_weights(self) -> dict[str, torch.Tensor]:
