@@ -208,10 +208,8 @@ class WorkerBase:
         return True
 
     def memory_stats(self) -> dict[str, float]:
-        """Peak and current CUDA memory of this worker's process in GiB (0 without CUDA)."""
+        """Peak CUDA memory of this worker's process in GiB (0 without CUDA)."""
         import torch
 
-        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
-            return {"peak_gib": 0.0, "allocated_gib": 0.0}
-        return {"peak_gib": torch.cuda.max_memory_allocated() / 2**30,
-                "allocated_gib": torch.cuda.memory_allocated() / 2**30}
+        used = torch.cuda.is_available() and torch.cuda.is_initialized()
+        return {"peak_gib": torch.cuda.max_memory_allocated() / 2**30 if used else 0.0}

@@ -286,11 +286,13 @@ class ActorWorker(WorkerBase):
                 "scheduler": self.scheduler.state_dict()}
 
     def load_state(self, state: dict) -> None:
-        if self.sharded:
-            fsdp.load_full_state(self.policy, self.optimizer, state["model"], state["optimizer"])
-        else:
-            self.policy.load_trainable_state_dict({k: v.to(self.device) for k, v in state["model"].items()})
-            self.optimizer.load_state_dict(state["optimizer"])
+        """Load a full (unsharded) state from any backend; with FSDP every rank loads together."""
+        params = dict(self.policy.named_parameters())
+        model = {k: fsdp.like_param(v, params[k]) if k in params and v.shape == params[k].shape else v
+                 for k, v in state["model"].items()}  # mismatches are named by the policy's check
+        self.policy.load_trainable_state_dict(model)
+        optim = state["optimizer"]
+        self.optimizer.load_state_dict(fsdp.optimizer_state_like(self.optimizer, optim) if self.sharded else optim)
         self.scheduler.load_state_dict(state["scheduler"])
 
     def offload(self) -> None:

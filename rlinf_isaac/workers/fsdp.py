@@ -13,7 +13,8 @@ parameters (0.7524 of 0.7525 B with the projectors frozen; counted on the meta d
 Everything that leaves a rank is full and unsharded, in the same format as DDP, so
 checkpoints and the rollout workers do not depend on the backend:
 ``full_trainable_state`` and ``full_optimizer_state`` gather (collectives: every actor rank
-calls them together); ``load_full_state`` shards full tensors back onto this rank.
+calls them together); ``like_param`` and ``optimizer_state_like`` shard full tensors back onto
+this rank (``distribute_tensor``: also collectives).
 
 Gradient clipping uses the norm over all trainable gradients: the sharded ones' squares are
 summed across ranks, the replicated ones (already equal on every rank) counted once.
@@ -29,7 +30,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = ["shard_trainable_layers", "is_sharded", "full_trainable_state", "full_optimizer_state",
-           "load_full_state", "clip_grad_norm"]
+           "like_param", "optimizer_state_like", "clip_grad_norm"]
 
 _SHARDABLE = (nn.Linear, nn.LayerNorm)
 
@@ -69,9 +70,9 @@ def full_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
     return sd
 
 
-def _like(full: Tensor, param: Tensor) -> Tensor:
-    """``full`` sharded like ``param`` (a DTensor), or moved beside a plain ``param``."""
-    full = full.to(device=param.device if not is_sharded(param) else param.to_local().device, dtype=param.dtype)
+def like_param(full: Tensor, param: Tensor) -> Tensor:
+    """``full`` on ``param``'s device and dtype, sharded like it when it is sharded."""
+    full = full.to(device=param.to_local().device if is_sharded(param) else param.device, dtype=param.dtype)
     if not is_sharded(param):
         return full
     from torch.distributed.tensor import distribute_tensor
@@ -79,27 +80,15 @@ def _like(full: Tensor, param: Tensor) -> Tensor:
     return distribute_tensor(full, param.device_mesh, param.placements)
 
 
-@torch.no_grad()
-def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, Tensor],
-                    optimizer_state: dict) -> None:
-    """Load full (unsharded) trainable tensors and optimizer state saved by any backend."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    missing, unexpected = sorted(params.keys() - model_state.keys()), sorted(model_state.keys() - params.keys())
-    if missing or unexpected:
-        raise KeyError(f"trainable state mismatch: missing {missing[:10]} ({len(missing)} in all), "
-                       f"unexpected {unexpected[:10]} ({len(unexpected)} in all)")
-    for name, p in params.items():
-        if tuple(model_state[name].shape) != tuple(p.shape):
-            raise ValueError(f"trainable tensor {name!r}: expected shape {tuple(p.shape)}, "
-                             f"got {tuple(model_state[name].shape)}")
-        p.copy_(_like(model_state[name], p))
+def optimizer_state_like(optimizer: torch.optim.Optimizer, optimizer_state: dict) -> dict:
+    """A full (unsharded) ``optimizer.state_dict()`` with each moment sharded like its parameter."""
     ordered = [p for group in optimizer.param_groups for p in group["params"]]  # state_dict's int keys
-    sd = {"state": {}, "param_groups": optimizer_state["param_groups"]}
-    for idx, state in optimizer_state["state"].items():
-        p = ordered[int(idx)]
-        sd["state"][idx] = {k: (_like(v, p) if k != "step" and torch.is_tensor(v) and v.shape == p.shape else v)
-                            for k, v in state.items()}  # moments like their parameter; "step" as saved
-    optimizer.load_state_dict(sd)
+    state = {}
+    for idx, st in optimizer_state["state"].items():
+        p = ordered[int(idx)]  # moments like their parameter; "step" as saved
+        state[idx] = {k: (like_param(v, p) if k != "step" and torch.is_tensor(v) and v.shape == p.shape else v)
+                      for k, v in st.items()}
+    return {"state": state, "param_groups": optimizer_state["param_groups"]}
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float, sharded: bool) -> float:
