@@ -23,6 +23,7 @@ import argparse
 import collections
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,7 @@ class SimulatorProcess:
         extra_env: dict[str, str] | None = None,
     ):
         self.log_tail_lines = log_tail_lines
+        self._failed = False  # the simulator failed: close() keeps its log
         self._dir = tempfile.mkdtemp(prefix="rlinf_isaac_sim_")
         self.log_path = log_path or os.path.join(self._dir, "simulator.log")
         self.address = os.path.join(self._dir, "sock")
@@ -146,6 +148,7 @@ class SimulatorProcess:
 
     def _fail(self, what: str, kill: bool) -> None:
         pid = self.proc.pid if self.proc is not None else None
+        self._failed = True
         if kill:
             self._kill()
         tail = _log_tail(self.log_path, self.log_tail_lines)
@@ -199,7 +202,8 @@ class SimulatorProcess:
                 continue
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Ask the simulator to shut down, then terminate its process group. Idempotent."""
+        """Ask the simulator to shut down, then terminate its process group, then remove the
+        temporary folder (socket, default log) unless the simulator failed. Idempotent."""
         if self.conn is not None and self.alive:
             try:
                 self.call("close", None, timeout_s)
@@ -225,6 +229,8 @@ class SimulatorProcess:
             os.unlink(self.address)
         except OSError:
             pass
+        if not self._failed:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ simulator side

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -97,6 +98,7 @@ class SubprocVectorEnv(BatchedEnv):
             raise ValueError(f"num_workers must be in [1, num_envs={num_envs}], got {num_workers}")
         self.timeout_s = timeout_s
         self._closed = True
+        self._failed = False  # a worker failed: close() keeps the worker logs
         self._stepping = False  # a chunk_step_async awaits its chunk_step_wait
         sizes = [num_envs // num_workers + (i < num_envs % num_workers) for i in range(num_workers)]
         self._offsets = np.cumsum([0] + sizes[:-1]).tolist()
@@ -141,8 +143,9 @@ class SubprocVectorEnv(BatchedEnv):
         p = self._procs[i]
         err = WorkerError(
             f"env worker {i} (pid {p.pid}, envs {self._offsets[i]}..{self._offsets[i] + self._sizes[i] - 1}) "
-            f"{why}; exit code {p.exitcode}; last log lines:\n{self._log_tail(i)}"
+            f"{why}; exit code {p.exitcode}; last log lines:\n{self._log_tail(i)}\n(full logs: {self._logdir})"
         )
+        self._failed = True
         self.close()
         return err
 
@@ -249,7 +252,8 @@ class SubprocVectorEnv(BatchedEnv):
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def close(self) -> None:
-        """Stop workers (polite 'close', then terminate, then kill), free shared memory. Idempotent."""
+        """Stop workers (polite 'close', then terminate, then kill), free shared memory and, unless
+        a worker failed, the worker logs' temporary folder. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -272,6 +276,8 @@ class SubprocVectorEnv(BatchedEnv):
             for s in shms:
                 s.close()
                 s.unlink()
+        if not self._failed:
+            shutil.rmtree(self._logdir, ignore_errors=True)
         _LIVE.discard(self)
 
 

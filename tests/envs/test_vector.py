@@ -1,5 +1,8 @@
 """SubprocVectorEnv: bit-identical to the in-process env for the same ids; loud worker failures."""
 
+import os
+import shutil
+
 import pytest
 import torch
 
@@ -27,15 +30,18 @@ def test_vector_matches_single_process_env():
         vec.close()
         one.close()
     vec.close()  # idempotent
+    assert not os.path.exists(vec._logdir)  # a clean close leaves no temporary folder behind
 
 
 def test_dead_worker_is_reported():
     vec = SubprocVectorEnv(TWO, num_envs=2, num_workers=2, env_kwargs={"image_size": 16}, timeout_s=30)
     procs = list(vec._procs)
     vec._conns[1].send(("crash", 7))
-    with pytest.raises(WorkerError, match=r"env worker 1 .*died\)?; exit code 7; last log lines:\n.*env worker 1 \(pid"):
+    with pytest.raises(WorkerError, match=r"env worker 1 .*died\)?; exit code 7; last log lines:\n.*env worker 1 \(pid") as e:
         vec.chunk_step(torch.zeros(2, 1, 7))
     assert all(not p.is_alive() for p in procs)  # the other worker was shut down too, no orphans
+    assert vec._logdir in str(e.value) and os.path.exists(vec._log_path(1))  # the logs stay for the user
+    shutil.rmtree(vec._logdir)
 
 
 def test_async_stepping_runs_two_envs_concurrently_and_matches_sync():

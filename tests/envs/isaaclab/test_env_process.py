@@ -1,6 +1,7 @@
 """IsaacLabEnv end to end: simulator in its own process (the fake builder), faults, shutdown."""
 
 import os
+import shutil
 import sys
 import time
 
@@ -62,10 +63,12 @@ def test_registry_builds_isaaclab_tasks_lazily():
     env = make_env("IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor", num_envs=1, image_size=32,
                    max_episode_steps=4, reward_type="staged", num_workers=0,
                    extra={"device": "cpu", "builder": FAKE, "extra_env": {"PYTHONPATH": REPO}})
+    sim = env.sim
     try:
         assert env.spec.image_size == (32, 32) and env.reset()["states"].shape == (1, 8)
     finally:
         env.close()
+    assert not os.path.exists(sim._dir)  # a clean close removes the socket and log folder
     with pytest.raises(TypeError, match=r"unknown Isaac Lab env argument\(s\) \['colour'\]"):
         make_env(TASK, num_envs=1, colour="red")
 
@@ -73,12 +76,15 @@ def test_registry_builds_isaaclab_tasks_lazily():
 def test_dead_simulator_is_reported_with_exit_code_and_log():
     env = IsaacLabEnv(cfg(builder_kwargs={"fault": "exit", "fault_after": 2}))
     env.reset()
+    sim = env.sim
     t0 = time.monotonic()
     with pytest.raises(SimulatorError, match=r"exited with code 7[\s\S]*injected fault 'exit' at step 3"):
         env.chunk_step(torch.zeros(2, 4, 7))
     assert time.monotonic() - t0 < 5.0  # found by polling, not by the 20 s timeout
     env.close()
     env.close()  # idempotent
+    assert os.path.exists(sim.log_path)  # the log the error names is kept
+    shutil.rmtree(sim._dir)
 
 
 def test_stuck_simulator_times_out_and_is_killed():
