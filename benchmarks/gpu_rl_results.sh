@@ -6,7 +6,8 @@
 #   RUNS="ppo2:mujoco_stack2_ppo_gr00t_tiny grpo2:mujoco_stack2_grpo_gr00t_tiny" TRAIN_S=420 \
 #     bash benchmarks/gpu_rl_results.sh [extra key=value overrides for every run]
 #
-# A run is NAME:CONFIG[:key=value,key=value...]; a NAME starting with "base" (or TRAIN_S=0)
+# A run is NAME:CONFIG[:key=value,key=value...]; runner.resume_dir=DIR,runner.max_time_s=S continues a
+# checkpoint for TRAIN_S more seconds (S is cumulative: the checkpoint's seconds + TRAIN_S); a NAME starting with "base" (or TRAIN_S=0)
 # only evaluates the config's starting checkpoint (the SFT baseline). Each run is its own Ray cluster on the same
 # GPU, with SIM_PROCS simulator processes (env.train.num_workers). Writes, per run,
 # $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json and, with
@@ -35,13 +36,19 @@ one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
   [[ $name == base* ]] && train_s=0
   if [ "$train_s" != 0 ]; then
     echo "[$name] train start $(date +%T)"
-    timeout $((train_s + TAIL_S)) bash run_embodiment.sh "$config" "${common[@]}" "runner.max_time_s=$train_s" "runner.max_steps=100000" \
+    # a run that continues a checkpoint (runner.resume_dir=...) names its own runner.max_time_s:
+    # that budget is cumulative (the checkpoint's training seconds count)
+    local budget=("runner.max_time_s=$train_s")
+    [[ " ${extra[*]} " == *" runner.max_time_s="* ]] && budget=()
+    timeout $((train_s + TAIL_S)) bash run_embodiment.sh "$config" "${common[@]}" "${budget[@]}" "runner.max_steps=100000" \
       "runner.eval_episodes=$VAL_EPISODES" "runner.logger.log_path=$log" "${extra[@]}" "$@" \
       > "$WORK/$name.train.out" 2>&1
     echo "[$name] train exit $? at $(date +%T): $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
     [ -d "$log/tensorboard" ] && $PYTHON examples/read_tensorboard.py "$log" --png "$log/plots" > "$log/metrics.txt" 2>&1
     tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log metrics.txt 2>/dev/null  # kept if eval is cut short
-    extra+=("runner.resume_dir=$log/checkpoints")
+    local kept=()  # evaluate this run's newest checkpoint, not the one it started from
+    for a in "${extra[@]}"; do [[ $a == runner.resume_dir=* || $a == runner.max_time_s=* ]] || kept+=("$a"); done
+    extra=("${kept[@]}" "runner.resume_dir=$log/checkpoints")
   fi
   mkdir -p "$log"
   timeout "$EVAL_TIMEOUT" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
