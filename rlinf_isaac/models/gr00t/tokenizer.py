@@ -201,7 +201,7 @@ def load_tokenizer(path: str | os.PathLike):
     The folder needs ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``; a missing folder
     or file raises FileNotFoundError naming it and what provides it.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PretrainedConfig
 
     folder = Path(path)
     if not folder.is_dir():
@@ -213,4 +213,6 @@ def load_tokenizer(path: str | os.PathLike):
         raise FileNotFoundError(
             f"tokenizer file missing: {str(folder / 'tokenizer.json')!r} (or vocab.json + "
             f"merges.txt) in {str(folder)!r}; it is provided {_WHO_PROVIDES}")
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    # config=: the tokenizer class comes from tokenizer_config.json; without it AutoTokenizer
+    # would read the folder's GR00T config.json, a model type transformers does not know, and warn
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, config=PretrainedConfig())
