@@ -161,6 +161,7 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
         return runner
 
     ddp = one_step("ddp")
+    lr = ddp.cfg.actor.optim.lr
     try:
         ref = ddp.cluster.actor_state()
     finally:
@@ -179,7 +180,10 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
     assert state["model"].keys() == ref["model"].keys()
     for k, v in ref["model"].items():
-        assert torch.allclose(state["model"][k], v, atol=1e-6, rtol=1e-4), k
+        # softmax ignores a bias added to every key, so to_k.bias's gradient is rounding noise,
+        # which differs between the backends; Adam turns it into steps of up to ~lr
+        atol = 2 * lr if k.endswith("to_k.bias") else 1e-6
+        assert torch.allclose(state["model"][k], v, atol=atol, rtol=1e-4), k
         assert torch.equal(back["model"][k], v), k
         assert torch.equal(rollout[0][k], v) and torch.equal(rollout[1][k], v), k
     assert state["optimizer"]["state"].keys() == ref["optimizer"]["state"].keys()
