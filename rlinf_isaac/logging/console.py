@@ -6,6 +6,7 @@ step did not report (e.g. no episode ended) keep their last shown value.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import IO, Any, Callable, Mapping, Sequence
@@ -42,7 +43,8 @@ class ProgressBar:
     """Progress over ``total_steps`` global steps, starting at ``initial_step`` (resume).
 
     On a TTY a tqdm bar with the fields as postfix; otherwise one plain line every
-    ``line_every`` steps (and at the last step), which reads well in CI logs.
+    ``line_every`` steps (and at the last step), which reads well in CI logs. ``time_left_s``
+    (a run stopped by ``runner.max_time_s``) caps the ETA: the run ends when that time is up.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class ProgressBar:
         line_every: int = 1,
         fields: Sequence[tuple[str, str, str]] = DEFAULT_FIELDS,
         clock: Callable[[], float] = time.monotonic,
+        time_left_s: float | None = None,
     ):
         if total_steps < 1 or not 0 <= initial_step <= total_steps:
             raise ValueError(
@@ -66,6 +69,7 @@ class ProgressBar:
         self.total, self.step, self.desc = total_steps, initial_step, desc
         self.stream = stream if stream is not None else sys.stderr
         self.line_every, self.fields, self._clock = line_every, tuple(fields), clock
+        self.time_left_s = time_left_s
         self._start, self._start_step = clock(), initial_step
         self._values: dict[str, float] = {}
         self._bar = None
@@ -96,6 +100,9 @@ class ProgressBar:
         elapsed = self._clock() - self._start
         done = self.step - self._start_step
         eta = elapsed / done * (self.total - self.step) if done > 0 else float("nan")
+        if self.time_left_s is not None:
+            budget = max(0.0, self.time_left_s - elapsed)
+            eta = budget if math.isnan(eta) else min(eta, budget)
         pct = 100.0 * self.step / self.total
         parts = [f"[{self.desc}] step {self.step}/{self.total} ({pct:.0f}%)"]
         parts += [postfix] if postfix else []

@@ -39,7 +39,10 @@ class TrainRunner:
         lg = cfg.runner.logger
         self.logger = MetricLogger(self.log_path, lg.project_name, lg.experiment_name, lg.logger_backends,
                                    config=to_dict(cfg), resume_step=self.start_step or None)
-        self.progress = ProgressBar(max(1, cfg.runner.max_steps), min(self.start_step, max(1, cfg.runner.max_steps)))
+        time_left = (None if cfg.runner.max_time_s is None  # the budget counts the resumed run's time
+                     else cfg.runner.max_time_s - self.totals["train/wall_time_s"])
+        self.progress = ProgressBar(max(1, cfg.runner.max_steps), min(self.start_step, max(1, cfg.runner.max_steps)),
+                                    time_left_s=time_left)
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the loop

@@ -52,6 +52,15 @@ def test_plain_lines_when_not_a_tty():
     assert "\r" not in out.getvalue()  # no carriage-return redraws in CI logs
 
 
+def test_time_budget_caps_the_eta():
+    out = io.StringIO()
+    bar = ProgressBar(100_000, stream=out, clock=_Clock(0.0, 10.0, 20.0), time_left_s=60.0)
+    bar.update(1, {})  # 10 s/step would mean ~11.6 days; the budget leaves 50 s
+    bar.update(2, {})
+    assert out.getvalue().splitlines()[0].endswith("elapsed 0:10 eta 0:50")
+    assert out.getvalue().splitlines()[1].endswith("elapsed 0:20 eta 0:40")
+
+
 def test_resume_and_line_every():
     out = io.StringIO()
     clock = _Clock(0.0, 5.0, 10.0)
