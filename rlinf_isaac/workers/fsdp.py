@@ -96,17 +96,17 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, sharded: bool) -> 
     params = [p for p in params if p.grad is not None]
     if not sharded:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    local = torch.zeros((), dtype=torch.float64)
-    replicated = torch.zeros((), dtype=torch.float64)
+
+    if not params:
+        return 0.0
+    # squared norms summed on the gradients' device: one host sync in all, not one per tensor
+    zero = torch.zeros((), dtype=torch.float64, device=params[0].grad.device)
+    local, replicated = zero, zero.clone()
     for p in params:
-        g = p.grad.to_local() if is_sharded(p.grad) else p.grad
-        sq = g.detach().double().pow(2).sum().cpu()
         if is_sharded(p.grad):
-            local += sq
+            local = local + p.grad.to_local().detach().double().pow(2).sum()
         else:
-            replicated += sq
-    if dist.get_backend() == "nccl":
-        local = local.cuda()
+            replicated = replicated + p.grad.detach().double().pow(2).sum()
     dist.all_reduce(local)  # sum of the shards' squares = the sharded gradients' squared norm
     total = math.sqrt(float(local) + float(replicated))
     coef = max_norm / (total + 1e-6)

@@ -57,13 +57,9 @@ class PackedWeights:
         out = {}
         for name, shape, dtype, off in zip(self.names, self.shapes, self.dtypes, self.offsets):
             dt = getattr(torch, dtype)
-            n = math.prod(shape) * _itemsize(dt)
+            n = math.prod(shape) * dt.itemsize
             out[name] = flat[off:off + n].view(dt).view(shape)
         return out
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
 
 
 class WeightPacker:
