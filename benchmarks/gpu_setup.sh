@@ -7,10 +7,13 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 if [ -d .gl ]; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
 [ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-if [ -d .whl ]; then
+if [ -d .whl ] && [ "$(cat /tmp/site/.setup_for 2>/dev/null)" = "$PWD" ]; then
+  export PYTHONPATH=/tmp/site  # already installed for this copy (scripts that run side by side source this too)
+elif [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .whl/*.whl $(ls .whlray*/*.whl 2>/dev/null) 2>&1 | grep -v WARNING | tail -3
   export PYTHONPATH=/tmp/site
   # the package itself (tasks/ installs as rlinf_isaac.tasks)
   python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v WARNING | tail -3
+  echo "$PWD" > /tmp/site/.setup_for
 fi

@@ -8,7 +8,7 @@
 # A variant is NAME:TASK:DEMOS:STEPS (TASK: TWO or THREE, DEMOS: a LeRobot dataset made by
 # `python -m rlinf_isaac.envs.expert --record`, or recordN to record N expert demos first). Every variant trains with
 # scripts/make_tiny_sft.sh on the GPU, all at once, then each checkpoint-<step>/ is evaluated
-# on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000). Writes $OUT/<NAME>.tgz
+# on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz
 # (one checkpoint, see PICK_LOW below), $OUT/sweep.jsonl (one line per evaluated checkpoint)
 # and $OUT/logs.tgz (logs and SFT TensorBoard curves).
 set -uo pipefail
@@ -37,7 +37,7 @@ one() {  # NAME TASK DEMOS STEPS: train, evaluate every checkpoint, pack
     || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
   for c in "$dir"/sft/checkpoint-*; do
     $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs 16 \
-      --seed 1000 --device "$DEVICE" > "$c.eval.json" 2>> "$OUT/$name.log" &
+      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" > "$c.eval.json" 2>> "$OUT/$name.log" &
   done
   wait
   cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"

@@ -203,6 +203,9 @@ class ModelConfig:
     tune_projector: bool = False
     tune_diffusion_model: bool = True
     precision: Literal["fp32", "bf16"] = "fp32"
+    # rollout/eval inference replayed from CUDA graphs on a GPU (no effect on the CPU): the tiny
+    # policy is launch-bound there; a full-size graph keeps its activations reserved per shape
+    cuda_graph: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
 
     def __post_init__(self):

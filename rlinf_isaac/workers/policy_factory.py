@@ -31,6 +31,7 @@ def policy_config(model: ModelConfig, algo: AlgorithmConfig):
         tune_llm=model.tune_llm,
         tune_projector=model.tune_projector,
         tune_diffusion_model=model.tune_diffusion_model,
+        cuda_graph=model.cuda_graph,
     )
 
 

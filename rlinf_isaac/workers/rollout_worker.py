@@ -101,6 +101,7 @@ class RolloutWorker(WorkerBase):
     def offload(self) -> None:
         """Move weights to host memory while colocated actors train (enable_offload)."""
         if self.enable_offload and self.device != "cpu":
+            self.policy.clear_cuda_graphs()  # they read the GPU copies of the weights
             self.policy.to("cpu")
             torch.cuda.empty_cache()
 

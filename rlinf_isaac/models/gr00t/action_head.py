@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlinf_isaac.models.gr00t.config import ActionHeadConfig, DiTConfig, VLSelfAttentionConfig
+from rlinf_isaac.models.gr00t.cuda_graph import is_capturing
 
 __all__ = [
     "ActionContext",
@@ -340,6 +341,8 @@ class FlowMatchingActionHead(nn.Module):
         n = self.cfg.max_num_embodiments
         if embodiment_id.dtype != torch.int64 or embodiment_id.dim() != 1:
             raise ValueError(f"embodiment_id must be int64 [B], got {embodiment_id.dtype} {tuple(embodiment_id.shape)}")
+        if is_capturing():  # value checks read the tensor on the host; done in the eager warm-up
+            return
         if embodiment_id.numel() and (int(embodiment_id.min()) < 0 or int(embodiment_id.max()) >= n):
             raise ValueError(f"embodiment_id values must lie in [0, action_head_cfg.max_num_embodiments={n}), "
                              f"got {embodiment_id.tolist()}")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rlinf_isaac.models.gr00t.config import BackboneConfig
+from rlinf_isaac.models.gr00t.cuda_graph import is_capturing
 
 __all__ = ["SiglipTower", "EagleVLM", "EagleBackbone", "build_siglip_config", "build_qwen3_config"]
 
@@ -124,7 +125,7 @@ class EagleBackbone(nn.Module):
         per_view = self.cfg.image_tokens_per_view
         is_img = input_ids == self.cfg.image_token_index  # [B, L]
         counts = is_img.sum(dim=1)
-        if bool((counts != v * per_view).any()):
+        if not is_capturing() and bool((counts != v * per_view).any()):  # checked eagerly only
             raise ValueError(f"each prompt must hold V * image_tokens_per_view = {v} * {per_view} = {v * per_view} "
                              f"image tokens (id backbone_cfg.image_token_index={self.cfg.image_token_index}), "
                              f"got {counts.tolist()}")

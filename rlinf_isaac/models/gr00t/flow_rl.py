@@ -65,6 +65,7 @@ __all__ = [
     "gaussian_logprob",
     "gaussian_entropy",
     "reduce_granularity",
+    "draw_step_noise",
     "flow_sde_sample",
     "flow_noise_sample",
     "flow_sde_logprob",
@@ -175,8 +176,19 @@ def reduce_granularity(elem: Tensor, granularity: str, mask: Optional[Tensor] = 
     return per_action if granularity == "action" else per_action.sum(dim=-1)  # [B, C] -> [B]
 
 
-def _draw_normal(like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=torch.float32)
+def draw_step_noise(noise: Tensor, num_steps: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """The standard normals of the K stochastic transitions, float32 [K, B, C, A], in one draw.
+
+    Drawn before sampling (not step by step) so that a sampler can run without touching a
+    random generator, e.g. replayed from a CUDA graph."""
+    return torch.randn((num_steps, *noise.shape), generator=generator, device=noise.device,
+                       dtype=torch.float32)
+
+
+def _check_eps(eps: Tensor, noise: Tensor, num_steps: int) -> Tensor:
+    if tuple(eps.shape) != (num_steps, *noise.shape):
+        raise ValueError(f"eps must be [K, B, C, A] = {[num_steps, *noise.shape]}, got {list(eps.shape)}")
+    return eps
 
 
 def flow_sde_sample(
@@ -186,15 +198,19 @@ def flow_sde_sample(
     noise_level: float,
     step_idx: Optional[Tensor] = None,
     generator: Optional[torch.Generator] = None,
+    eps: Optional[Tensor] = None,
 ) -> FlowRollout:
     """Flow-SDE rollout: one stochastic step j ~ U{0..K-1} per sample, the rest Euler.
 
-    noise: float [B, C, A] (x_0); step_idx: int64 [B] to pin j (drawn when None).
+    noise: float [B, C, A] (x_0); step_idx: int64 [B] to pin j (drawn when None); eps: float32
+    [K, B, C, A] standard normals of the transitions (``draw_step_noise`` when None). With
+    step_idx and eps given nothing is drawn here.
     """
     batch = noise.shape[0]
     if step_idx is None:
         step_idx = torch.randint(num_steps, (batch,), generator=generator, device=noise.device)
     step_idx = step_idx.to(noise.device, torch.int64)
+    eps = draw_step_noise(noise, num_steps, generator) if eps is None else _check_eps(eps, noise, num_steps)
     grid, dt = time_grid(num_steps, noise.device), 1.0 / num_steps
     xs = [noise]
     logp = torch.zeros(noise.shape, dtype=torch.float32, device=noise.device)
@@ -204,7 +220,7 @@ def flow_sde_sample(
         t = _t_batch(grid[k], x)
         v = velocity_fn(x, t)
         mu, std = sde_transition(x, v, t, dt, noise_level)
-        x_sde = (mu + std * _draw_normal(mu, generator)).to(x.dtype)
+        x_sde = (mu + std * eps[k]).to(x.dtype)
         pick = (step_idx == k).view(-1, 1, 1)  # [B] -> [B, 1, 1]
         x_next = torch.where(pick, x_sde, x + dt * v)
         logp = torch.where(pick, gaussian_logprob(x_next, mu, std), logp)
@@ -220,11 +236,14 @@ def flow_noise_sample(
     noise: Tensor,
     num_steps: int,
     generator: Optional[torch.Generator] = None,
+    eps: Optional[Tensor] = None,
 ) -> FlowRollout:
     """Flow-Noise rollout: every step x_{k+1} ~ N(x_k + dt v, std_k^2), std_k learned.
 
-    noise: float [B, C, A] (x_0).
+    noise: float [B, C, A] (x_0); eps: float32 [K, B, C, A] standard normals of the
+    transitions (``draw_step_noise`` when None).
     """
+    eps = draw_step_noise(noise, num_steps, generator) if eps is None else _check_eps(eps, noise, num_steps)
     grid, dt = time_grid(num_steps, noise.device), 1.0 / num_steps
     xs = [noise]
     logp = torch.zeros(noise.shape, dtype=torch.float32, device=noise.device)
@@ -235,7 +254,7 @@ def flow_noise_sample(
         v = velocity_fn(x, t)
         mu = x.float() + dt * v.float()  # mu_k = x_k + dt v(x_k, t_k)
         std = noise_std_fn(x, v, t).float()
-        x_next = (mu + std * _draw_normal(mu, generator)).to(x.dtype)
+        x_next = (mu + std * eps[k]).to(x.dtype)
         logp = logp + gaussian_logprob(x_next, mu, std)  # log p(chain) = sum_k log N(x_{k+1})
         ent = ent + gaussian_entropy(std).expand_as(mu) / num_steps
         xs.append(x_next)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
 from rlinf_isaac.models.gr00t import flow_rl
+from rlinf_isaac.models.gr00t.cuda_graph import GraphCache
 from rlinf_isaac.models.gr00t.value_head import ValueHead, ValueHeadConfig
 
 __all__ = ["GR00TPolicyConfig", "GR00TPolicy", "INPUT_KEYS", "FEATURE_KEYS"]
@@ -57,6 +59,9 @@ class GR00TPolicyConfig:
     noise_min_std: float = 0.08  # Flow-Noise std range
     noise_max_std: float = 0.16
     noise_hidden_dim: int = 128
+    # replay predict()'s model part from CUDA graphs on a GPU (no effect on the CPU); the tiny
+    # policy is launch-bound there (see cuda_graph.py)
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         p = "model.policy"
@@ -92,6 +97,20 @@ def _tree_to(value: Any, device: torch.device) -> Any:
     return value
 
 
+def _obs_to(obs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Observation tensors (uint8 images, states) -> ``device`` before processing: the
+    processor's resizing then runs there, and uint8 images are 4x smaller to move than floats."""
+    out = {}
+    for key, value in obs.items():
+        if key != "task_descriptions" and not isinstance(value, Tensor):
+            try:
+                value = torch.as_tensor(value)
+            except (TypeError, ValueError, RuntimeError):
+                pass  # left as is: the processor names what is wrong with it
+        out[key] = value.to(device) if isinstance(value, Tensor) else value
+    return out
+
+
 class GR00TPolicy(nn.Module):
     """RL wrapper around a ``GR00TN15`` model and its ``GR00TProcessor``."""
 
@@ -119,7 +138,16 @@ class GR00TPolicy(nn.Module):
                                 self.cfg.noise_min_std, self.cfg.noise_max_std)
             if self.cfg.noise_method == "flow_noise" else None
         )
+        self._graphs = GraphCache(self._graph_tensors)
         self.train()
+
+    def clear_cuda_graphs(self) -> None:
+        """Free the captured graphs (e.g. before offloading the weights to the host)."""
+        self._graphs.clear()
+
+    def _graph_tensors(self):
+        yield from self.parameters()
+        yield from self.buffers()
 
     def _build_value_head(self, head_cfg: Any) -> ValueHead:
         return ValueHead(ValueHeadConfig(
@@ -174,16 +202,45 @@ class GR00TPolicy(nn.Module):
             return None
         return self.value_head(features, mask, state)
 
-    def _sample(self, velocity_fn, noise: Tensor, mode: str, generator) -> flow_rl.FlowRollout:
+    def _draw(self, batch: int, mode: str, generator, dtype: torch.dtype) -> dict[str, Tensor]:
+        """Every random number of one predict call, drawn up front (so that the model part is
+        a pure function, replayable from a CUDA graph): ``noise`` x_0 [B, C_h, A_pad]; in train
+        mode ``eps`` float32 [K, B, C_h, A_pad] and, for Flow-SDE, ``step_idx`` int64 [B]."""
         k = self.cfg.num_denoise_steps
+        noise = torch.randn((batch, self.horizon, self.pad_action_dim), generator=generator,
+                            device=self.device, dtype=dtype)
         if mode == "eval":
-            chain = flow_rl.ode_sample(velocity_fn, noise, k)
-            zeros = torch.zeros(noise.shape, dtype=torch.float32, device=noise.device)
-            return flow_rl.FlowRollout(chain, None, zeros, zeros)
+            return {"noise": noise}
+        out = {"noise": noise}
         if self.cfg.noise_method == "flow_sde":
-            return flow_rl.flow_sde_sample(velocity_fn, noise, k, self.cfg.noise_level,
-                                           generator=generator)
-        return flow_rl.flow_noise_sample(velocity_fn, self.noise_net, noise, k, generator=generator)
+            out["step_idx"] = torch.randint(k, (batch,), generator=generator, device=self.device)
+        out["eps"] = flow_rl.draw_step_noise(noise, k, generator)
+        return out
+
+    def _infer(self, mode: str, t: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The model part of ``predict``: processed inputs + drawn noise -> chain, features,
+        log-probs and values (a pure tensor function: no random draws, no host syncs)."""
+        features, mask = self._features(t)
+        velocity_fn = self._velocity_fn(features, mask, t)
+        k = self.cfg.num_denoise_steps
+        out: dict[str, Tensor] = {}
+        if mode == "eval":
+            out["chain"] = flow_rl.ode_sample(velocity_fn, t["noise"], k)
+        else:
+            if self.cfg.noise_method == "flow_sde":
+                roll = flow_rl.flow_sde_sample(velocity_fn, t["noise"], k, self.cfg.noise_level,
+                                               step_idx=t["step_idx"], eps=t["eps"])
+            else:
+                roll = flow_rl.flow_noise_sample(velocity_fn, self.noise_net, t["noise"], k, eps=t["eps"])
+            out["chain"] = roll.chain
+            out["prev_logprobs"] = self._env_steps(flow_rl.reduce_granularity(
+                roll.logprob_elem, self.cfg.logprob_granularity, self.logprob_mask()))
+        if self.cfg.reuse_backbone_features:
+            out.update(vl_features=features, vl_mask=mask)
+        values = self._values(features, mask, t["state"])
+        if values is not None:
+            out["prev_values"] = values
+        return out
 
     # ------------------------------------------------------------------ policy contract
     @torch.no_grad()
@@ -199,32 +256,29 @@ class GR00TPolicy(nn.Module):
         ``step_idx`` int64 [B] (Flow-SDE, train mode); ``prev_logprobs`` [B] or [B, C];
         ``prev_values`` [B] or [B, C] (value head). In eval mode the chain is the
         deterministic ODE chain and no log-probs are returned.
+
+        With ``cfg.cuda_graph`` on a GPU the model part replays from a CUDA graph (one per
+        mode and batch shape); the results are the same as eager up to float rounding.
         """
         if mode not in _MODES:
             raise ValueError(f"predict mode must be one of {_MODES}, got {mode!r}")
-        inputs = _tree_to(dict(self.processor(obs)), self.device)
-        features, mask = self._features(inputs)
-        velocity_fn = self._velocity_fn(features, mask, inputs)
-        batch = features.shape[0]
-        noise = torch.randn((batch, self.horizon, self.pad_action_dim), generator=generator,
-                            device=self.device, dtype=features.dtype)
-        roll = self._sample(velocity_fn, noise, mode, generator)
-        env_actions = self.processor.unnormalize_actions(roll.actions.float())  # [B, C_h, 7]
-        actions = env_actions[:, : self.cfg.num_action_chunks, : self.cfg.action_dim]
-        extras = {"state": inputs["state"], "embodiment_id": inputs["embodiment_id"],
-                  "chain": roll.chain}
-        if self.cfg.reuse_backbone_features:
-            extras.update(vl_features=features, vl_mask=mask)
+        device = self.device
+        inputs = _tree_to(dict(self.processor(_obs_to(obs, device))), device)
+        batch = inputs["state"].shape[0]
+        dtype = next(self.model.parameters()).dtype  # x_0 in the model's compute dtype
+        t = {k: inputs[k] for k in (*INPUT_KEYS, "state", "embodiment_id")}
+        t.update(self._draw(batch, mode, generator, dtype))
+        if self.cfg.cuda_graph and device.type == "cuda":
+            out = self._graphs(mode, partial(self._infer, mode), t)
         else:
+            out = self._infer(mode, t)
+        env_actions = self.processor.unnormalize_actions(out["chain"][:, -1].float())  # [B, C_h, 7]
+        actions = env_actions[:, : self.cfg.num_action_chunks, : self.cfg.action_dim]
+        extras = {"state": inputs["state"], "embodiment_id": inputs["embodiment_id"], **out}
+        if not self.cfg.reuse_backbone_features:
             extras.update({k: inputs[k] for k in INPUT_KEYS})
-        if mode == "train":
-            if roll.step_idx is not None:
-                extras["step_idx"] = roll.step_idx
-            extras["prev_logprobs"] = self._env_steps(flow_rl.reduce_granularity(
-                roll.logprob_elem, self.cfg.logprob_granularity, self.logprob_mask()))
-        values = self._values(features, mask, inputs["state"])
-        if values is not None:
-            extras["prev_values"] = values
+        if mode == "train" and "step_idx" in t:
+            extras["step_idx"] = t["step_idx"]
         return actions.float(), extras
 
     @torch.no_grad()

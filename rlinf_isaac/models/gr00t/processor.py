@@ -97,13 +97,19 @@ class Normalizer:
         self.mode = torch.tensor(mode_ids, dtype=torch.int64)  # [D]
         s = {k: torch.tensor(v, dtype=torch.float64) for k, v in cols.items()}
         q99 = self.mode == _MODE_ID["q99"]
+        self._param_cache: dict = {}  # (device, dtype) -> the statistics there
         self.lo = torch.where(q99, s["q01"], s["min"]).float()  # [D]
         self.hi = torch.where(q99, s["q99"], s["max"]).float()  # [D]
         self.mean, self.std = s["mean"].float(), s["std"].float()  # [D]
 
     def _params(self, x: torch.Tensor):
-        return [t.to(x.device, x.dtype) for t in (self.lo, self.hi, self.mean, self.std)] + [
-            self.mode.to(x.device)]
+        """lo, hi, mean, std in x's dtype and the modes, on x's device (copied there once)."""
+        key = (x.device, x.dtype)
+        cache = self._param_cache
+        if key not in cache:
+            cache[key] = [t.to(x.device, x.dtype) for t in (self.lo, self.hi, self.mean, self.std)] + [
+                self.mode.to(x.device)]
+        return cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise x float [..., D] -> float [..., D]."""

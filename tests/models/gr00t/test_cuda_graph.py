@@ -1,0 +1,91 @@
+"""predict() replayed from CUDA graphs (``GR00TPolicyConfig.cuda_graph``).
+
+GPU tests (skipped without one): the graph gives the eager results (same random draws, so
+the same chain up to float rounding; the log-probs recomputed by ``evaluate`` give ratio 1
+within float32 rounding); an in-place weight update reaches the graph; moving the weights
+(offload and back) re-captures; a new batch shape captures its own graph. The CPU test:
+the option is a no-op off the GPU.
+"""
+
+import pytest
+import torch
+
+from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
+
+
+def _obs(batch: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"main_images": torch.randint(0, 256, (batch, 84, 84, 3), generator=g, dtype=torch.uint8),
+            "wrist_images": torch.randint(0, 256, (batch, 84, 84, 3), generator=g, dtype=torch.uint8),
+            "states": torch.rand(batch, 8, generator=g) * 2 - 1,
+            "task_descriptions": ["Stack the red cube on the blue cube."] * batch}
+
+
+def _policy(graph: bool, device: str, method: str = "flow_sde") -> GR00TPolicy:
+    cfg = GR00TPolicyConfig(noise_method=method, num_action_chunks=4, value_hidden_dim=32,
+                            noise_hidden_dim=16, cuda_graph=graph)
+    return GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0).to(device).eval()
+
+
+def _predict(policy, obs, mode, seed, device):
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return policy.predict(obs, mode=mode, generator=gen)
+
+
+def test_cuda_graph_option_is_a_no_op_on_the_cpu():
+    eager, graphed = _policy(False, "cpu"), _policy(True, "cpu")
+    a0, e0 = _predict(eager, _obs(3), "train", 1, "cpu")
+    a1, e1 = _predict(graphed, _obs(3), "train", 1, "cpu")
+    assert torch.equal(a0, a1) and torch.equal(e0["chain"], e1["chain"])
+    assert graphed._graphs.captures == 0
+
+
+def _close(x, y, tol=1e-4):
+    assert x.shape == y.shape and x.dtype == y.dtype
+    if x.dtype in (torch.int64, torch.bool):
+        assert torch.equal(x, y)
+    else:
+        assert torch.allclose(x, y, atol=tol, rtol=tol), float((x - y).abs().max())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["flow_sde", "flow_noise"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_graph_replay_matches_eager(method, mode):
+    eager, graphed = _policy(False, "cuda", method), _policy(True, "cuda", method)
+    graphed.load_state_dict(eager.state_dict())
+    for call in range(3):  # capture on the first call, replay afterwards
+        obs = _obs(6, seed=call)
+        a0, e0 = _predict(eager, obs, mode, call, "cuda")
+        a1, e1 = _predict(graphed, obs, mode, call, "cuda")
+        assert sorted(e0) == sorted(e1)
+        for key in e0:
+            _close(e1[key], e0[key])
+        assert torch.equal(a0[..., -1], a1[..., -1])  # gripper: binarised
+    assert graphed._graphs.captures == 1 and graphed._graphs.disabled_reason is None
+    if mode == "train":
+        out = graphed.evaluate(e1)
+        ratio = torch.exp(out["logprobs"] - e1["prev_logprobs"])
+        _close(ratio, torch.ones_like(ratio))
+
+
+@pytest.mark.gpu
+def test_graph_sees_in_place_weight_updates_and_recaptures_after_a_move():
+    eager, graphed = _policy(False, "cuda"), _policy(True, "cuda")
+    graphed.load_state_dict(eager.state_dict())
+    obs = _obs(4)
+    _predict(graphed, obs, "train", 0, "cuda")
+    with torch.no_grad():  # what the rollout worker's weight sync does: copy_ into the parameters
+        new = {k: v + 0.01 * torch.randn_like(v) for k, v in eager.trainable_state_dict().items()}
+        eager.load_trainable_state_dict(new)
+        graphed.load_trainable_state_dict(new)
+    a0, e0 = _predict(eager, obs, "train", 5, "cuda")
+    a1, e1 = _predict(graphed, obs, "train", 5, "cuda")
+    _close(e1["chain"], e0["chain"])
+    assert graphed._graphs.captures == 1
+    graphed.to("cpu").to("cuda")  # offload and reload: new storage, the old graph would read freed memory
+    a2, e2 = _predict(graphed, obs, "train", 5, "cuda")
+    _close(e2["chain"], e0["chain"])
+    assert graphed._graphs.captures == 2
+    _predict(graphed, _obs(7), "train", 5, "cuda")  # another batch size: its own graph
+    assert graphed._graphs.captures == 3
