@@ -11,14 +11,7 @@ import pytest
 import torch
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
-
-
-def _obs(batch: int, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return {"main_images": torch.randint(0, 256, (batch, 84, 84, 3), generator=g, dtype=torch.uint8),
-            "wrist_images": torch.randint(0, 256, (batch, 84, 84, 3), generator=g, dtype=torch.uint8),
-            "states": torch.rand(batch, 8, generator=g) * 2 - 1,
-            "task_descriptions": ["Stack the red cube on the blue cube."] * batch}
+from tests.models.gr00t.test_gpu import _obs
 
 
 def _policy(graph: bool, device: str, method: str = "flow_sde") -> GR00TPolicy:
