@@ -28,6 +28,9 @@ def _sft_argv(defaults: dict[str, str]) -> list[str]:
     flag = "--train-dropout" if int(defaults["DROPOUT"]) else "--no-train-dropout"
     call = call.replace('"$DROPOUT_FLAG"', flag)
     call = call.replace('"$SUCCESS_FLAG"', "--success-only" if int(defaults["SUCCESS_ONLY"]) else "--no-success-only")
+    # optional flags: ${NAME:+--flag "$NAME"} expands to "--flag value" only when NAME is set
+    call = re.sub(r'\$\{([A-Z_]+):\+(--[a-z-]+) "\$\1"\}',
+                  lambda m: f"{m.group(2)} {defaults[m.group(1)]}" if defaults[m.group(1)] else "", call)
     call = re.sub(r'"\$([A-Z_]+)"', lambda m: defaults[m.group(1)], call)
     return call.split()
 
@@ -44,4 +47,7 @@ def test_sft_command_line_parses_into_the_tuned_config():
     assert (cfg.dataset, cfg.out, cfg.config) == ("demos", "sft", "gr00t_tiny")
     assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.window_episodes) == (8000, 32, 1e-3, 200)
     assert cfg.scratch_init == "fan_in" and cfg.save_every == 1000 and not cfg.progress
-    assert cfg.train_dropout is False and cfg.success_only is False
+    assert cfg.train_dropout is False and cfg.success_only is False and cfg.init_from is None
+    # INIT_FROM (the three-cube recipe starts from the two-cube checkpoint) reaches --init-from
+    cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv({**defaults, "INIT_FROM": "ckpt2"}))))
+    assert cfg.init_from == "ckpt2"
