@@ -11,7 +11,8 @@
 #
 # DEVICE=cuda trains and evaluates on a GPU; ACTION_NOISE=0.01 records DART-style demos (noisy
 # execution, clean labels); SAVE_EVERY sets the checkpoint interval.
-# The shipped three-cube checkpoint (0.035 [0.017, 0.071], 200 episodes; ~12 min on the H100 box):
+# Stage 1 of the shipped three-cube checkpoint (0.035 [0.017, 0.071]; ~12 min on the H100 box;
+# stage 2, 6,000 more steps on other demos, is in checkpoints/gr00t_tiny_sft_stack3/README.md):
 #   TASK=MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0 EPISODES=400 STEPS=6000 LR=5e-4 SUCCESS_ONLY=1 \
 #   INIT_FROM=checkpoints/gr00t_tiny_sft_stack2 DEVICE=cuda EVAL_CHUNK=4 bash scripts/make_tiny_sft.sh
 #
