@@ -25,13 +25,7 @@ sys.path.insert(0, str(_ROOT))
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
 from rlinf_isaac.workers.rollout_worker import split_extras  # noqa: E402
-
-
-def make_obs(batch: int, size: int = 84, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    img = lambda: torch.randint(0, 256, (batch, size, size, 3), generator=g, dtype=torch.uint8)  # noqa: E731
-    return {"main_images": img(), "wrist_images": img(), "states": torch.rand(batch, 8, generator=g) * 2 - 1,
-            "task_descriptions": ["Stack the red cube on the blue cube."] * batch}
+from policy_throughput import make_obs  # noqa: E402  (this folder is on sys.path)
 
 
 def time_calls(policy: GR00TPolicy, obs: dict, mode: str, device: str, calls: int, warmup: int) -> list[float]:
@@ -63,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = GR00TPolicyConfig(num_action_chunks=args.chunks, cuda_graph=graph)
         policy = GR00TPolicy.from_pretrained(args.checkpoint, cfg, device=args.device).eval()
         for batch in args.batch:
-            obs = make_obs(batch)
+            obs = make_obs(batch, 84, "cpu")  # as an env worker sends them: host tensors, 84 px
             for mode in args.modes:
                 ts = time_calls(policy, obs, mode, args.device, args.calls, args.warmup)
                 row = {"variant": "cuda_graph" if graph else "eager", "batch": batch, "mode": mode,

@@ -96,7 +96,6 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, sharded: bool) -> 
     params = [p for p in params if p.grad is not None]
     if not sharded:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-
     if not params:
         return 0.0
     # squared norms summed on the gradients' device: one host sync in all, not one per tensor

@@ -99,16 +99,9 @@ def _tree_to(value: Any, device: torch.device) -> Any:
 
 def _obs_to(obs: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Observation tensors (uint8 images, states) -> ``device`` before processing: the
-    processor's resizing then runs there, and uint8 images are 4x smaller to move than floats."""
-    out = {}
-    for key, value in obs.items():
-        if key != "task_descriptions" and not isinstance(value, Tensor):
-            try:
-                value = torch.as_tensor(value)
-            except (TypeError, ValueError, RuntimeError):
-                pass  # left as is: the processor names what is wrong with it
-        out[key] = value.to(device) if isinstance(value, Tensor) else value
-    return out
+    processor's resizing then runs there, and uint8 images are 4x smaller to move than floats.
+    Anything else (instructions, arrays from a direct caller) is processed where it is."""
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in obs.items()}
 
 
 class GR00TPolicy(nn.Module):
@@ -202,6 +195,11 @@ class GR00TPolicy(nn.Module):
             return None
         return self.value_head(features, mask, state)
 
+    def _process(self, obs: dict[str, Any]) -> dict[str, Tensor]:
+        """Env observation -> model inputs on the policy's device (processed there)."""
+        device = self.device
+        return self.processor(_obs_to(obs, device), device=device)
+
     def _draw(self, batch: int, mode: str, generator, dtype: torch.dtype) -> dict[str, Tensor]:
         """Every random number of one predict call, drawn up front (so that the model part is
         a pure function, replayable from a CUDA graph): ``noise`` x_0 [B, C_h, A_pad]; in train
@@ -209,12 +207,11 @@ class GR00TPolicy(nn.Module):
         k = self.cfg.num_denoise_steps
         noise = torch.randn((batch, self.horizon, self.pad_action_dim), generator=generator,
                             device=self.device, dtype=dtype)
-        if mode == "eval":
-            return {"noise": noise}
         out = {"noise": noise}
-        if self.cfg.noise_method == "flow_sde":
-            out["step_idx"] = torch.randint(k, (batch,), generator=generator, device=self.device)
-        out["eps"] = flow_rl.draw_step_noise(noise, k, generator)
+        if mode == "train":
+            if self.cfg.noise_method == "flow_sde":
+                out["step_idx"] = torch.randint(k, (batch,), generator=generator, device=self.device)
+            out["eps"] = flow_rl.draw_step_noise(noise, k, generator)
         return out
 
     def _infer(self, mode: str, t: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -263,7 +260,7 @@ class GR00TPolicy(nn.Module):
         if mode not in _MODES:
             raise ValueError(f"predict mode must be one of {_MODES}, got {mode!r}")
         device = self.device
-        inputs = _tree_to(dict(self.processor(_obs_to(obs, device))), device)
+        inputs = self._process(obs)
         batch = inputs["state"].shape[0]
         dtype = next(self.model.parameters()).dtype  # x_0 in the model's compute dtype
         t = {k: inputs[k] for k in (*INPUT_KEYS, "state", "embodiment_id")}
@@ -277,7 +274,7 @@ class GR00TPolicy(nn.Module):
         extras = {"state": inputs["state"], "embodiment_id": inputs["embodiment_id"], **out}
         if not self.cfg.reuse_backbone_features:
             extras.update({k: inputs[k] for k in INPUT_KEYS})
-        if mode == "train" and "step_idx" in t:
+        if "step_idx" in t:  # drawn in train mode (Flow-SDE)
             extras["step_idx"] = t["step_idx"]
         return actions.float(), extras
 
@@ -287,7 +284,7 @@ class GR00TPolicy(nn.Module):
         actions (e.g. to bootstrap at truncation). Needs the value head."""
         if self.value_head is None:
             raise RuntimeError("predict_values needs a value head: set model.policy.add_value_head=True")
-        inputs = _tree_to(dict(self.processor(obs)), self.device)
+        inputs = self._process(obs)
         features, mask = self._features(inputs)
         return self.value_head(features, mask, inputs["state"])
 
