@@ -3,13 +3,14 @@
 Runs the training loop (Ray workers, MuJoCo envs, GR00T policy, PPO update) for a few
 global steps per variant, drops the first step (warm-up: compilation, caches) and reports
 medians. Runner overhead = the part of a step outside simulation, model inference and the
-actor update (Ray transfers, trajectory stacking, weight sync, logging).
+actor update (Ray transfers, trajectory stacking, advantages, weight sync, logging).
 
     python benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 4 \
         -- cluster=1gpu env.train.total_num_envs=64 env.train.num_workers=8
 
-Everything after ``--`` is a Hydra override applied to every variant. Prints a table and a
-final JSON line.
+Everything after ``--`` is a Hydra override applied to every variant. ``--transports pickle
+bytes`` runs every variant twice: with Ray's own tensor pickling and with the raw-bytes path
+(``rlinf_isaac/cluster/tensor_transport.py``, the default). Prints a table and a final JSON line.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait",
           "time/advantages", "time/update")
 
 
-def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0) -> dict:
+def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0,
+                transport: str = "bytes") -> dict:
     from rlinf_isaac.config import load_config
     from rlinf_isaac.runners.train_runner import TrainRunner
 
+    os.environ["RLINF_TENSOR_TRANSPORT"] = transport  # read by start_ray and passed to every worker
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
     procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
     cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
@@ -56,12 +59,17 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     # The env worker is the rollout's critical path: it either simulates (time/env) or waits
     # for an action chunk (time/env_wait, which holds inference not hidden behind other
     # stages' simulation). Overhead = the rest of the step: recording and stacking
-    # trajectories, Ray transfers beyond inference, weight sync, driver bookkeeping.
-    busy = out["time/env"] + out["time/env_wait"] + out["time/update"] + out["time/advantages"]
+    # trajectories, moving them to the actors and computing advantages (the "advantages"
+    # phase: Ray transfers plus GAE, which is cheap), weight sync, driver bookkeeping.
+    # Sessions 4-5 counted the advantages phase as work; "overhead_excl_adv_frac" keeps that
+    # reading for comparison.
+    busy = out["time/env"] + out["time/env_wait"] + out["time/update"]
     out["overhead_s"] = max(0.0, out["time/step"] - busy)
     out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])
+    out["overhead_excl_adv_frac"] = max(0.0, out["overhead_s"] - out["time/advantages"]) / max(1e-9, out["time/step"])
     out["compute_s"] = compute
     out["stages"] = stages
+    out["transport"] = transport
     c = cfg.actor.model.num_action_chunks  # samples = decisions: envs x chunk steps per global step
     samples = cfg.env.train.total_num_envs * (cfg.env.train.max_episode_steps // c) * cfg.algorithm.rollout_epoch
     out["samples_per_step"] = samples
@@ -83,20 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="global steps per variant (the first is warm-up)")
     ap.add_argument("--sim-procs", type=int, default=0,
                     help="simulator processes per env worker, split over its S stage envs (0: in-process)")
+    ap.add_argument("--transports", nargs="+", default=["bytes"], choices=["pickle", "bytes"],
+                    help="how tensors travel between workers (each value runs every S once)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     results = []
-    for s in args.stages:
-        print(f"variant: pipeline_stage_num={s}", flush=True)
-        results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs))
+    for tr in args.transports:
+        for s in args.stages:
+            print(f"variant: pipeline_stage_num={s}, tensor transport {tr}", flush=True)
+            results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr))
     base = results[0]["env/steps_per_s"]
-    head = f"{'S':>2} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'overhead':>9}"
+    head = f"{'S':>2} {'tensors':>7} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}"
     print(head)
     for r in results:
         print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")
-        print(f"{r['stages']:>2} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
+        print(f"{r['stages']:>2} {r['transport']:>7} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
               f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
-              f"{r['time/update']:>7.2f} {100 * r['overhead_frac']:>8.1f}%")
+              f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
     report = {"config": args.config, "overrides": overrides, "host": platform.node(), "cpus": os.cpu_count(),
               "results": results}
     if args.json:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from rlinf_isaac.cluster import tensor_transport
 from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
 
 __all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "start_ray", "setup_worker_logging", "tail"]
@@ -54,6 +55,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> dict:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
+    tensor_transport.register()
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
@@ -188,7 +190,7 @@ def _process_env(p: ProcessPlacement, device_type: str, log_file: str) -> dict[s
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in p.local_gpus)
     else:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    for k in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "LP_NUM_THREADS", "NCCL_NVLS_ENABLE",
+    for k in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "LP_NUM_THREADS", "NCCL_NVLS_ENABLE", "RLINF_TENSOR_TRANSPORT",
               "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"):
         if k in os.environ:
             env[k] = os.environ[k]
@@ -203,6 +205,7 @@ class WorkerBase:
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        tensor_transport.register()  # tensors this worker sends travel as raw bytes
 
     def ready(self) -> bool:
         return True
