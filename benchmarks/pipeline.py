@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
+
+from bench_report import emit  # this folder is on sys.path when run as a script
 
 PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait", "time/inference",
           "time/advantages", "time/update")
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in args.stages:
             print(f"variant: pipeline_stage_num={s}, tensor transport {tr}", flush=True)
             results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr))
+            print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
     base = results[0]["env/steps_per_s"]
     head = f"{'S':>2} {'tensors':>7} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}"
     print(head)
@@ -108,13 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['stages']:>2} {r['transport']:>7} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
               f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
-    report = {"config": args.config, "overrides": overrides, "host": platform.node(), "cpus": os.cpu_count(),
-              "results": results}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-    print(json.dumps(report))
-    return 0
+    return emit({"config": args.config, "overrides": overrides, "results": results}, args.json)
 
 
 if __name__ == "__main__":

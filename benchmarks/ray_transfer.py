@@ -20,12 +20,12 @@ Prints a table and a final JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
+
+from bench_report import emit  # this folder is on sys.path when run as a script
 
 TOKENS, HIDDEN = 612, 2048  # GR00T N1.5 backbone features per observation (Eagle 2.5, 2 images)
 
@@ -126,13 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("reply", "shard"):
         p, b = (next(r for r in rows if r["payload"] == kind and r["mode"] == m) for m in ("pickle", "bytes"))
         print(f"{kind}: bytes path {p['seconds'] / b['seconds']:.2f}x faster than Ray's pickling")
-    report = {"host": platform.node(), "cpus": os.cpu_count(), "envs": args.envs, "steps": args.steps,
-              "repeats": args.repeats, "rows": rows}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-    print(json.dumps(report))
-    return 0
+    return emit({"envs": args.envs, "steps": args.steps, "repeats": args.repeats, "rows": rows}, args.json)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ Prints seconds per sync (median) and GB/s for each path and a final JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import statistics
 import sys
 import time
+
+from bench_report import emit  # this folder is on sys.path when run as a script
 
 
 def trainable_layout(config: str, scale: float) -> list[tuple[str, tuple[int, ...]]]:
@@ -119,15 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
     report = {"config": args.config, "device": args.device, "dtype": args.dtype, "tensors": len(layout),
-              "params": params, "bytes": nbytes, "host": platform.node(), "results": rows,
+              "params": params, "bytes": nbytes, "results": rows,
               "speedup": rows["dict"]["sync_s"] / rows["packed"]["sync_s"]}
     print(f"{len(layout)} tensors, {params / 1e9:.3f} B params, {nbytes / 1e9:.2f} GB: packed is "
           f"{report['speedup']:.2f}x the dict path")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-    print(json.dumps(report))
-    return 0
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":
