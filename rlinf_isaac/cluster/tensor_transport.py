@@ -42,7 +42,7 @@ def to_wire(t: torch.Tensor) -> tuple:
         buf = io.BytesIO()
         torch.save(t, buf)
         return ("torch.save", buf.getvalue())
-    x = t.detach()
+    x = t.detach().resolve_conj().resolve_neg()  # lazy conjugate/negative views: materialise
     device = str(x.device)
     if x.device.type != "cpu":
         x = x.cpu()

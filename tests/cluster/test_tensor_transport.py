@@ -35,6 +35,11 @@ def test_a_view_sends_only_its_elements_and_the_copy_is_its_own():
     assert not torch.equal(view, y)
 
 
+def test_lazy_conjugate_view_is_materialised():
+    z = torch.randn(4, dtype=torch.complex64)
+    assert torch.equal(tt.from_wire(tt.to_wire(z.conj())), z.conj().resolve_conj())
+
+
 def test_sparse_falls_back_to_torch_save():
     s = torch.eye(3).to_sparse()
     payload = tt.to_wire(s)
