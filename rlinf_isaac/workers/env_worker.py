@@ -160,11 +160,13 @@ class EnvWorker(WorkerBase):
                     collect(in_flight.popleft())
         while in_flight:
             collect(in_flight.popleft())
-        t_env, t_wait = timing["env"], timing["wait"]
-        # The queued predictions carry the bootstrap values V(s_T) of every stage.
+        # The queued predictions carry the bootstrap values V(s_T) of every stage; waiting for
+        # them is waiting for the policy too.
+        t0 = time.perf_counter()
+        last = [resolve(refs[s])[1] for s in range(S)]
+        t_env, t_wait = timing["env"], timing["wait"] + time.perf_counter() - t0
         trajs = []
-        for s in range(S):
-            _, extras = resolve(refs[s])
+        for s, extras in enumerate(last):
             first = self.env_offset + s * self.stage_size + epoch * self.total_envs
             env_ids = torch.arange(self.stage_size) + first
             trajs.append(stack_steps(records[s], extras["values"].float(), env_ids))
