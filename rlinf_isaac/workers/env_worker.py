@@ -22,7 +22,7 @@ from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.envs.base import BatchedEnv, Obs, wilson_interval
 from rlinf_isaac.envs.registry import add_task_modules, make_env
 from rlinf_isaac.workers.handles import resolve
-from rlinf_isaac.workers.trajectory import StepRecord, Trajectory, concat_envs, split_envs, stack_steps
+from rlinf_isaac.workers.trajectory import StepRecord, split_envs, stack_stages
 
 __all__ = ["EnvWorker", "EpisodeLog", "RolloutResult", "episode_metrics"]
 
@@ -165,14 +165,12 @@ class EnvWorker(WorkerBase):
         t0 = time.perf_counter()
         last = [resolve(refs[s])[1] for s in range(S)]
         t_env, t_wait = timing["env"], timing["wait"] + time.perf_counter() - t0
-        trajs = []
-        for s, extras in enumerate(last):
-            first = self.env_offset + s * self.stage_size + epoch * self.total_envs
-            env_ids = torch.arange(self.stage_size) + first
-            trajs.append(stack_steps(records[s], extras["values"].float(), env_ids))
+        first = self.env_offset + epoch * self.total_envs  # stage s holds the next stage_size envs
+        env_ids = torch.arange(S * self.stage_size) + first
+        traj = stack_stages(records, [extras["values"].float() for extras in last], env_ids)
         steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
         result = RolloutResult(log_eps, steps, t_env, t_wait, video)
-        return (result, *split_envs(concat_envs(trajs), pieces))
+        return (result, *split_envs(traj, pieces))
 
     def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
         """Reset stage env ``s``. Each (rank, stage) gets its own seed stream: envs that

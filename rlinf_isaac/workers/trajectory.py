@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Trajectory", "StepRecord", "stack_steps", "concat_envs", "split_envs"]
+__all__ = ["Trajectory", "StepRecord", "stack_steps", "stack_stages", "concat_envs", "split_envs"]
 
 
 @dataclass
@@ -72,12 +72,38 @@ _TIME_FIELDS = ("logprobs", "rewards", "terminated", "truncated", "valid", "succ
 
 def stack_steps(steps: list[StepRecord], bootstrap_values: torch.Tensor, env_ids: torch.Tensor) -> Trajectory:
     """Stack T step records (+ the bootstrap value [B]) into a :class:`Trajectory`."""
-    keys = steps[0].forward_inputs.keys()
+    return stack_stages([steps], [bootstrap_values], env_ids)
+
+
+def stack_stages(stages: list[list[StepRecord]], bootstrap_values: list[torch.Tensor],
+                 env_ids: torch.Tensor) -> Trajectory:
+    """T step records of each of S stages (+ each stage's bootstrap values) -> one
+    :class:`Trajectory` whose envs are the stages' envs in stage order.
+
+    Equal to ``concat_envs([stack_steps(...) per stage])`` but every tensor is written once,
+    straight into its place (the stored backbone features are most of a step's bytes).
+    """
+    n_steps = len(stages[0])
+    if any(len(st) != n_steps for st in stages):
+        raise ValueError(f"stages hold different numbers of steps: {[len(st) for st in stages]}")
+
+    def join(per_stage: list[list[torch.Tensor]]) -> torch.Tensor:  # [S][T] x [n_s, ...] -> [T, sum n_s, ...]
+        first = per_stage[0][0]
+        widths = [xs[0].shape[0] for xs in per_stage]
+        out = first.new_empty((len(per_stage[0]), sum(widths), *first.shape[1:]))
+        off = 0
+        for xs, w in zip(per_stage, widths):
+            for t, x in enumerate(xs):
+                out[t, off:off + w].copy_(x)
+            off += w
+        return out
+
+    keys = stages[0][0].forward_inputs.keys()
     return Trajectory(
-        forward_inputs={k: torch.stack([s.forward_inputs[k] for s in steps]) for k in keys},  # T x [B, ...] -> [T, B, ...]
-        values=torch.stack([s.values for s in steps] + [bootstrap_values]),  # [T+1, B]
+        forward_inputs={k: join([[r.forward_inputs[k] for r in st] for st in stages]) for k in keys},
+        values=join([[r.values for r in st] + [b] for st, b in zip(stages, bootstrap_values)]),  # [T+1, B]
         env_ids=env_ids,
-        **{k: torch.stack([getattr(s, k) for s in steps]) for k in _TIME_FIELDS},
+        **{f: join([[getattr(r, f) for r in st] for st in stages]) for f in _TIME_FIELDS},
     )
 
 
