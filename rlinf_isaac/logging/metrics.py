@@ -147,7 +147,8 @@ METRICS: dict[str, MetricDoc] = {
     "time/sync": MetricDoc("seconds of actor -> rollout weight sync", "phase timer"),
     "time/rollout": MetricDoc("seconds from first reset/step to last chunk", "phase timer"),
     "time/env": MetricDoc("seconds env workers spent in chunk_step", "inside time/rollout; max over env workers"),
-    "time/env_wait": MetricDoc("seconds env workers waited for action chunks", "inside time/rollout; max over env workers"),
+    "time/env_wait": MetricDoc("seconds env workers waited for the policy: action chunks, and the last call per "
+                               "stage that gives the bootstrap values", "inside time/rollout; max over env workers"),
     "time/inference": MetricDoc("seconds rollout workers spent in predict", "inside time/rollout; max over rollout workers"),
     "time/advantages": MetricDoc("seconds computing advantages", "phase timer"),
     "time/update": MetricDoc("seconds of the actor update", "phase timer"),
