@@ -55,10 +55,15 @@ class RolloutWorker(WorkerBase):
 
     @torch.no_grad()
     def predict(self, obs: Obs, mode: str = "train"):
-        """obs of B envs -> (actions float32 [B, C, 7] on CPU, extras dict, see split_extras)."""
+        """obs of B envs -> (actions float32 [B, C, 7] on CPU, extras).
+
+        extras: in train mode the dict of :func:`split_extras`; in eval mode None (nothing is
+        trained on an evaluation, so the stored inputs — for the full-size policy ~2.5 MB of
+        backbone features per env — are not sent back).
+        """
         t0 = time.perf_counter()
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
-        out = actions.cpu(), split_extras(extras, actions.shape[0])  # .cpu() waits for the GPU
+        out = actions.cpu(), (split_extras(extras, actions.shape[0]) if mode == "train" else None)  # .cpu() waits
         self.infer_seconds += time.perf_counter() - t0
         return out
 

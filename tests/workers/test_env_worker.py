@@ -75,3 +75,19 @@ def test_stages_and_ranks_start_from_different_states(rollout):
     finally:
         for w in workers:
             w.close()
+
+
+def test_eval_replies_carry_actions_only(rollout):
+    cfg, worker = rollout
+    env_cfg = cfg.env.train
+    env_cfg.num_workers = 0
+    env = EnvWorker(env_cfg, rank=0, num_envs=2, num_stages=1, total_envs=2)
+    try:
+        obs = env.stages[0].reset(seed=1)
+        actions, extras = worker.predict(obs, "eval")
+        assert extras is None and actions.shape == (2, 16, 7)
+        _, train_extras = worker.predict(obs, "train")
+        assert train_extras["forward_inputs"] and train_extras["logprobs"].shape[0] == 2
+    finally:
+        env.close()
+
