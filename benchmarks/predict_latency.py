@@ -24,7 +24,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
-from rlinf_isaac.workers.rollout_worker import split_extras  # noqa: E402
+from rlinf_isaac.workers.rollout_worker import reply  # noqa: E402
 from policy_throughput import make_obs  # noqa: E402  (this folder is on sys.path)
 
 
@@ -34,7 +34,7 @@ def time_calls(policy: GR00TPolicy, obs: dict, mode: str, device: str, calls: in
     for i in range(warmup + calls):
         t0 = time.perf_counter()
         actions, extras = policy.predict(obs, mode=mode, generator=gen)
-        actions.cpu(), split_extras(extras, actions.shape[0])  # what the rollout worker sends back
+        reply(actions, extras, mode)  # what the rollout worker sends back
         if i >= warmup:
             out.append(time.perf_counter() - t0)
     return out

@@ -13,7 +13,7 @@ from rlinf_isaac.envs.base import Obs
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.weight_sync import PackedWeights, unpack_into
 
-__all__ = ["RolloutWorker", "split_extras"]
+__all__ = ["RolloutWorker", "split_extras", "reply"]
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +21,25 @@ _OUTPUT_KEYS = ("prev_logprobs", "prev_values")
 
 
 def split_extras(extras: dict[str, torch.Tensor], batch: int) -> dict:
-    """Rollout extras -> {"forward_inputs", "logprobs", "values"} on the CPU.
+    """Train-mode rollout extras -> {"forward_inputs", "logprobs", "values"} on the CPU.
 
-    forward_inputs: every tensor ``evaluate`` needs ([B, ...]); logprobs [B] or [B, C]
-    (zeros in eval mode); values [B] or [B, C] (zeros without a value head).
+    forward_inputs: every tensor ``evaluate`` needs ([B, ...]); logprobs [B] or [B, C];
+    values [B] or [B, C] (zeros without a value head).
     """
     fwd = {k: v.detach().cpu() for k, v in extras.items() if k not in _OUTPUT_KEYS}
-    zeros = torch.zeros(batch)
     return {
         "forward_inputs": fwd,
-        "logprobs": extras["prev_logprobs"].detach().float().cpu() if "prev_logprobs" in extras else zeros,
-        "values": extras["prev_values"].detach().float().cpu() if "prev_values" in extras else zeros,
+        "logprobs": extras["prev_logprobs"].detach().float().cpu(),
+        "values": extras["prev_values"].detach().float().cpu() if "prev_values" in extras else torch.zeros(batch),
     }
+
+
+def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str) -> tuple:
+    """What a rollout worker sends back for one policy call: (actions float32 [B, C, 7] on the
+    CPU, extras). extras: in train mode :func:`split_extras`; in eval mode None (nothing is
+    trained on an evaluation, so the stored inputs, for the full-size policy ~2.5 MB of
+    backbone features per env, stay behind). ``actions.cpu()`` waits for the GPU."""
+    return actions.cpu(), (split_extras(extras, actions.shape[0]) if mode == "train" else None)
 
 
 class RolloutWorker(WorkerBase):
@@ -55,15 +62,10 @@ class RolloutWorker(WorkerBase):
 
     @torch.no_grad()
     def predict(self, obs: Obs, mode: str = "train"):
-        """obs of B envs -> (actions float32 [B, C, 7] on CPU, extras).
-
-        extras: in train mode the dict of :func:`split_extras`; in eval mode None (nothing is
-        trained on an evaluation, so the stored inputs — for the full-size policy ~2.5 MB of
-        backbone features per env — are not sent back).
-        """
+        """obs of B envs -> :func:`reply` (actions on the CPU; extras in train mode only)."""
         t0 = time.perf_counter()
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
-        out = actions.cpu(), (split_extras(extras, actions.shape[0]) if mode == "train" else None)  # .cpu() waits
+        out = reply(actions, extras, mode)
         self.infer_seconds += time.perf_counter() - t0
         return out
 
