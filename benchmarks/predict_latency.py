@@ -1,8 +1,9 @@
 """Latency of one rollout policy call, eager vs CUDA graph (``actor.model.cuda_graph``).
 
 Times what a rollout worker does per call: ``RolloutWorker.predict`` = processor (uint8
-images -> model inputs) + model + moving actions and extras to the host, for observations
-as an env worker sends them (CPU tensors, 84 px images).
+images -> model inputs) + model + keeping the stored inputs on the device (train mode) +
+moving actions, log-probs and values to the host, for observations as an env worker sends
+them (CPU tensors, 84 px images).
 
     python benchmarks/predict_latency.py --device cuda --batch 32 64 128 --json out.json
 
@@ -24,19 +25,23 @@ _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
-from rlinf_isaac.workers.rollout_worker import reply  # noqa: E402
+from rlinf_isaac.workers.features import FeatureStore  # noqa: E402
+from rlinf_isaac.workers.rollout_worker import reply, stored_inputs  # noqa: E402
 from policy_throughput import make_obs  # noqa: E402  (this folder is on sys.path)
 
 
 def time_calls(policy: GR00TPolicy, obs: dict, mode: str, device: str, calls: int, warmup: int) -> list[float]:
     gen = torch.Generator(device=device).manual_seed(0)
-    out = []
+    out, store = [], FeatureStore(0)
     for i in range(warmup + calls):
         t0 = time.perf_counter()
         actions, extras = policy.predict(obs, mode=mode, generator=gen)
-        reply(actions, extras, mode)  # what the rollout worker sends back
+        ref = store.put(stored_inputs(extras)) if mode == "train" else None
+        reply(actions, extras, mode, ref)  # what the rollout worker sends back
         if i >= warmup:
             out.append(time.perf_counter() - t0)
+        if len(store) >= 16:  # one rollout's worth; the actors would fetch them now
+            store.release()
     return out
 
 

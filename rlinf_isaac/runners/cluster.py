@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
 from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
 from rlinf_isaac.config.schema import Config, validate
@@ -82,6 +83,8 @@ class Cluster:
             raise ConfigError(f"algorithm.group_size = {cfg.algorithm.group_size}: expected a divisor of the envs "
                               f"per actor worker ({per_actor}); a GRPO group must not straddle actor shards")
         print(p.table(), flush=True)
+        self.ipc = cuda_ipc.enabled() and p.device_type == "cuda"
+        self._print_transfer_paths()
         self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"
         self.groups: list[WorkerGroup] = []
         try:
@@ -123,8 +126,10 @@ class Cluster:
         self._swap("rollout")
         if version == self.synced_version:  # e.g. the next step's sync right after an evaluation
             return
-        refs = self.actors.call("packed_weights", ranks=self._gather_ranks())
-        self.rollouts.wait(self.rollouts.call("sync_weights", refs[0], version), what="sync_weights")
+        via = [self._via("actor", 0, "rollout", r) for r in range(self.n_roll)]
+        refs = self.actors.call("packed_weights", "ipc" in via, "host" in via, ranks=self._gather_ranks())
+        self.rollouts.wait(self.rollouts.call("sync_weights", refs[0], version, per_rank_args=[(v,) for v in via]),
+                           what="sync_weights")
         self.actors.wait(refs[1:], what="sync_weights")
         self.synced_version = version
 
@@ -162,9 +167,15 @@ class Cluster:
         return RolloutOutput(pieces, metrics, steps, video)
 
     def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
+        """Actors take their trajectory shards, fetch the stored inputs the shards point to from
+        the rollout workers (features.py), compute advantages; the rollout workers then drop
+        what they stored."""
         self._swap("actor")
-        out = self.actors.wait(self.actors.call("compute_advantages", per_rank_args=[(p,) for p in pieces]),
-                              what="compute_advantages")
+        handles = [self.rollouts.handle(r) for r in range(self.n_roll)]
+        args = [(p, handles, tuple(r for r in range(self.n_roll) if self._via("actor", a, "rollout", r) == "ipc"))
+                for a, p in enumerate(pieces)]
+        out = self.actors.wait(self.actors.call("compute_advantages", per_rank_args=args), what="compute_advantages")
+        self.rollouts.run("release_features")
         return _mean_dicts(out)
 
     def update(self, step: int) -> dict[str, float]:
@@ -206,6 +217,22 @@ class Cluster:
         self.groups = []
 
     # ------------------------------------------------------------------ helpers
+    def _via(self, comp_a: str, rank_a: int, comp_b: str, rank_b: int) -> str:
+        """How GPU tensors go between two workers: "ipc" on the same GPU, else "host"."""
+        p = self.placement
+        same = cuda_ipc.same_gpu(p.processes(comp_a)[rank_a], p.processes(comp_b)[rank_b], p.device_type)
+        return "ipc" if self.ipc and same else "host"
+
+    def _print_transfer_paths(self) -> None:
+        if self.placement.device_type != "cuda":
+            return
+        weights = [self._via("actor", 0, "rollout", r) for r in range(self.n_roll)]
+        feats = [self._via("actor", a, "rollout", r) for a in range(self.n_act) for r in range(self.n_roll)]
+        why = "" if self.ipc else " (off: RLINF_CUDA_IPC=0)"
+        print(f"GPU tensors by CUDA IPC{why}: weight sync to {weights.count('ipc')} of {self.n_roll} rollout "
+              f"ranks, stored inputs on {feats.count('ipc')} of {len(feats)} actor-rollout pairs; the rest "
+              f"through the host", flush=True)
+
     def _rollout_rank(self, env_rank: int, stage: int) -> int:
         k = max(1, self.n_roll // self.n_env)
         return (env_rank * k + stage % k) % self.n_roll if k > 1 else env_rank * self.n_roll // self.n_env

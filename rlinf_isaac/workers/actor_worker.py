@@ -25,6 +25,7 @@ from rlinf_isaac.algorithms import (
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
 from rlinf_isaac.workers import fsdp
+from rlinf_isaac.workers.features import FeatureIndex, fetch_features
 from rlinf_isaac.workers.handles import resolve
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.trajectory import Trajectory, concat_envs
@@ -173,9 +174,18 @@ class ActorWorker(WorkerBase):
         return f
 
     # ------------------------------------------------------------------ phases
-    def compute_advantages(self, pieces: list[Trajectory]) -> dict[str, float]:
-        """Advantages of this rank's trajectory shard; keeps the flattened batch for update()."""
+    def compute_advantages(self, pieces: list[Trajectory], rollout_handles: list | None = None,
+                           ipc_ranks: tuple[int, ...] = ()) -> dict[str, float]:
+        """Advantages of this rank's trajectory shard; keeps the flattened batch for update().
+
+        The shard's stored inputs, left on the rollout workers (a ``FeatureIndex``), are
+        fetched onto this rank's device from ``rollout_handles``; by CUDA IPC from the ranks in
+        ``ipc_ranks`` (on this GPU)."""
         traj = concat_envs([resolve(p) for p in pieces])  # object refs when called through Ray
+        if isinstance(traj.forward_inputs, FeatureIndex):
+            if rollout_handles is None:
+                raise ValueError("the trajectory's stored inputs are on the rollout workers: pass their handles")
+            traj.forward_inputs = fetch_features(traj.forward_inputs, rollout_handles, self.device, ipc_ranks)
         self._batch, metrics = build_train_batch(traj, self.algo, group=None)
         return metrics
 
@@ -274,11 +284,18 @@ class ActorWorker(WorkerBase):
         """Trainable tensors on the CPU (checkpoints, tests)."""
         return {k: v.cpu() for k, v in fsdp.full_trainable_state(self.policy).items()}
 
-    def packed_weights(self) -> PackedWeights | None:
-        """Trainable tensors in one host buffer, for actor -> rollout sync (weight_sync.py);
-        rank 0's is sent, the other ranks (FSDP: they took part in the gather) return None."""
+    def packed_weights(self, ipc: bool = False, host: bool = True) -> dict | None:
+        """Trainable tensors in one buffer, for actor -> rollout sync (weight_sync.py):
+        ``{"ipc": PackedWeights | None, "host": PackedWeights | None}``; "ipc" holds the CUDA IPC
+        handle of a device buffer (for rollout workers on this GPU, when ``ipc`` and the
+        weights are on a GPU), "host" a host buffer (when ``host``, or when IPC is not possible).
+        Rank 0's is sent; the other ranks (FSDP: they took part in the gather) return None."""
         full = fsdp.full_trainable_state(self.policy)
-        return self._packer.pack(full) if self.rank == 0 else None
+        if self.rank != 0:
+            return None
+        on_gpu = ipc and all(t.is_cuda for t in full.values())  # offloaded weights go through the host
+        shared = self._packer.share(full) if on_gpu else None
+        return {"ipc": shared, "host": self._packer.pack(full) if host or shared is None else None}
 
     def state(self) -> dict:
         """Everything a checkpoint needs (rank 0's is saved; the same on every rank)."""

@@ -10,6 +10,7 @@ import torch
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
 from rlinf_isaac.envs.base import Obs
+from rlinf_isaac.workers.features import FeatureRef, FeatureStore
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.weight_sync import PackedWeights, unpack_into
 
@@ -20,26 +21,38 @@ log = logging.getLogger(__name__)
 _OUTPUT_KEYS = ("prev_logprobs", "prev_values")
 
 
-def split_extras(extras: dict[str, torch.Tensor], batch: int) -> dict:
-    """Train-mode rollout extras -> {"forward_inputs", "logprobs", "values"} on the CPU.
+def split_extras(extras: dict[str, torch.Tensor], features: FeatureRef) -> dict:
+    """Train-mode rollout extras -> {"forward_inputs", "logprobs", "values"}.
 
-    forward_inputs: every tensor ``evaluate`` needs ([B, ...]); logprobs [B] or [B, C];
-    values [B] or [B, C] (zeros without a value head).
+    forward_inputs: ``features``, where the stored inputs ``evaluate`` needs were kept
+    (features.py); logprobs [B] or [B, C] and values [B] or [B, C] (zeros without a value
+    head) on the CPU.
     """
-    fwd = {k: v.detach().cpu() for k, v in extras.items() if k not in _OUTPUT_KEYS}
+    logprobs = extras["prev_logprobs"].detach().float().cpu()
+    values = extras.get("prev_values")
     return {
-        "forward_inputs": fwd,
-        "logprobs": extras["prev_logprobs"].detach().float().cpu(),
-        "values": extras["prev_values"].detach().float().cpu() if "prev_values" in extras else torch.zeros(batch),
+        "forward_inputs": features,
+        "logprobs": logprobs,
+        "values": values.detach().float().cpu() if values is not None else torch.zeros(logprobs.shape[0]),
     }
 
 
-def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str) -> tuple:
+def stored_inputs(extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The part of train-mode extras the actor's ``evaluate`` needs (kept on the device)."""
+    return {k: v for k, v in extras.items() if k not in _OUTPUT_KEYS}
+
+
+def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str,
+          features: FeatureRef | None = None) -> tuple:
     """What a rollout worker sends back for one policy call: (actions float32 [B, C, 7] on the
-    CPU, extras). extras: in train mode :func:`split_extras`; in eval mode None (nothing is
-    trained on an evaluation, so the stored inputs, for the full-size policy ~2.5 MB of
-    backbone features per env, stay behind). ``actions.cpu()`` waits for the GPU."""
-    return actions.cpu(), (split_extras(extras, actions.shape[0]) if mode == "train" else None)
+    CPU, extras). extras: in train mode :func:`split_extras` with ``features``, the ref to
+    the stored inputs; in eval mode None (nothing is trained on an evaluation).
+    ``actions.cpu()`` waits for the GPU."""
+    if mode != "train":
+        return actions.cpu(), None
+    if features is None:
+        raise ValueError("a train-mode reply needs the FeatureRef of the stored inputs")
+    return actions.cpu(), split_extras(extras, features)
 
 
 class RolloutWorker(WorkerBase):
@@ -55,6 +68,7 @@ class RolloutWorker(WorkerBase):
         self.infer_seconds = 0.0  # model time spent in predict/values since the last timing()
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        self.features = FeatureStore(rank)  # train calls' stored inputs, until the actors fetch them
 
     def reseed(self, seed: int) -> None:
         """Reseed the sampling noise (the runner does this every global step: exact resume)."""
@@ -62,12 +76,22 @@ class RolloutWorker(WorkerBase):
 
     @torch.no_grad()
     def predict(self, obs: Obs, mode: str = "train"):
-        """obs of B envs -> :func:`reply` (actions on the CPU; extras in train mode only)."""
+        """obs of B envs -> :func:`reply` (actions on the CPU; extras in train mode only, whose
+        stored inputs stay here until :meth:`export_features`)."""
         t0 = time.perf_counter()
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
-        out = reply(actions, extras, mode)
+        ref = self.features.put(stored_inputs(extras)) if mode == "train" else None
+        out = reply(actions, extras, mode, ref)
         self.infer_seconds += time.perf_counter() - t0
         return out
+
+    def export_features(self, segments: list[tuple[int, int, int]], via: str) -> dict:
+        """Rows of stored calls for an actor (features.py, ``FeatureStore.export``)."""
+        return self.features.export(segments, via)
+
+    def release_features(self) -> int:
+        """Drop the stored inputs once every actor fetched its rows (every global step)."""
+        return self.features.release()
 
     def timing(self) -> float:
         """Seconds of model inference since the last call (and reset the counter)."""
@@ -86,13 +110,18 @@ class RolloutWorker(WorkerBase):
         v = self.policy.predict_values(obs)
         return (v[:, 0] if v.ndim == 2 else v).float().cpu()
 
-    def sync_weights(self, weights: PackedWeights | dict[str, torch.Tensor], version: int) -> int:
+    def sync_weights(self, weights: PackedWeights | dict, version: int, via: str = "host") -> int:
         """Load the actor's trainable tensors (a newer version only); returns the loaded version.
 
-        ``weights``: the actor's ``packed_weights()`` (one buffer, one host-to-device copy) or
+        ``weights``: the actor's ``packed_weights()`` (``{"ipc": ..., "host": ...}``; ``via``
+        picks one: "ipc" when this worker sits on the actor's GPU), one ``PackedWeights``, or
         a state dict of trainable tensors."""
         if version <= self.version:
             return self.version
+        if isinstance(weights, dict) and set(weights) == {"ipc", "host"}:
+            weights = weights["ipc"] if via == "ipc" and weights["ipc"] is not None else weights["host"]
+            if weights is None:
+                raise ValueError("the actor sent only an IPC handle to a rollout worker off its GPU")
         if isinstance(weights, PackedWeights):
             params = {n: p for n, p in self.policy.named_parameters() if p.requires_grad}
             unpack_into(weights, params, self.device)

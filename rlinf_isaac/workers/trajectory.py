@@ -7,9 +7,11 @@ A :class:`Trajectory` holds T chunk steps of B envs. Tensors are time-major:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Union
 
 import torch
+
+from rlinf_isaac.workers.features import FeatureIndex, FeatureRef
 
 __all__ = ["Trajectory", "StepRecord", "stack_steps", "stack_stages", "concat_envs", "split_envs"]
 
@@ -18,7 +20,8 @@ __all__ = ["Trajectory", "StepRecord", "stack_steps", "stack_stages", "concat_en
 class StepRecord:
     """One chunk step of B envs, as the env worker records it.
 
-    forward_inputs: dict of tensors [B, ...] the policy's ``evaluate`` needs.
+    forward_inputs: dict of tensors [B, ...] the policy's ``evaluate`` needs, or a
+        :class:`FeatureRef` to them where the rollout worker keeps them (features.py).
     logprobs: float [B] (chunk level) or [B, C] (action level), from the rollout.
     values: float [B] value of the observation the chunk was predicted from.
     rewards, terminated, truncated, valid, success: [B, C].
@@ -26,7 +29,7 @@ class StepRecord:
         in this chunk (0 elsewhere), for bootstrapping.
     """
 
-    forward_inputs: dict[str, torch.Tensor]
+    forward_inputs: Union[dict[str, torch.Tensor], FeatureRef]
     logprobs: torch.Tensor
     values: torch.Tensor
     rewards: torch.Tensor
@@ -41,12 +44,13 @@ class StepRecord:
 class Trajectory:
     """T chunk steps of B envs (time-major).
 
-    forward_inputs: dict of [T, B, ...]; logprobs [T, B] or [T, B, C]; values [T+1, B];
+    forward_inputs: dict of [T, B, ...], or a :class:`FeatureIndex` to them on the rollout
+        workers (the actor fetches them, features.py); logprobs [T, B] or [T, B, C]; values [T+1, B];
     rewards, terminated, truncated, valid, success: [T, B, C]; final_values [T, B];
     env_ids: int64 [B], global env indices (for sharding and GRPO groups).
     """
 
-    forward_inputs: dict[str, torch.Tensor]
+    forward_inputs: Union[dict[str, torch.Tensor], FeatureIndex]
     logprobs: torch.Tensor
     values: torch.Tensor
     rewards: torch.Tensor
@@ -98,9 +102,13 @@ def stack_stages(stages: list[list[StepRecord]], bootstrap_values: list[torch.Te
             off += w
         return out
 
-    keys = stages[0][0].forward_inputs.keys()
+    if isinstance(stages[0][0].forward_inputs, FeatureRef):  # kept by the rollout workers
+        fwd = FeatureIndex.from_refs([[st[t].forward_inputs for st in stages] for t in range(n_steps)])
+    else:
+        keys = stages[0][0].forward_inputs.keys()
+        fwd = {k: join([[r.forward_inputs[k] for r in st] for st in stages]) for k in keys}
     return Trajectory(
-        forward_inputs={k: join([[r.forward_inputs[k] for r in st] for st in stages]) for k in keys},
+        forward_inputs=fwd,
         values=join([[r.values for r in st] + [b] for st, b in zip(stages, bootstrap_values)]),  # [T+1, B]
         env_ids=env_ids,
         **{f: join([[getattr(r, f) for r in st] for st in stages]) for f in _TIME_FIELDS},
@@ -116,7 +124,9 @@ def concat_envs(trajs: list[Trajectory]) -> Trajectory:
         raise ValueError(f"cannot concatenate trajectories of different lengths {[t.num_steps for t in trajs]}")
     out = {}
     for f in fields(Trajectory):
-        if f.name == "forward_inputs":
+        if f.name == "forward_inputs" and isinstance(t0.forward_inputs, FeatureIndex):
+            out[f.name] = FeatureIndex.concat([t.forward_inputs for t in trajs])
+        elif f.name == "forward_inputs":
             out[f.name] = {k: torch.cat([t.forward_inputs[k] for t in trajs], 1) for k in t0.forward_inputs}
         elif f.name == "env_ids":
             out[f.name] = torch.cat([t.env_ids for t in trajs])
@@ -139,7 +149,9 @@ def split_envs(traj: Trajectory, pieces: int) -> list[Trajectory]:
         kw = {}
         for f in fields(Trajectory):
             v = getattr(traj, f.name)
-            if f.name == "forward_inputs":
+            if f.name == "forward_inputs" and isinstance(v, FeatureIndex):
+                kw[f.name] = v.slice(sl.start, sl.stop)
+            elif f.name == "forward_inputs":
                 kw[f.name] = {k: x[:, sl] for k, x in v.items()}
             elif f.name == "env_ids":
                 kw[f.name] = v[sl]

@@ -8,6 +8,10 @@ tensors into one reused (pinned, on CUDA) host buffer, Ray stores that one array
 array is read zero-copy from the object store), and each rollout worker moves it to its
 device in one copy and slices the tensors out of it.
 
+Rollout workers on the actor's GPU skip the host: :meth:`WeightPacker.share` packs into a
+reused device buffer and sends a CUDA IPC handle to it (``cluster/cuda_ipc.py``); the rollout
+worker copies out of the mapped buffer on the device.
+
 ``PackedWeights`` carries names, shapes and dtypes, so a mismatch between actor and rollout
 models is caught with the offending names, as ``load_trainable_state_dict`` does.
 """
@@ -23,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rlinf_isaac.cluster.cuda_ipc import SharedTensor, share
+
 __all__ = ["PackedWeights", "WeightPacker", "unpack_into"]
 
 _ALIGN = 64  # bytes; every tensor starts at a multiple, so a byte slice can be viewed as its dtype
@@ -30,13 +36,14 @@ _ALIGN = 64  # bytes; every tensor starts at a multiple, so a byte slice can be 
 
 @dataclass
 class PackedWeights:
-    """Tensors ``names[i]`` of ``shapes[i]`` / ``dtypes[i]`` at ``offsets[i]`` bytes of ``buffer``."""
+    """Tensors ``names[i]`` of ``shapes[i]`` / ``dtypes[i]`` at ``offsets[i]`` bytes of ``buffer``:
+    a host array, or the IPC handle of the actor's device buffer (same GPU only)."""
 
     names: list[str]
     shapes: list[tuple[int, ...]]
     dtypes: list[str]  # torch dtype names without the "torch." prefix
     offsets: list[int]
-    buffer: np.ndarray  # uint8 [total bytes]
+    buffer: np.ndarray | SharedTensor  # uint8 [total bytes]
 
     @property
     def nbytes(self) -> int:
@@ -47,6 +54,10 @@ class PackedWeights:
 
         ``copy=False`` on the CPU returns views of the buffer itself (read-only when it came
         from Ray's object store: only read them)."""
+        if isinstance(self.buffer, SharedTensor):
+            src = self.buffer.open()  # the actor's device buffer, mapped: views of it on its device
+            flat = src.clone() if copy else src
+            return self._views(flat)
         with warnings.catch_warnings():  # Ray hands out the stored array read-only
             warnings.simplefilter("ignore", UserWarning)
             src = torch.from_numpy(self.buffer)
@@ -54,6 +65,9 @@ class PackedWeights:
             flat = src.to(device)
         else:
             flat = src.clone() if copy else src
+        return self._views(flat)
+
+    def _views(self, flat: Tensor) -> dict[str, Tensor]:
         out = {}
         for name, shape, dtype, off in zip(self.names, self.shapes, self.dtypes, self.offsets):
             dt = getattr(torch, dtype)
@@ -67,27 +81,56 @@ class WeightPacker:
 
     def __init__(self) -> None:
         self._buffer: Optional[Tensor] = None
+        self._device_buffer: Optional[Tensor] = None
 
     def pack(self, tensors: Mapping[str, Tensor]) -> PackedWeights:
-        names, shapes, dtypes, offsets, total = [], [], [], [], 0
-        for name, t in tensors.items():
-            names.append(name)
-            shapes.append(tuple(t.shape))
-            dtypes.append(str(t.dtype).removeprefix("torch."))
-            offsets.append(total)
-            total += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN  # round up to _ALIGN
+        """Into the host buffer (pinned when the tensors are on a GPU), for any receiver."""
+        layout = _layout(tensors)
         on_cuda = any(t.is_cuda for t in tensors.values())
-        if self._buffer is None or self._buffer.numel() < total:
-            self._buffer = torch.empty(total, dtype=torch.uint8, pin_memory=on_cuda and torch.cuda.is_available())
-        buf = self._buffer
-        for (name, t), off in zip(tensors.items(), offsets):
-            dst = buf[off:off + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
-            dst.copy_(t.detach(), non_blocking=on_cuda)  # async into pinned memory, synced below
-        if on_cuda:
-            torch.cuda.synchronize()
+        if self._buffer is None or self._buffer.numel() < layout[-1]:
+            self._buffer = torch.empty(layout[-1], dtype=torch.uint8, pin_memory=on_cuda and torch.cuda.is_available())
+        buf = _fill(self._buffer, tensors, layout)
         # Ray copies the returned array into its object store; the buffer is refilled only on the
         # next pack, after that copy.
-        return PackedWeights(names, shapes, dtypes, offsets, buf[:total].numpy())
+        return PackedWeights(*layout[:-1], buf.numpy())
+
+    def share(self, tensors: Mapping[str, Tensor]) -> PackedWeights:
+        """Into a reused buffer on the tensors' GPU, sent as a CUDA IPC handle: for receivers
+        on the same GPU. The buffer is refilled only on the next share, after the receivers
+        copied out of it (a sync is one blocking round)."""
+        layout = _layout(tensors)
+        device = next(iter(tensors.values())).device
+        if device.type != "cuda":
+            raise ValueError(f"share() packs GPU tensors, these are on {device}: use pack()")
+        if self._device_buffer is None or self._device_buffer.numel() < layout[-1]:
+            self._device_buffer = None  # free the old one first
+            self._device_buffer = torch.empty(layout[-1], dtype=torch.uint8, device=device)
+        buf = _fill(self._device_buffer, tensors, layout)
+        return PackedWeights(*layout[:-1], share(buf))
+
+
+def _layout(tensors: Mapping[str, Tensor]) -> tuple[list, list, list, list, int]:
+    """(names, shapes, dtypes, byte offsets, total bytes) of tensors packed back to back."""
+    names, shapes, dtypes, offsets, total = [], [], [], [], 0
+    for name, t in tensors.items():
+        names.append(name)
+        shapes.append(tuple(t.shape))
+        dtypes.append(str(t.dtype).removeprefix("torch."))
+        offsets.append(total)
+        total += -(-t.numel() * t.element_size() // _ALIGN) * _ALIGN  # round up to _ALIGN
+    return names, shapes, dtypes, offsets, total
+
+
+def _fill(buffer: Tensor, tensors: Mapping[str, Tensor], layout: tuple) -> Tensor:
+    """Copy ``tensors`` into ``buffer`` at the layout's offsets; returns the used bytes."""
+    offsets, total = layout[3], layout[4]
+    on_cuda = any(t.is_cuda for t in tensors.values())
+    for t, off in zip(tensors.values(), offsets):
+        dst = buffer[off:off + t.numel() * t.element_size()].view(t.dtype).view(t.shape)
+        dst.copy_(t.detach(), non_blocking=on_cuda)  # async (pinned or on-device), synced below
+    if on_cuda:
+        torch.cuda.synchronize()
+    return buffer[:total]
 
 
 @torch.no_grad()
@@ -108,3 +151,5 @@ def unpack_into(packed: PackedWeights, params: Mapping[str, Tensor], device: str
     src = packed.tensors(device, copy=False)
     for name in packed.names:
         params[name].copy_(src[name])
+    if isinstance(packed.buffer, SharedTensor):
+        torch.cuda.synchronize()  # done reading the actor's buffer before the mapping is dropped

@@ -5,6 +5,7 @@ import torch
 
 from rlinf_isaac.config import load_config
 from rlinf_isaac.workers import EnvWorker, LocalHandle, RolloutWorker
+from rlinf_isaac.workers.features import FeatureIndex, FeatureRef, fetch_features
 
 OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32", "actor.model.num_action_chunks=16"]
 
@@ -26,6 +27,10 @@ def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True):
                                       reset_seed=5)
     finally:
         worker.close()
+    # the stored inputs stayed on the rollout worker: fetch them as an actor does, then drop them
+    assert isinstance(traj.forward_inputs, FeatureIndex) and traj.forward_inputs.num_envs == 4
+    traj.forward_inputs = fetch_features(traj.forward_inputs, [LocalHandle(rollout)], "cpu")
+    assert rollout.release_features() == 2 * stages + stages  # T calls per stage + the bootstrap calls
     return result, traj
 
 
@@ -87,7 +92,10 @@ def test_eval_replies_carry_actions_only(rollout):
         actions, extras = worker.predict(obs, "eval")
         assert extras is None and actions.shape == (2, 16, 7)
         _, train_extras = worker.predict(obs, "train")
-        assert train_extras["forward_inputs"] and train_extras["logprobs"].shape[0] == 2
+        ref = train_extras["forward_inputs"]  # the stored inputs stay on the rollout worker
+        assert isinstance(ref, FeatureRef) and ref.rows == 2 and train_extras["logprobs"].shape[0] == 2
+        assert set(worker.export_features([(ref.key, 0, 2)], "host")) >= {"chain", "state"}
+        worker.release_features()
     finally:
         env.close()
 

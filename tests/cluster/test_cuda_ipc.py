@@ -1,0 +1,89 @@
+"""CUDA IPC between processes on one GPU (cuda_ipc.py): shared tensors, the weight sync's
+device buffer and stored inputs fetched by an actor, each opened in a second process."""
+
+import multiprocessing as mp
+
+import pytest
+import torch
+
+from rlinf_isaac.cluster import cuda_ipc
+from rlinf_isaac.cluster.placement import parse_placement
+
+
+def test_same_gpu_follows_the_placement():
+    p = parse_placement({"env": "0", "rollout": "1", "actor": "0-1"}, gpus_per_node=2)
+    actor0, actor1 = p.processes("actor")
+    (rollout,) = p.processes("rollout")
+    assert not cuda_ipc.same_gpu(actor0, rollout) and cuda_ipc.same_gpu(actor1, rollout)
+    assert not cuda_ipc.same_gpu(actor1, rollout, device_type="cpu")
+
+
+def test_switch(monkeypatch):
+    monkeypatch.setenv("RLINF_CUDA_IPC", "0")
+    assert not cuda_ipc.enabled()
+    monkeypatch.setenv("RLINF_CUDA_IPC", "maybe")
+    with pytest.raises(ValueError, match="RLINF_CUDA_IPC"):
+        cuda_ipc.enabled()
+
+
+def test_share_refuses_host_tensors():
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        cuda_ipc.share(torch.zeros(3))
+
+
+def _child(conn):  # runs in a spawned process: open what the parent shared, answer with copies
+    import torch
+
+    from rlinf_isaac.workers.features import FeatureIndex, fetch_features
+    from rlinf_isaac.workers.weight_sync import unpack_into
+
+    shared, packed, exported = conn.recv()
+    t = shared.open()
+    params = {n: torch.zeros(s, dtype=getattr(torch, d), device="cuda") for n, s, d in
+              zip(packed.names, packed.shapes, packed.dtypes)}
+    unpack_into(packed, params, "cuda")
+
+    class _Handle:  # fetch_features asks a rollout worker; this one answers with the parent's export
+        class export_features:
+            @staticmethod
+            def remote(segments, via):
+                assert via == "ipc"
+                return exported
+
+    feats = fetch_features(FeatureIndex([[(0, 0, 0, 2)], [(0, 1, 0, 2)]]), [_Handle()], "cuda", ipc_ranks=(0,))
+    conn.send((t.cpu(), {k: v.cpu() for k, v in params.items()}, {k: v.cpu() for k, v in feats.items()}))
+    del t
+    conn.recv()  # the parent checks, then lets this process end
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_another_process_reads_shared_gpu_memory():
+    from rlinf_isaac.workers.features import FeatureStore
+    from rlinf_isaac.workers.weight_sync import WeightPacker
+
+    x = torch.arange(12, dtype=torch.float32, device="cuda").view(3, 4)[1:]  # a view: offset into the storage
+    weights = {"a": torch.randn(5, 3, device="cuda"), "b": torch.randn(7, device="cuda").to(torch.bfloat16)}
+    packed = WeightPacker().share(weights)
+    store = FeatureStore(0)
+    calls = [{"f": torch.randn(2, 3, device="cuda").to(torch.bfloat16)} for _ in range(2)]
+    for c in calls:
+        store.put(c)
+    exported = store.export([(0, 0, 2), (1, 0, 2)], "ipc")
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(child,))
+    proc.start()
+    try:
+        parent.send((cuda_ipc.share(x), packed, exported))
+        got_x, got_w, got_f = parent.recv()
+        parent.send("done")
+    finally:
+        proc.join(60)
+    assert proc.exitcode == 0
+    assert torch.equal(got_x, x.cpu())
+    for k, v in weights.items():
+        assert got_w[k].dtype == v.dtype and torch.equal(got_w[k], v.cpu()), k
+    want = torch.stack([c["f"] for c in calls]).cpu()  # [T=2, 2 envs, 3]
+    assert torch.equal(got_f["f"], want)
+    assert store.release() == 2
