@@ -41,6 +41,22 @@ if [ "$PHASE" = single ]; then
     --stages 1 2 --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu \
     actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256 \
     actor.micro_batch_size=64 algorithm.update_epochs=1 ;;
+  # Stored inputs on the rollout workers + CUDA IPC (session 8), with IPC off, and the same
+  # benchmark from a baseline tree (BASE_TREE: an older commit's rlinf_isaac/ benchmarks/ config/,
+  # e.g. `git archive e3a2e5f rlinf_isaac benchmarks config | tar -x -C .carry/base`)
+  full_ipc) full_tokenizer
+    run full_ipc 420 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 \
+    --sim-procs 8 --cuda-ipc on off --json "$OUT/full_ipc.json" -- cluster=1gpu "${FULL[@]}" ;;
+  full_base) full_tokenizer
+    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run full_base 240 python3 \
+    benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs 8 \
+    --json "$OUT/full_base.json" -- cluster=1gpu "${FULL[@]}") ;;
+  tiny_ipc) run tiny_ipc 300 python3 benchmarks/pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 2 \
+    --steps 3 --sim-procs 12 --cuda-ipc on off --json "$OUT/tiny_ipc.json" -- cluster=1gpu ;;
+  tiny_base) ck=$PWD/checkpoints/gr00t_tiny_sft_stack2
+    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run tiny_base 150 python3 \
+    benchmarks/pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs 12 \
+    --json "$OUT/tiny_base.json" -- cluster=1gpu "actor.model.checkpoint_path=$ck") ;;
   pipeline_full) full_tokenizer
     run pipeline_full 300 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
     --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu "${FULL[@]}" ;;
@@ -53,9 +69,12 @@ else
       algorithm.update_epochs=1
   done
   [ -n "${FULL_LAYOUTS:-}" ] && full_tokenizer
-  for layout in ${FULL_LAYOUTS:-}; do  # the full-size policy (random init, bf16)
-    run "pipeline_full_$layout" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \
-      --steps 2 --sim-procs 8 --json "$OUT/pipeline_full_$layout.json" -- "cluster=$layout" "${FULL[@]}"
+  # the full-size policy (random init, bf16); a layout named LAYOUT+fsdp trains with FSDP
+  for layout in ${FULL_LAYOUTS:-}; do
+    backend=ddp; case $layout in *+fsdp) backend=fsdp ;; esac
+    run "pipeline_full_${layout/+/_}" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
+      --stages 2 --steps "${FULL_STEPS:-2}" --sim-procs 8 --json "$OUT/pipeline_full_${layout/+/_}.json" -- \
+      "cluster=${layout%+fsdp}" "actor.training_backend=$backend" "${FULL[@]}"
   done
 fi
 echo "=== done $(date +%T) ==="

@@ -10,7 +10,9 @@ actor update (Ray transfers, trajectory stacking, advantages, weight sync, loggi
 
 Everything after ``--`` is a Hydra override applied to every variant. ``--transports pickle
 bytes`` runs every variant twice: with Ray's own tensor pickling and with the raw-bytes path
-(``rlinf_isaac/cluster/tensor_transport.py``, the default). Prints a table and a final JSON line.
+(``rlinf_isaac/cluster/tensor_transport.py``, the default). ``--cuda-ipc on off`` runs every
+variant with GPU tensors between workers on one GPU sent by CUDA IPC handle (the default) and
+through the host (``rlinf_isaac/cluster/cuda_ipc.py``). Prints a table and a final JSON line.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait",
 
 
 def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0,
-                transport: str = "bytes") -> dict:
+                transport: str = "bytes", cuda_ipc: bool = True) -> dict:
     from rlinf_isaac.config import load_config
     from rlinf_isaac.runners.train_runner import TrainRunner
 
     os.environ["RLINF_TENSOR_TRANSPORT"] = transport  # read by start_ray and passed to every worker
+    os.environ["RLINF_CUDA_IPC"] = "1" if cuda_ipc else "0"  # read by the driver's Cluster
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
     procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
     cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
@@ -71,6 +74,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["compute_s"] = compute
     out["stages"] = stages
     out["transport"] = transport
+    out["cuda_ipc"] = cuda_ipc
     c = cfg.actor.model.num_action_chunks  # samples = decisions: envs x chunk steps per global step
     samples = cfg.env.train.total_num_envs * (cfg.env.train.max_episode_steps // c) * cfg.algorithm.rollout_epoch
     out["samples_per_step"] = samples
@@ -94,20 +98,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="simulator processes per env worker, split over its S stage envs (0: in-process)")
     ap.add_argument("--transports", nargs="+", default=["bytes"], choices=["pickle", "bytes"],
                     help="how tensors travel between workers (each value runs every S once)")
+    ap.add_argument("--cuda-ipc", nargs="+", default=["on"], choices=["on", "off"],
+                    help="GPU tensors between workers on one GPU by CUDA IPC handle, or through the host")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     results = []
-    for tr in args.transports:
-        for s in args.stages:
-            print(f"variant: pipeline_stage_num={s}, tensor transport {tr}", flush=True)
-            results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr))
-            print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
+    variants = [(tr, ipc, s) for tr in args.transports for ipc in args.cuda_ipc for s in args.stages]
+    for tr, ipc, s in variants:
+        print(f"variant: pipeline_stage_num={s}, tensor transport {tr}, CUDA IPC {ipc}", flush=True)
+        results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr, ipc == "on"))
+        print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
     base = results[0]["env/steps_per_s"]
-    head = f"{'S':>2} {'tensors':>7} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}"
+    head = f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}"
     print(head)
     for r in results:
         print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")
-        print(f"{r['stages']:>2} {r['transport']:>7} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
+        tensors = r["transport"] + ("+ipc" if r["cuda_ipc"] else "")
+        print(f"{r['stages']:>2} {tensors:>9} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
               f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
     return emit({"config": args.config, "overrides": overrides, "results": results}, args.json)
