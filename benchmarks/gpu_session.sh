@@ -57,6 +57,10 @@ if [ "$PHASE" = single ]; then
     (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run tiny_base 150 python3 \
     benchmarks/pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs 12 \
     --json "$OUT/tiny_base.json" -- cluster=1gpu "actor.model.checkpoint_path=$ck") ;;
+  # S = 1 vs 2 with simulation and inference of comparable length (few simulator processes)
+  full_stages) full_tokenizer
+    run full_stages 480 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 3 \
+    --sim-procs "${SIM_PROCS:-2}" --json "$OUT/full_stages.json" -- cluster=1gpu "${FULL[@]}" ;;
   pipeline_full) full_tokenizer
     run pipeline_full 300 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
     --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu "${FULL[@]}" ;;
