@@ -26,7 +26,7 @@ sys.path.insert(0, str(_ROOT))
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
 from rlinf_isaac.workers.features import FeatureStore  # noqa: E402
-from rlinf_isaac.workers.rollout_worker import reply, stored_inputs  # noqa: E402
+from rlinf_isaac.workers.rollout_worker import reply  # noqa: E402
 from policy_throughput import make_obs  # noqa: E402  (this folder is on sys.path)
 
 
@@ -36,8 +36,7 @@ def time_calls(policy: GR00TPolicy, obs: dict, mode: str, device: str, calls: in
     for i in range(warmup + calls):
         t0 = time.perf_counter()
         actions, extras = policy.predict(obs, mode=mode, generator=gen)
-        ref = store.put(stored_inputs(extras)) if mode == "train" else None
-        reply(actions, extras, mode, ref)  # what the rollout worker sends back
+        reply(actions, extras, mode, store)  # what the rollout worker keeps and sends back
         if i >= warmup:
             out.append(time.perf_counter() - t0)
         if len(store) >= 16:  # one rollout's worth; the actors would fetch them now

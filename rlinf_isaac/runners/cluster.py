@@ -83,8 +83,7 @@ class Cluster:
             raise ConfigError(f"algorithm.group_size = {cfg.algorithm.group_size}: expected a divisor of the envs "
                               f"per actor worker ({per_actor}); a GRPO group must not straddle actor shards")
         print(p.table(), flush=True)
-        self.ipc = cuda_ipc.enabled() and p.device_type == "cuda"
-        self._print_transfer_paths()
+        self._plan_transfers()
         self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"
         self.groups: list[WorkerGroup] = []
         try:
@@ -126,7 +125,7 @@ class Cluster:
         self._swap("rollout")
         if version == self.synced_version:  # e.g. the next step's sync right after an evaluation
             return
-        via = [self._via("actor", 0, "rollout", r) for r in range(self.n_roll)]
+        via = self.sync_via
         refs = self.actors.call("packed_weights", "ipc" in via, "host" in via, ranks=self._gather_ranks())
         self.rollouts.wait(self.rollouts.call("sync_weights", refs[0], version, per_rank_args=[(v,) for v in via]),
                            what="sync_weights")
@@ -172,8 +171,7 @@ class Cluster:
         what they stored."""
         self._swap("actor")
         handles = [self.rollouts.handle(r) for r in range(self.n_roll)]
-        args = [(p, handles, tuple(r for r in range(self.n_roll) if self._via("actor", a, "rollout", r) == "ipc"))
-                for a, p in enumerate(pieces)]
+        args = [(p, handles, self.ipc_ranks[a]) for a, p in enumerate(pieces)]
         out = self.actors.wait(self.actors.call("compute_advantages", per_rank_args=args), what="compute_advantages")
         self.rollouts.run("release_features")
         return _mean_dicts(out)
@@ -217,21 +215,20 @@ class Cluster:
         self.groups = []
 
     # ------------------------------------------------------------------ helpers
-    def _via(self, comp_a: str, rank_a: int, comp_b: str, rank_b: int) -> str:
-        """How GPU tensors go between two workers: "ipc" on the same GPU, else "host"."""
+    def _plan_transfers(self) -> None:
+        """Which GPU tensors go by CUDA IPC (same GPU) and which through the host, once:
+        ``sync_via[r]`` for actor 0 -> rollout r, ``ipc_ranks[a]`` the rollout ranks on actor
+        a's GPU. Printed at start-up."""
         p = self.placement
-        same = cuda_ipc.same_gpu(p.processes(comp_a)[rank_a], p.processes(comp_b)[rank_b], p.device_type)
-        return "ipc" if self.ipc and same else "host"
-
-    def _print_transfer_paths(self) -> None:
-        if self.placement.device_type != "cuda":
-            return
-        weights = [self._via("actor", 0, "rollout", r) for r in range(self.n_roll)]
-        feats = [self._via("actor", a, "rollout", r) for a in range(self.n_act) for r in range(self.n_roll)]
-        why = "" if self.ipc else " (off: RLINF_CUDA_IPC=0)"
-        print(f"GPU tensors by CUDA IPC{why}: weight sync to {weights.count('ipc')} of {self.n_roll} rollout "
-              f"ranks, stored inputs on {feats.count('ipc')} of {len(feats)} actor-rollout pairs; the rest "
-              f"through the host", flush=True)
+        on = cuda_ipc.enabled() and p.device_type == "cuda"
+        roll, act = p.processes("rollout"), p.processes("actor")
+        self.ipc_ranks = [tuple(r for r, pr in enumerate(roll) if on and cuda_ipc.same_gpu(pa, pr)) for pa in act]
+        self.sync_via = ["ipc" if r in self.ipc_ranks[0] else "host" for r in range(self.n_roll)]
+        if p.device_type == "cuda":
+            pairs = sum(len(r) for r in self.ipc_ranks)
+            print(f"GPU tensors by CUDA IPC{'' if on else ' (off: RLINF_CUDA_IPC=0)'}: weight sync to "
+                  f"{self.sync_via.count('ipc')} of {self.n_roll} rollout ranks, stored inputs on {pairs} of "
+                  f"{self.n_act * self.n_roll} actor-rollout pairs; the rest through the host", flush=True)
 
     def _rollout_rank(self, env_rank: int, stage: int) -> int:
         k = max(1, self.n_roll // self.n_env)

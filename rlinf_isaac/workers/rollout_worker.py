@@ -10,49 +10,34 @@ import torch
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
 from rlinf_isaac.envs.base import Obs
-from rlinf_isaac.workers.features import FeatureRef, FeatureStore
+from rlinf_isaac.workers.features import FeatureStore
 from rlinf_isaac.workers.policy_factory import build_policy
 from rlinf_isaac.workers.weight_sync import PackedWeights, unpack_into
 
-__all__ = ["RolloutWorker", "split_extras", "reply"]
+__all__ = ["RolloutWorker", "reply"]
 
 log = logging.getLogger(__name__)
 
 _OUTPUT_KEYS = ("prev_logprobs", "prev_values")
 
 
-def split_extras(extras: dict[str, torch.Tensor], features: FeatureRef) -> dict:
-    """Train-mode rollout extras -> {"forward_inputs", "logprobs", "values"}.
-
-    forward_inputs: ``features``, where the stored inputs ``evaluate`` needs were kept
-    (features.py); logprobs [B] or [B, C] and values [B] or [B, C] (zeros without a value
-    head) on the CPU.
-    """
+def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str, store: FeatureStore) -> tuple:
+    """What a rollout worker sends back for one policy call: (actions float32 [B, C, 7] on the
+    CPU, extras). In train mode the inputs ``evaluate`` needs go into ``store`` (they stay on
+    this device until an actor fetches them, features.py) and extras =
+    {"forward_inputs": their FeatureRef, "logprobs" [B] or [B, C], "values" [B] or [B, C] (zeros
+    without a value head)}, on the CPU; in eval mode extras = None (nothing is trained on an
+    evaluation). ``actions.cpu()`` waits for the GPU."""
+    if mode != "train":
+        return actions.cpu(), None
+    ref = store.put({k: v for k, v in extras.items() if k not in _OUTPUT_KEYS})
     logprobs = extras["prev_logprobs"].detach().float().cpu()
     values = extras.get("prev_values")
-    return {
-        "forward_inputs": features,
+    return actions.cpu(), {
+        "forward_inputs": ref,
         "logprobs": logprobs,
         "values": values.detach().float().cpu() if values is not None else torch.zeros(logprobs.shape[0]),
     }
-
-
-def stored_inputs(extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The part of train-mode extras the actor's ``evaluate`` needs (kept on the device)."""
-    return {k: v for k, v in extras.items() if k not in _OUTPUT_KEYS}
-
-
-def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str,
-          features: FeatureRef | None = None) -> tuple:
-    """What a rollout worker sends back for one policy call: (actions float32 [B, C, 7] on the
-    CPU, extras). extras: in train mode :func:`split_extras` with ``features``, the ref to
-    the stored inputs; in eval mode None (nothing is trained on an evaluation).
-    ``actions.cpu()`` waits for the GPU."""
-    if mode != "train":
-        return actions.cpu(), None
-    if features is None:
-        raise ValueError("a train-mode reply needs the FeatureRef of the stored inputs")
-    return actions.cpu(), split_extras(extras, features)
 
 
 class RolloutWorker(WorkerBase):
@@ -80,8 +65,7 @@ class RolloutWorker(WorkerBase):
         stored inputs stay here until :meth:`export_features`)."""
         t0 = time.perf_counter()
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
-        ref = self.features.put(stored_inputs(extras)) if mode == "train" else None
-        out = reply(actions, extras, mode, ref)
+        out = reply(actions, extras, mode, self.features)
         self.infer_seconds += time.perf_counter() - t0
         return out
 

@@ -85,7 +85,8 @@ def stack_stages(stages: list[list[StepRecord]], bootstrap_values: list[torch.Te
     :class:`Trajectory` whose envs are the stages' envs in stage order.
 
     Equal to ``concat_envs([stack_steps(...) per stage])`` but every tensor is written once,
-    straight into its place (the stored backbone features are most of a step's bytes).
+    straight into its place. Records holding :class:`FeatureRef` (the runner's: the inputs
+    stayed on the rollout workers) give a :class:`FeatureIndex` instead of stacked inputs.
     """
     n_steps = len(stages[0])
     if any(len(st) != n_steps for st in stages):

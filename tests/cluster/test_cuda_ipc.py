@@ -87,3 +87,18 @@ def test_another_process_reads_shared_gpu_memory():
     want = torch.stack([c["f"] for c in calls]).cpu()  # [T=2, 2 envs, 3]
     assert torch.equal(got_f["f"], want)
     assert store.release() == 2
+
+
+def test_cluster_plans_ipc_only_within_a_gpu(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from rlinf_isaac.runners.cluster import Cluster
+
+    p = parse_placement({"env": "0", "rollout": "1", "actor": "0-1"}, gpus_per_node=2)  # 2gpu_hybrid
+    c = SimpleNamespace(placement=p, n_roll=1, n_act=2)
+    Cluster._plan_transfers(c)
+    assert c.ipc_ranks == [(), (0,)] and c.sync_via == ["host"]  # actor 0 is on GPU 0, the rollout on 1
+    assert "weight sync to 0 of 1 rollout ranks, stored inputs on 1 of 2" in capsys.readouterr().out
+    monkeypatch.setenv("RLINF_CUDA_IPC", "0")
+    Cluster._plan_transfers(c)
+    assert c.ipc_ranks == [(), ()] and "off: RLINF_CUDA_IPC=0" in capsys.readouterr().out
