@@ -5,8 +5,9 @@
 #   VARIANTS="s2_8k:TWO:outputs/sft2_rel/demos:8000 s3_8k:THREE:outputs/sft3_rel/demos:8000" \
 #     bash benchmarks/gpu_sft_sweep.sh
 #
-# A variant is NAME:TASK:DEMOS:STEPS (TASK: TWO or THREE, DEMOS: a LeRobot dataset made by
-# `python -m rlinf_isaac.envs.expert --record`, or recordN to record N expert demos first). Every variant trains with
+# A variant is NAME:TASK:DEMOS:STEPS[:KEY=V,KEY=V] (TASK: TWO or THREE, DEMOS: a LeRobot dataset
+# made by `python -m rlinf_isaac.envs.expert --record`, or recordN to record N expert demos
+# first; KEY=V: make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4). Every variant trains with
 # scripts/make_tiny_sft.sh on the GPU, all at once, then each checkpoint-<step>/ is evaluated
 # on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz
 # (one checkpoint, see PICK_LOW below), $OUT/sweep.jsonl (one line per evaluated checkpoint)
@@ -23,8 +24,9 @@ DEVICE=${DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available
 task_id() { case $1 in TWO) echo MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0 ;;
                        THREE) echo MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0 ;; *) echo "$1" ;; esac; }
 
-one() {  # NAME TASK DEMOS STEPS: train, evaluate every checkpoint, pack
-  local name=$1 task; task=$(task_id "$2"); local demos=$3 steps=$4 dir="$WORK/$1"
+one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, pack
+  local name=$1 task; task=$(task_id "$2"); local demos=$3 steps=$4 dir="$WORK/$1" extra=()
+  [ -n "${5:-}" ] && IFS=, read -ra extra <<< "$5"
   local episodes=200
   mkdir -p "$dir"
   case $demos in  # recordN: the expert records N demos (seed 0) here first; else a dataset path
@@ -32,8 +34,8 @@ one() {  # NAME TASK DEMOS STEPS: train, evaluate every checkpoint, pack
     *) ln -sfn "$(realpath "$demos")" "$dir/demos" ;;
   esac
   # SFT_TIMEOUT bounds the training; whatever checkpoint-<step>/ exist by then are evaluated
-  TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
-    timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
+  env TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
+    "${extra[@]}" timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
     || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
   for c in "$dir"/sft/checkpoint-*; do
     $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs 16 \
@@ -58,8 +60,8 @@ print(max(rows, key=key)['checkpoint'] if rows else '')")
 
 t0=$(date +%s)
 for v in ${VARIANTS:?set VARIANTS="NAME:TASK:DEMOS:STEPS ..."}; do
-  IFS=: read -r name task demos steps <<< "$v"
-  one "$name" "$task" "$demos" "$steps" &
+  IFS=: read -r name task demos steps extra <<< "$v"
+  one "$name" "$task" "$demos" "$steps" "$extra" &
 done
 wait
 echo "=== sweep done in $(( $(date +%s) - t0 )) s ==="

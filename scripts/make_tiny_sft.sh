@@ -26,6 +26,7 @@ set -euo pipefail
 TASK=${TASK:-MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0}
 EPISODES=${EPISODES:-200}
 NUM_ENVS=${NUM_ENVS:-8}
+NUM_WORKERS=${NUM_WORKERS:-0}  # simulator processes recording the demos (0: in one process)
 STEPS=${STEPS:-8000}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
@@ -53,7 +54,7 @@ mkdir -p "$OUT"
 if [[ ! -f "$OUT/demos/meta/info.json" ]]; then
   echo "[make_tiny_sft] recording $EPISODES expert episodes of $TASK -> $OUT/demos"
   "$PYTHON" -m rlinf_isaac.envs.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
-    --seed "$SEED" --action-noise "$ACTION_NOISE" --record "$OUT/demos"
+    --seed "$SEED" --action-noise "$ACTION_NOISE" --num-workers "$NUM_WORKERS" --record "$OUT/demos"
 else
   echo "[make_tiny_sft] reusing demos in $OUT/demos"
 fi

@@ -204,8 +204,12 @@ class ScriptedExpert:
 
 
 def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
-               video: str | None = None, action_noise: float = 0.0, **env_kwargs: Any) -> dict[str, Any]:
+               video: str | None = None, action_noise: float = 0.0, num_workers: int = 0,
+               **env_kwargs: Any) -> dict[str, Any]:
     """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict.
+
+    ``num_workers`` > 0 steps the envs in that many simulator processes (the env contract is
+    the same; the recording stays in this process, one dataset).
 
     ``action_noise`` > 0 executes ``a + N(0, action_noise^2)`` on the arm dims (a[:6], in
     action units) while recording the clean ``a`` (DART-style noise injection): the dataset
@@ -216,9 +220,9 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     from rlinf_isaac.envs.registry import make_env
     from rlinf_isaac.tasks.stack_cube import TASK_SPECS
 
-    env = make_env(task_id, num_envs=num_envs, seed=seed, render_every_step=False, **env_kwargs)
-    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, getattr(env, "cfg", None).action_scale
-                            if hasattr(env, "cfg") else env_kwargs.get("action_scale", 0.5))
+    env = make_env(task_id, num_envs=num_envs, seed=seed, render_every_step=False, num_workers=num_workers,
+                   **env_kwargs)
+    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, env_kwargs.get("action_scale", 0.5))
     recorder = _Recorder(record, num_envs) if record else None
     frames: list[np.ndarray] | None = [] if video else None
     try:
@@ -319,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--num-envs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=0,
+                   help="simulator processes stepping the envs (0: in this process)")
     p.add_argument("--record", default=None, help="write a LeRobot dataset to this directory")
     p.add_argument("--video", default=None, help="write a rollout video (main camera) to this path")
     p.add_argument("--image-size", type=int, default=84)
@@ -338,8 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--task {args.task!r} is a {entry.backend} task; the scripted expert needs a mujoco task")
     if args.episodes < 1 or args.num_envs < 1:
         p.error(f"--episodes and --num-envs must be >= 1, got {args.episodes}, {args.num_envs}")
-    summary = run_expert(args.task, args.episodes, min(args.num_envs, args.episodes), args.seed,
-                         args.record, args.video, action_noise=args.action_noise, image_size=args.image_size)
+    num_envs = min(args.num_envs, args.episodes)
+    if not 0 <= args.num_workers <= num_envs:
+        p.error(f"--num-workers must be in [0, {num_envs}] (the envs are split over the processes), "
+                f"got {args.num_workers}")
+    summary = run_expert(args.task, args.episodes, num_envs, args.seed, args.record, args.video,
+                         action_noise=args.action_noise, num_workers=args.num_workers,
+                         image_size=args.image_size)
     print(json.dumps(summary))
     return 0
 
