@@ -137,10 +137,10 @@ class ActorWorker(WorkerBase):
         self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=actor_cfg.seed)
         # fsdp with one rank is plain training; with more, trainable layers are sharded (fsdp.py)
         self.sharded = actor_cfg.training_backend == "fsdp" and world_size > 1
-        self.num_sharded_layers = fsdp.shard_trainable_layers(self.policy, device) if self.sharded else 0
+        self.sharded_units = fsdp.shard_trainable_layers(self.policy, device) if self.sharded else []
         if self.sharded:
-            log.info("actor rank %d: %d trainable layers sharded over %d ranks (FSDP2)", rank,
-                     self.num_sharded_layers, world_size)
+            log.info("actor rank %d: %d trainable units sharded over %d ranks (FSDP2)", rank,
+                     len(self.sharded_units), world_size)
         self._packer = WeightPacker()
         self.policy.train()
         self.optimizer = self._make_optimizer()
@@ -156,9 +156,9 @@ class ActorWorker(WorkerBase):
         groups = [{"params": rest, "lr": o.lr}]
         if value:
             groups.append({"params": value, "lr": o.value_lr})
-        return torch.optim.AdamW(groups, betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps,
-                                 weight_decay=o.weight_decay,
-                                 foreach=False if self.sharded else None)  # sharded + plain tensors mix
+        self._trainable = rest + value  # the order of the optimizer state's keys in checkpoints
+        return torch.optim.AdamW(fsdp.split_param_groups(groups) if self.sharded else groups,
+                                 betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps, weight_decay=o.weight_decay)
 
     def _lr_lambda(self, max_steps: int):
         o = self.cfg.optim
@@ -274,9 +274,9 @@ class ActorWorker(WorkerBase):
             offset += g.numel()
 
     # ------------------------------------------------------------------ weights & state
-    def sharded_layers(self) -> int:
-        """How many layers FSDP shards on this rank (0: DDP)."""
-        return self.num_sharded_layers
+    def sharded_layers(self) -> list[str]:
+        """The modules FSDP shards as units on this rank (none with DDP)."""
+        return self.sharded_units
 
     # With FSDP the first three gather shards: every actor rank must call them together (the
     # cluster does); each returns full, unsharded tensors in DDP's format.
@@ -299,8 +299,9 @@ class ActorWorker(WorkerBase):
 
     def state(self) -> dict:
         """Everything a checkpoint needs (rank 0's is saved; the same on every rank)."""
-        return {"model": self.trainable_weights(), "optimizer": fsdp.full_optimizer_state(self.optimizer),
-                "scheduler": self.scheduler.state_dict()}
+        return {"model": self.trainable_weights(),
+                "optimizer": fsdp.full_optimizer_state(self.optimizer, self._trainable),
+                "scheduler": fsdp.full_scheduler_state(self.scheduler)}
 
     def load_state(self, state: dict) -> None:
         """Load a full (unsharded) state from any backend; with FSDP every rank loads together."""
@@ -309,8 +310,9 @@ class ActorWorker(WorkerBase):
                  for k, v in state["model"].items()}  # mismatches are named by the policy's check
         self.policy.load_trainable_state_dict(model)
         optim = state["optimizer"]
-        self.optimizer.load_state_dict(fsdp.optimizer_state_like(self.optimizer, optim) if self.sharded else optim)
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.load_state_dict(fsdp.optimizer_state_like(self.optimizer, optim, self._trainable)
+                                       if self.sharded else optim)
+        self.scheduler.load_state_dict(fsdp.scheduler_state_like(self.scheduler, state["scheduler"]))
 
     def offload(self) -> None:
         """Weights and optimizer state to host memory while colocated workers use the GPU."""

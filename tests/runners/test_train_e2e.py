@@ -168,7 +168,7 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
         ddp.close()
     fs = one_step("fsdp")
     try:
-        assert min(fs.cluster.actors.run("sharded_layers")) > 10  # the DiT's Linear/LayerNorm layers
+        units = fs.cluster.actors.run("sharded_layers")
         ranks = fs.cluster.actors.run("trainable_weights")  # gathered on every rank
         state = fs.cluster.actor_state()
         fs.cluster.load_actor_state(ref)  # a DDP checkpoint into sharded actors, and back out
@@ -177,8 +177,15 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
         rollout = fs.cluster.rollouts.run("trainable_state")
     finally:
         fs.close()
+    # each transformer block is one unit (not its layers); Linear / LayerNorm layers outside blocks too
+    assert units[0] == units[1] and "model.action_head.model.transformer_blocks.3" in units[0]
+    assert "model.action_head.vl_self_attention.transformer_blocks.0" in units[0] and "value_head.out" in units[0]
+    assert not any(".transformer_blocks.0." in u for u in units[0])
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
     assert state["model"].keys() == ref["model"].keys()
+    # the sharded actors' optimizer groups (sharded / replicated parts) come out in DDP's layout
+    assert state["optimizer"]["param_groups"] == ref["optimizer"]["param_groups"]
+    assert state["scheduler"] == ref["scheduler"] and back["scheduler"] == ref["scheduler"]
     for k, v in ref["model"].items():
         # softmax ignores a bias added to every key, so to_k.bias's gradient is rounding noise,
         # which differs between the backends; Adam turns it into steps of up to ~lr

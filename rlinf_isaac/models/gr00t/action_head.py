@@ -156,6 +156,10 @@ def _attend_cached(attn: nn.Module, h: torch.Tensor, key: torch.Tensor, value: t
 class TransformerBlock(nn.Module):
     """Pre-norm block: x += attn(norm1(x) [, context]); x += ff(norm3(x)). Names as in GR00T."""
 
+    # methods other than forward that compute with the block's weights: FSDP gathers its shards
+    # around them too (workers/fsdp.py)
+    fsdp_forward_methods = ("context_kv",)
+
     def __init__(self, dim: int, heads: int, head_dim: int, *, dropout: float, final_dropout: bool,
                  cross_attention_dim: int | None, ada_norm: bool, attention_bias: bool = True,
                  activation_fn: str = "gelu-approximate", attn_implementation: str = "sdpa"):
