@@ -72,13 +72,18 @@ else
       env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=32 \
       algorithm.update_epochs=1
   done
-  [ -n "${FULL_LAYOUTS:-}" ] && full_tokenizer
-  # the full-size policy (random init, bf16); a layout named LAYOUT+fsdp trains with FSDP
-  for layout in ${FULL_LAYOUTS:-}; do
-    backend=ddp; case $layout in *+fsdp) backend=fsdp ;; esac
-    run "pipeline_full_${layout/+/_}" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
-      --stages 2 --steps "${FULL_STEPS:-2}" --sim-procs 8 --json "$OUT/pipeline_full_${layout/+/_}.json" -- \
-      "cluster=${layout%+fsdp}" "actor.training_backend=$backend" "${FULL[@]}"
+  [ -n "${FULL_LAYOUTS:-}${FULL_BASE_LAYOUTS:-}" ] && full_tokenizer
+  full_layout() {  # NAME LAYOUT: the full-size policy (random init, bf16); LAYOUT+fsdp trains with FSDP
+    local backend=ddp; case $2 in *+fsdp) backend=fsdp ;; esac
+    run "$1" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
+      --stages 2 --steps "${FULL_STEPS:-2}" --sim-procs 8 --json "$OUT/$1.json" -- \
+      "cluster=${2%+fsdp}" "actor.training_backend=$backend" "${FULL[@]}"
+  }
+  for layout in ${FULL_LAYOUTS:-}; do full_layout "pipeline_full_${layout/+/_}" "$layout"; done
+  # the same from a baseline tree (BASE_TREE, as full_base above), measured in the same call
+  for layout in ${FULL_BASE_LAYOUTS:-}; do
+    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" OUT=$OUT &&
+     full_layout "pipeline_full_base_${layout/+/_}" "$layout")
   done
 fi
 echo "=== done $(date +%T) ==="
