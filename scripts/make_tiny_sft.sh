@@ -11,10 +11,8 @@
 #
 # DEVICE=cuda trains and evaluates on a GPU; ACTION_NOISE=0.01 records DART-style demos (noisy
 # execution, clean labels); SAVE_EVERY sets the checkpoint interval.
-# Stage 1 of the shipped three-cube checkpoint (0.035 [0.017, 0.071]; ~12 min on the H100 box;
-# stage 2, 6,000 more steps on other demos, is in checkpoints/gr00t_tiny_sft_stack3/README.md):
-#   TASK=MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0 EPISODES=400 STEPS=6000 LR=5e-4 SUCCESS_ONLY=1 \
-#   INIT_FROM=checkpoints/gr00t_tiny_sft_stack2 DEVICE=cuda EVAL_CHUNK=4 bash scripts/make_tiny_sft.sh
+# The shipped three-cube checkpoint took three SFT runs (the first and third of this script), each
+# from the previous one's weights (INIT_FROM); their commands are in checkpoints/gr00t_tiny_sft_stack3/README.md.
 #
 # Measured (2-core CPU, defaults = the shipped checkpoints/gr00t_tiny_sft_stack2): demos ~2 min,
 # SFT 8000 steps at ~0.22-0.26 s/step (~33 min), final loss ~0.13 (noisy demos). Two-cube success
