@@ -7,6 +7,7 @@ from rlinf_isaac.algorithms.losses import (
     explained_variance,
     masked_mean,
     ppo_policy_loss,
+    sequence_mean_weights,
 )
 from rlinf_isaac.algorithms.normalization import global_mean_std, normalize_advantages
 from rlinf_isaac.algorithms.registry import (
@@ -43,5 +44,6 @@ __all__ = [
     "ppo_policy_loss",
     "register_advantage",
     "register_policy_loss",
+    "sequence_mean_weights",
     "register_value_loss",
 ]

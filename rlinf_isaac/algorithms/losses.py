@@ -20,6 +20,7 @@ __all__ = [
     "align_right",
     "masked_mean",
     "masked_sum",
+    "sequence_mean_weights",
     "ppo_policy_loss",
     "clipped_value_loss",
     "entropy_bonus",
@@ -46,12 +47,37 @@ def masked_sum(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tenso
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """sum(x * mask) / sum(mask) over the broadcast shape; 0 when the mask is empty.
 
-    x: float [T, B] or [T, B, C]; mask: 0/1 [T, B] or x's shape, or None (plain mean).
+    x: float [T, B] or [T, B, C]; mask: 0/1 [T, B] or x's shape, or None (plain mean); also
+    non-negative weights (a weighted mean, e.g. :func:`sequence_mean_weights`).
     """
     if mask is None:
         return x.mean()
     m = align_right(mask, x).to(x.dtype).expand_as(x)
     return (x * m).sum() / m.sum().clamp(min=1.0)  # mean_m(x) = sum(x * m) / max(sum(m), 1)
+
+
+def sequence_mean_weights(mask: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """Per-entry loss weights that give every episode the same total weight
+    (``algorithm.loss_agg_func: seq-mean-token-mean``, GRPO's original aggregation).
+
+    mask: 0/1 [T, B] or [T, B, C], the valid entries; ends: bool [T, B], True where an episode
+    ends at step t (column b's next step starts a new one). An entry of episode e weighs
+    ``mask / L_e * sum(mask) / E`` (L_e: e's valid entries, E: episodes with any), so a masked
+    mean with these weights is the mean over episodes of each episode's mean, and the weights
+    sum to ``sum(mask)`` like the mask's own (a token-mean of the same batch: every entry 1).
+    """
+    t, b = ends.shape
+    if mask.shape[:2] != (t, b):
+        raise ValueError(f"sequence_mean_weights: mask {tuple(mask.shape)} does not match ends {tuple(ends.shape)}")
+    m = mask.to(torch.float32)
+    done = ends.to(torch.long)
+    episode = torch.cumsum(done, 0) - done  # [T, B]: 0 for the column's first episode, +1 after each end
+    key = (episode * b + torch.arange(b, device=ends.device)).reshape(-1)  # one id per (episode, column)
+    per_step = m.reshape(t, b, -1).sum(-1).reshape(-1)  # [T*B] valid entries per step
+    length = torch.zeros((t + 1) * b, dtype=torch.float32, device=m.device).scatter_add_(0, key, per_step)
+    episodes = (length > 0).sum().clamp(min=1)
+    per_entry = align_right(length[key].reshape(t, b), m).clamp(min=1.0)  # [T, B(, 1)]: L_e
+    return m / per_entry * (m.sum() / episodes)
 
 
 @register_policy_loss("ppo")
@@ -71,7 +97,8 @@ def ppo_policy_loss(
     logprobs: float [T, B] or [T, B, C], log pi_theta(a|s) of the taken actions (with grad).
     old_logprobs: float, same shape, log-probs at rollout time.
     advantages: float [T, B] or the logprobs' shape.
-    mask: 0/1 [T, B] or the logprobs' shape; None counts every entry.
+    mask: 0/1 [T, B] or the logprobs' shape, or weights (:func:`sequence_mean_weights`); None
+        counts every entry.
     clip_ratio_low/high: ratio clipped to [1 - low, 1 + high].
     clip_ratio_c: dual-clip bound (> 1): for negative advantages the per-entry loss is at
         most -A * c. None disables it.

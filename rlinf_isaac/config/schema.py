@@ -110,6 +110,10 @@ class AlgorithmConfig:
     value_loss_coef: float = 0.5
     entropy_bonus: float = 0.0
     normalize_advantages: bool = True
+    # how the policy loss averages over decisions: token-mean (every decision weighs the same,
+    # so longer episodes weigh more) or seq-mean-token-mean (each episode's mean, then the mean
+    # over episodes; algorithms/losses.py sequence_mean_weights). The value loss is a token-mean.
+    loss_agg_func: Literal["token-mean", "seq-mean-token-mean"] = "token-mean"
     grpo_normalize_std: bool = True  # divide by the group std (Dr. GRPO turns this off)
     grpo_success_filter: Optional[tuple[float, float]] = None  # keep groups with mean success in [low, high]
     reward_type: Literal["chunk_level", "action_level"] = "chunk_level"  # GAE over chunk steps or env steps

@@ -21,6 +21,7 @@ from rlinf_isaac.algorithms import (
     get_value_loss,
     masked_mean,
     normalize_advantages,
+    sequence_mean_weights,
 )
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
@@ -41,7 +42,8 @@ class TrainBatch:
     """Flattened samples N = T*B of one rank.
 
     forward_inputs: dict of [N, ...]; old_logprobs [N] or [N, C]; advantages, mask: like
-    old_logprobs; old_values, returns: [N] or [N, C] (None without a critic).
+    old_logprobs; old_values, returns: [N] or [N, C] (None without a critic); policy_weights:
+    like mask, the policy loss's weights when they are not the mask (seq-mean-token-mean).
     """
 
     forward_inputs: dict[str, torch.Tensor]
@@ -50,6 +52,7 @@ class TrainBatch:
     mask: torch.Tensor
     old_values: torch.Tensor | None
     returns: torch.Tensor | None
+    policy_weights: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -115,6 +118,9 @@ def build_train_batch(traj: Trajectory, algo: AlgorithmConfig, group=None) -> tu
         old_values=flat(old_values) if ret is not None else None,
         returns=flat(ret.float()) if ret is not None else None,
     )
+    if algo.loss_agg_func == "seq-mean-token-mean":
+        ends = (traj.terminated | traj.truncated).any(-1)  # [T, B]: an episode ends at this decision
+        batch.policy_weights = flat(sequence_mean_weights(mask.float(), ends))
     metrics = {"rollout/advantages_mean": float(masked_mean(adv.float(), mask))}
     if ret is not None:
         metrics["rollout/returns_mean"] = float(masked_mean(ret, mask if ret.shape == mask.shape else None))
@@ -236,9 +242,11 @@ class ActorWorker(WorkerBase):
         fwd = {k: v[idx] for k, v in batch.forward_inputs.items()}
         out = self.policy.evaluate(fwd)
         mask = batch.mask[idx].to(out["logprobs"].device)
+        # the policy loss's weights: the mask (token-mean) or per-episode weights (seq-mean)
+        pmask = mask if batch.policy_weights is None else batch.policy_weights[idx].to(mask.device)
         adv = batch.advantages[idx].to(mask.device)
         loss, metrics = get_policy_loss(a.loss_type)(
-            out["logprobs"].float(), batch.old_logprobs[idx].to(mask.device), adv, mask,
+            out["logprobs"].float(), batch.old_logprobs[idx].to(mask.device), adv, pmask,
             clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high, clip_ratio_c=a.clip_ratio_c)
         if batch.returns is not None and out.get("values") is not None and a.value_loss_coef > 0:
             v = out["values"].float()
@@ -251,7 +259,7 @@ class ActorWorker(WorkerBase):
             loss = loss + a.value_loss_coef * vloss
             metrics.update(vmetrics)
         if out.get("entropy") is not None:
-            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), mask if mask.shape == out["entropy"].shape else None,
+            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), pmask if pmask.shape == out["entropy"].shape else None,
                                                coef=a.entropy_bonus)
             loss = loss + ent_loss
             metrics.update(emetrics)

@@ -168,3 +168,25 @@ def test_explained_variance():
     ev = explained_variance(torch.tensor([2.0, 1.0, 4.0, 0.0]), r, torch.tensor([1.0, 1.0, 1.0, 0.0]))
     torch.testing.assert_close(ev, torch.tensor(-1 / 3))
     assert math.isnan(float(explained_variance(r, torch.ones(4))))
+
+
+def test_sequence_mean_weights_give_every_episode_the_same_weight():
+    from rlinf_isaac.algorithms.losses import sequence_mean_weights
+
+    # column 0: an episode of 2 steps ends at t=1, the next runs t=2..3 (not ended);
+    # column 1: one episode of 3 steps ends at t=2, t=3 is masked (after done)
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    ends = torch.tensor([[False, False], [True, False], [False, True], [False, False]])
+    w = sequence_mean_weights(mask, ends)
+    # sum(mask) = 7 over E = 3 episodes: each weighs 7/3, spread over its L_e entries
+    expected = torch.tensor([[7 / 6, 7 / 9], [7 / 6, 7 / 9], [7 / 6, 7 / 9], [7 / 6, 0.0]])
+    torch.testing.assert_close(w, expected)
+    assert float(w.sum()) == pytest.approx(7.0)  # as the mask's own sum
+    x = torch.tensor([[1.0, 3.0], [1.0, 3.0], [2.0, 3.0], [2.0, 9.0]])
+    # the weighted mean is the mean over episodes of each episode's mean: (1 + 2 + 3) / 3
+    assert float(masked_mean(x, w)) == pytest.approx(2.0)
+    # action-level mask [T, B, C]: an episode's length counts its valid actions
+    w3 = sequence_mean_weights(mask[..., None].expand(4, 2, 2), ends)
+    torch.testing.assert_close(w3, expected[..., None].expand(4, 2, 2) / 1.0)
+    with pytest.raises(ValueError, match="does not match"):
+        sequence_mean_weights(mask, ends[:3])

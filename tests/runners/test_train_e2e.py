@@ -72,10 +72,11 @@ def test_ppo_end_to_end_logs_metrics_checkpoints_and_evaluates(tmp_path):
 
 def test_grpo_end_to_end_and_time_limit(tmp_path):
     # max_time_s far below one step's time: the run stops after step 1 of 3, and that step
-    # is treated as the last one (checkpoint written although save_interval=-1).
+    # is treated as the last one (checkpoint written although save_interval=-1). The loss
+    # averages per episode (the config's default is token-mean, covered by the PPO runs).
     _, last = _train("mujoco_stack2_grpo_gr00t_tiny", tmp_path, [
         "cluster=cpu", "algorithm.group_size=2", "runner.max_steps=3", "runner.save_interval=-1",
-        "runner.val_check_interval=-1", "runner.max_time_s=0.001"])
+        "runner.val_check_interval=-1", "runner.max_time_s=0.001", "algorithm.loss_agg_func=seq-mean-token-mean"])
     scalars = _scalars(tmp_path)
     assert "actor/policy_loss" in scalars and "rollout/advantages_mean" in scalars
     assert [s for s, _ in scalars["actor/policy_loss"]] == [1]
