@@ -6,7 +6,7 @@ transformer blocks), then every remaining ``nn.Linear`` / ``nn.LayerNorm`` whose
 all trainable. Each rank keeps 1/N of those weights, their gradients and their AdamW moments;
 a unit's weights are gathered once per micro-batch (``reshard_after_forward=False``: they stay
 gathered from the forward to the backward, so the flow chain's repeated calls of a block do not
-gather again) and its gradients reduce-scattered once. Why blocks, not every layer: a unit costs
+gather again) and its gradients reduce-scattered in the backward. Why blocks, not every layer: a unit costs
 collectives and hooks each micro-batch; one per Linear made FSDP 6.8x slower than DDP on two
 H200s (docs/PERFORMANCE.md). Why not everything: the policy also reads some trainable tensors
 directly rather than by calling their module (``position_embedding.weight``,
