@@ -140,7 +140,11 @@ class EnvWorker(WorkerBase):
             t0 = time.perf_counter()
             res = self.stages[p].chunk_step_wait()
             timing["env"] += time.perf_counter() - t0
-            refs[p] = rollout_handles[p].predict.remote(res.obs, "train")
+            # after the stage's last chunk only V(s_T) is needed (GAE's bootstrap at the window's
+            # end): no actions sampled, no inputs stored for the actors
+            final = len(records[p]) + 1 == num_chunk_steps
+            refs[p] = (rollout_handles[p].values.remote(res.obs, True) if final
+                       else rollout_handles[p].predict.remote(res.obs, "train"))
             records[p].append(self._record(p, extras_of[p], res, rollout_handles[p]))
             log_eps.add(res.info["episode"])
             if video is not None and p == 0:
@@ -160,14 +164,14 @@ class EnvWorker(WorkerBase):
                     collect(in_flight.popleft())
         while in_flight:
             collect(in_flight.popleft())
-        # The queued predictions carry the bootstrap values V(s_T) of every stage; waiting for
+        # The queued value calls carry the bootstrap values V(s_T) of every stage; waiting for
         # them is waiting for the policy too.
         t0 = time.perf_counter()
-        last = [resolve(refs[s])[1] for s in range(S)]
+        last = [resolve(refs[s]).float() for s in range(S)]
         t_env, t_wait = timing["env"], timing["wait"] + time.perf_counter() - t0
         first = self.env_offset + epoch * self.total_envs  # stage s holds the next stage_size envs
         env_ids = torch.arange(S * self.stage_size) + first
-        traj = stack_stages(records, [extras["values"].float() for extras in last], env_ids)
+        traj = stack_stages(records, last, env_ids)
         steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
         result = RolloutResult(log_eps, steps, t_env, t_wait, video)
         return (result, *split_envs(traj, pieces))

@@ -83,16 +83,21 @@ class RolloutWorker(WorkerBase):
         return t
 
     @torch.no_grad()
-    def values(self, obs: Obs) -> torch.Tensor:
-        """Value estimates float [B] of observations (for bootstrapping at truncation).
+    def values(self, obs: Obs, per_action: bool = False) -> torch.Tensor:
+        """Value estimates float [B] of observations (for bootstrapping at truncation), or with
+        ``per_action`` the value head's output as :meth:`predict` returns it ([B] or [B, C]; the
+        bootstrap at the end of a rollout).
 
         No actions are sampled and no random numbers drawn, so bootstrapping leaves the
         sampling stream (and exact resume) untouched.
         """
         if self.policy.value_head is None:
             return torch.zeros(obs["states"].shape[0])
+        t0 = time.perf_counter()
         v = self.policy.predict_values(obs)
-        return (v[:, 0] if v.ndim == 2 else v).float().cpu()
+        out = (v[:, 0] if v.ndim == 2 and not per_action else v).float().cpu()
+        self.infer_seconds += time.perf_counter() - t0
+        return out
 
     def sync_weights(self, weights: PackedWeights | dict, version: int, via: str = "host") -> int:
         """Load the actor's trainable tensors (a newer version only); returns the loaded version.

@@ -30,7 +30,8 @@ def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True):
     # the stored inputs stayed on the rollout worker: fetch them as an actor does, then drop them
     assert isinstance(traj.forward_inputs, FeatureIndex) and traj.forward_inputs.num_envs == 4
     traj.forward_inputs = fetch_features(traj.forward_inputs, [LocalHandle(rollout)], "cpu")
-    assert rollout.release_features() == 2 * stages + stages  # T calls per stage + the bootstrap calls
+    # T = 2 policy calls per stage stored inputs; the bootstrap V(s_T) calls sample nothing, store nothing
+    assert rollout.release_features() == 2 * stages
     return result, traj
 
 
