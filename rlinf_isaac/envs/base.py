@@ -172,6 +172,14 @@ class BatchedEnv(abc.ABC):
             raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
         self._pending_actions = actions
 
+    def chunk_step_ready(self) -> bool:
+        """Whether :meth:`chunk_step_wait` would find the pending chunk simulated already.
+
+        The default (synchronous) form simulates inside ``chunk_step_wait``, in the caller's
+        process, so the caller may run it whenever it likes: True.
+        """
+        return True
+
     def chunk_step_wait(self) -> ChunkStepResult:
         """The result of the chunk started by :meth:`chunk_step_async`."""
         actions, self._pending_actions = getattr(self, "_pending_actions", None), None

@@ -219,6 +219,10 @@ class SubprocVectorEnv(BatchedEnv):
         self._send("chunk_step", [acts[o : o + n] for o, n in zip(self._offsets, self._sizes)])
         self._stepping = True
 
+    def chunk_step_ready(self) -> bool:
+        """True when every shard has sent its result of the pending chunk (nothing left to wait for)."""
+        return self._stepping and all(conn.poll(0) for conn in self._conns)
+
     def chunk_step_wait(self) -> ChunkStepResult:
         """Collect the shards' results of the pending chunk, concatenated in env order."""
         if not self._stepping:

@@ -1,9 +1,12 @@
 """Env worker: owns B simulated envs split into S pipeline stages and drives rollouts.
 
 Pipelining: each stage is its own batched env. The worker queues a prediction for every
-stage, then for each stage in turn waits for its action chunk, steps it, and immediately
-queues the next prediction for it. While stage s is simulated, the rollout worker is
-already inferring stage s+1, so simulation and inference overlap (S >= 2).
+stage, then for each stage in turn waits for its action chunk and starts simulating it.
+While it waits for stage s's chunk, it finishes every earlier stage whose simulation has
+ended (or, for a backend that simulates in this process, simulates it now) and queues that
+stage's next prediction at once, so the rollout worker finds the next request waiting when
+it finishes stage s: simulation and inference overlap (S >= 2) and the policy does not idle
+between stages.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.envs.base import BatchedEnv, Obs, wilson_interval
 from rlinf_isaac.envs.registry import add_task_modules, make_env
-from rlinf_isaac.workers.handles import resolve
+from rlinf_isaac.workers.handles import is_ready, resolve
 from rlinf_isaac.workers.trajectory import StepRecord, split_envs, stack_stages
 
 __all__ = ["EnvWorker", "EpisodeLog", "RolloutResult", "episode_metrics"]
@@ -151,13 +154,24 @@ class EnvWorker(WorkerBase):
                 self._add_video_frames(video, res)
             self._obs[p] = res.obs
 
+        def actions_of(s: int):  # stage s's chunk; meanwhile finish the stages done simulating
+            t0, busy = time.perf_counter(), 0.0
+            while in_flight and not is_ready(refs[s]):
+                if self.stages[in_flight[0]].chunk_step_ready():
+                    t1 = time.perf_counter()
+                    collect(in_flight.popleft())  # its next inference queues behind stage s's
+                    busy += time.perf_counter() - t1
+                else:
+                    is_ready(refs[s], timeout=0.002)
+            out = resolve(refs[s])
+            timing["wait"] += time.perf_counter() - t0 - busy
+            return out
+
         for _t in range(num_chunk_steps):
             for s in range(S):
-                t0 = time.perf_counter()
-                actions, extras_of[s] = resolve(refs[s])  # inference of s overlapped the others' simulation
+                actions, extras_of[s] = actions_of(s)  # inference of s overlapped the others' simulation
                 t1 = time.perf_counter()
                 self.stages[s].chunk_step_async(actions)
-                timing["wait"] += t1 - t0
                 timing["env"] += time.perf_counter() - t1
                 in_flight.append(s)
                 while len(in_flight) > S - 1:  # keep up to S-1 other stages simulating

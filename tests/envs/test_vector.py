@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 
 import pytest
 import torch
@@ -53,17 +54,24 @@ def test_async_stepping_runs_two_envs_concurrently_and_matches_sync():
         for env in (a_env, b_env, ref):
             env.reset(reset_state_ids=[3, 4])
         act = torch.rand(2, 16, 7) - 0.5
+        assert not a_env.chunk_step_ready()  # nothing pending
         a_env.chunk_step_async(act)
         b_env.chunk_step_async(act)  # both shards simulate now
         with pytest.raises(RuntimeError, match="twice without chunk_step_wait"):
             a_env.chunk_step_async(act)
+        deadline = time.monotonic() + 60
+        while not (a_env.chunk_step_ready() and b_env.chunk_step_ready()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # ready = the shards' results arrived: wait will not block
+        assert a_env.chunk_step_ready() and b_env.chunk_step_ready()
         ra, rb, rr = a_env.chunk_step_wait(), b_env.chunk_step_wait(), ref.chunk_step(act)
+        assert not a_env.chunk_step_ready()
         for r in (ra, rb):
             assert torch.equal(r.obs["states"], rr.obs["states"])
             assert torch.equal(r.obs["main_images"], rr.obs["main_images"])
         with pytest.raises(RuntimeError, match="without a pending chunk_step_async"):
             a_env.chunk_step_wait()
         ref.chunk_step_async(act)  # the in-process default: runs inside wait, same contract
+        assert ref.chunk_step_ready()  # ... so the caller may run it whenever it likes
         assert torch.equal(ref.chunk_step_wait().obs["states"], a_env.chunk_step(act).obs["states"])
     finally:
         for env in (a_env, b_env, ref):

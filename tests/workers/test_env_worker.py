@@ -1,5 +1,9 @@
 """Env worker pipelining: stages overlap, yet the collected data is the same as stepping in order."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 
@@ -16,14 +20,50 @@ def rollout():
     return cfg, RolloutWorker(cfg.actor.model, cfg.algorithm, rank=0, seed=3)
 
 
-def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True):
+class QueuedHandle:
+    """A rollout worker behind a one-thread queue, as a Ray actor is: ``m.remote()`` returns a
+    Future at once and calls run one at a time in call order. Logs ("queued", i, method) and
+    ("end", i, method) for the i-th call; each ``predict`` takes at least ``latency_s``."""
+
+    def __init__(self, worker, latency_s: float):
+        self._worker, self._latency = worker, latency_s
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._lock = threading.Lock()
+        self.events: list[tuple[str, int, str]] = []
+
+    def _log(self, kind: str, i: int, name: str) -> int:
+        with self._lock:
+            i = sum(e[0] == "queued" for e in self.events) if i < 0 else i
+            self.events.append((kind, i, name))
+            return i
+
+    def __getattr__(self, name):
+        handle = self
+
+        class _Method:
+            def remote(self, *args):
+                def call():
+                    t0 = time.perf_counter()
+                    out = getattr(handle._worker, name)(*args)
+                    if name == "predict":
+                        time.sleep(max(0.0, handle._latency - (time.perf_counter() - t0)))
+                    handle._log("end", i, name)
+                    return out
+
+                i = handle._log("queued", -1, name)
+                return handle._pool.submit(call)
+
+        return _Method()
+
+
+def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True, handle=None):
     env_cfg = cfg.env.train
     env_cfg.num_workers = sim_procs
     worker = EnvWorker(env_cfg, rank=0, num_envs=4, num_stages=stages, total_envs=4,
                        bootstrap_values=bootstrap_values)
     try:
         rollout.reseed(11)
-        result, traj = worker.rollout([LocalHandle(rollout)] * stages, num_chunk_steps=2, reset=True,
+        result, traj = worker.rollout([handle or LocalHandle(rollout)] * stages, num_chunk_steps=2, reset=True,
                                       reset_seed=5)
     finally:
         worker.close()
@@ -44,6 +84,26 @@ def test_subprocess_stages_match_in_process(rollout):
         assert torch.equal(getattr(t0, name), getattr(t1, name)), name
     assert torch.equal(t0.forward_inputs["chain"], t1.forward_inputs["chain"])
     assert r0.env_steps == r1.env_steps == 2 * 4 * 16
+
+
+@pytest.mark.parametrize("sim_procs", [0, 1])
+def test_next_request_is_queued_before_the_policy_is_free(rollout, sim_procs):
+    """S = 2 through a queued (Ray-like) handle: while stage 1 is inferred, stage 0's chunk is
+    simulated and its next request queued, so the policy never waits for the env worker
+    between stages. The data is the same as with direct calls."""
+    cfg, rw = rollout
+    handle = QueuedHandle(rw, latency_s=0.5)
+    _, direct = _collect(cfg, rw, stages=2, sim_procs=0)
+    _, queued = _collect(cfg, rw, stages=2, sim_procs=sim_procs, handle=handle)
+    for name in ("rewards", "terminated", "truncated", "logprobs", "values"):
+        assert torch.equal(getattr(direct, name), getattr(queued, name)), name
+    ev = handle.events
+    pos = {e[:2]: k for k, e in enumerate(ev)}
+    n = sum(e[:3:2] == ("queued", "predict") for e in ev)  # 2 stages x 2 chunk steps
+    # each call from the third to the one after the last predict was queued before the call
+    # ahead of it ended (the old order queued stage 0's next request only after stage 1's chunk
+    # came back); the calls after that wait for the last chunks' simulation by necessity
+    assert n == 4 and all(pos["queued", i] < pos["end", i - 1] for i in range(2, n + 1)), str(ev)
 
 
 def test_final_values_only_when_something_reads_them(rollout):
@@ -100,3 +160,15 @@ def test_eval_replies_carry_actions_only(rollout):
     finally:
         env.close()
 
+
+
+def test_is_ready_and_resolve_for_values_futures_and_refs():
+    from concurrent.futures import Future
+
+    from rlinf_isaac.workers.handles import is_ready, resolve
+
+    assert is_ready(3) and resolve(3) == 3
+    f = Future()
+    assert not is_ready(f) and not is_ready(f, timeout=0.01)
+    f.set_result("x")
+    assert is_ready(f) and resolve(f) == "x"
