@@ -61,6 +61,18 @@ if [ "$PHASE" = single ]; then
   full_stages) full_tokenizer
     run full_stages 480 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 3 \
     --sim-procs "${SIM_PROCS:-2}" --json "$OUT/full_stages.json" -- cluster=1gpu "${FULL[@]}" ;;
+  # the same with the rollout's policy call replayed from CUDA graphs, for each count of
+  # simulator processes in STAGE_PROCS (session 10)
+  full_stages_graph) full_tokenizer
+    for p in ${STAGE_PROCS:-1 2}; do
+    run "full_stages_graph_p$p" 480 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 \
+      --steps 3 --sim-procs "$p" --json "$OUT/full_stages_graph_p$p.json" -- cluster=1gpu "${FULL[@]}" \
+      actor.model.cuda_graph=true
+    done ;;
+  full_stages_base) full_tokenizer  # S = 2 of full_stages from BASE_TREE (as full_base), same call
+    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run full_stages_base 300 python3 \
+    benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "${SIM_PROCS:-2}" \
+    --json "$OUT/full_stages_base.json" -- cluster=1gpu "${FULL[@]}") ;;
   pipeline_full) full_tokenizer
     run pipeline_full 300 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
     --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu "${FULL[@]}" ;;
