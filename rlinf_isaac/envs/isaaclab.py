@@ -5,7 +5,9 @@ Isaac Lab 3.0 with or without Isaac Sim) runs in a separate process started by
 :class:`~rlinf_isaac.envs.isaaclab_server.SimulatorProcess`, which builds the env with
 ``builder`` (default :func:`rlinf_isaac.envs.isaaclab_launch.build_isaaclab_env`) and
 steps it through :class:`~rlinf_isaac.envs.isaaclab_core.ChunkStepper`. One request per
-chunk crosses the process boundary. This process never imports Isaac Lab.
+chunk crosses the process boundary, sent by ``chunk_step_async`` and collected by
+``chunk_step_wait``, so the env worker's pipeline stages simulate concurrently. This process
+never imports Isaac Lab.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class IsaacLabEnv(BatchedEnv):
             raise KeyError(
                 f"env.task_id = {cfg.task_id!r} is not an Isaac Lab task; valid: {sorted(ISAACLAB_STACK_TASKS)}"
             )
-        self.cfg, self.task, self.sim = cfg, task, None
+        self.cfg, self.task, self.sim, self._stepping = cfg, task, None, False
         stepper = {
             "instruction": task.instruction,
             "image_size": list(cfg.image_size),
@@ -178,15 +180,35 @@ class IsaacLabEnv(BatchedEnv):
         reset_state_ids: Sequence[int] | torch.Tensor | None = None,
         env_ids: Sequence[int] | torch.Tensor | None = None,
     ) -> Obs:
+        if self._stepping:
+            raise RuntimeError("reset called while a chunk is pending: call chunk_step_wait first")
         ids = as_env_ids(env_ids, self.num_envs)
         pinned = as_reset_state_ids(reset_state_ids, ids.numel())
         payload = to_wire({"seed": seed, "reset_state_ids": pinned, "env_ids": ids})
         return from_wire(self.sim.call("reset", payload, self.cfg.step_timeout_s))
 
     def chunk_step(self, actions: torch.Tensor) -> ChunkStepResult:
+        self.chunk_step_async(actions)
+        return self.chunk_step_wait()
+
+    def chunk_step_async(self, actions: torch.Tensor) -> None:
+        """Send the chunk float [B, C, A] to the simulator process and return at once."""
+        if self._stepping:
+            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
         acts = validate_actions(actions, self.num_envs, ACTION_DIM)  # [B, C, A]
-        out = from_wire(self.sim.call("chunk_step", to_wire(acts), self.cfg.step_timeout_s))
-        return ChunkStepResult(**out)
+        self.sim.send("chunk_step", to_wire(acts))
+        self._stepping = True
+
+    def chunk_step_ready(self) -> bool:
+        """True when the simulator process has answered the pending chunk."""
+        return self._stepping and self.sim.ready()
+
+    def chunk_step_wait(self) -> ChunkStepResult:
+        """The simulator's result of the pending chunk (at most ``step_timeout_s`` away)."""
+        if not self._stepping:
+            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
+        self._stepping = False
+        return ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
 
     @property
     def alive(self) -> bool:

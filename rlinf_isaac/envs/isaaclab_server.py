@@ -163,6 +163,11 @@ class SimulatorProcess:
 
     def call(self, cmd: str, payload: Any = None, timeout_s: float = 300.0) -> Any:
         """Send one request and wait for its answer, at most ``timeout_s`` seconds."""
+        self.send(cmd, payload)
+        return self.receive(cmd, timeout_s)
+
+    def send(self, cmd: str, payload: Any = None) -> None:
+        """Send one request and return at once; :meth:`receive` waits for its answer."""
         if self.conn is None:
             raise SimulatorError(f"simulator process is closed; cannot run {cmd!r}")
         self._check_alive(f"idle before {cmd!r}")
@@ -170,6 +175,15 @@ class SimulatorProcess:
             self.conn.send((cmd, payload))
         except (BrokenPipeError, ConnectionResetError, EOFError):
             self._fail(f"closed the connection before {cmd!r}", kill=True)
+
+    def ready(self) -> bool:
+        """True when an answer (or the end of the connection) is waiting to be received."""
+        return self.conn is not None and self.conn.poll(0)
+
+    def receive(self, cmd: str, timeout_s: float = 300.0) -> Any:
+        """The answer to the request ``cmd`` sent last, waiting at most ``timeout_s`` seconds."""
+        if self.conn is None:
+            raise SimulatorError(f"simulator process is closed; cannot receive {cmd!r}")
         deadline = time.monotonic() + timeout_s
         while not self.conn.poll(_POLL_S):
             self._check_alive(f"running {cmd!r}")

@@ -52,6 +52,36 @@ def test_contract_through_the_simulator_process():
     assert _gone(pid)
 
 
+def test_async_chunks_run_in_both_simulators_at_once_and_match_sync():
+    a, b = IsaacLabEnv(cfg()), IsaacLabEnv(cfg())
+    try:
+        for env in (a, b):
+            env.reset(seed=3, reset_state_ids=[5, 6])
+        act = torch.rand(2, 4, 7) - 0.5
+        assert not a.chunk_step_ready()  # nothing pending
+        a.chunk_step_async(act)
+        b.chunk_step_async(act)  # both simulator processes step now
+        with pytest.raises(RuntimeError, match="twice without chunk_step_wait"):
+            a.chunk_step_async(act)
+        with pytest.raises(RuntimeError, match="while a chunk is pending"):
+            a.reset()
+        deadline = time.monotonic() + 20
+        while not (a.chunk_step_ready() and b.chunk_step_ready()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert a.chunk_step_ready() and b.chunk_step_ready()
+        ra, rb = a.chunk_step_wait(), b.chunk_step_wait()
+        assert not a.chunk_step_ready()
+        with pytest.raises(RuntimeError, match="without a pending chunk_step_async"):
+            a.chunk_step_wait()
+        for r in (ra, rb):
+            assert torch.equal(r.obs["states"], ra.obs["states"]) and torch.equal(r.reward, ra.reward)
+        a.reset(seed=3, reset_state_ids=[5, 6])
+        assert torch.equal(a.chunk_step(act).obs["states"], ra.obs["states"])  # sync = async
+    finally:
+        a.close()
+        b.close()
+
+
 def test_registry_builds_isaaclab_tasks_lazily():
     ids = list_tasks(backend="isaaclab")
     assert ids == sorted([
