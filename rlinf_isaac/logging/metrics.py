@@ -146,9 +146,11 @@ METRICS: dict[str, MetricDoc] = {
     "time/step": MetricDoc("seconds of the whole global step", "sum of the phases + overhead"),
     "time/sync": MetricDoc("seconds of actor -> rollout weight sync", "phase timer"),
     "time/rollout": MetricDoc("seconds from first reset/step to last chunk", "phase timer"),
-    "time/env": MetricDoc("seconds env workers spent in chunk_step", "inside time/rollout; max over env workers"),
-    "time/env_wait": MetricDoc("seconds env workers waited for the policy: action chunks, and the last call per "
-                               "stage that gives the bootstrap values", "inside time/rollout; max over env workers"),
+    "time/env": MetricDoc("seconds env workers spent in chunk_step (with S >= 2 partly while the policy "
+                          "infers another stage)", "inside time/rollout; max over env workers"),
+    "time/env_wait": MetricDoc("seconds env workers only waited for the policy: action chunks, the last call per "
+                               "stage that gives the bootstrap values, V(final obs) of truncated episodes",
+                               "inside time/rollout; max over env workers"),
     "time/inference": MetricDoc("seconds rollout workers spent in predict", "inside time/rollout; max over rollout workers"),
     "time/advantages": MetricDoc("seconds computing advantages", "phase timer"),
     "time/update": MetricDoc("seconds of the actor update", "phase timer"),

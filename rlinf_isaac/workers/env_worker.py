@@ -138,6 +138,7 @@ class EnvWorker(WorkerBase):
         timing = {"env": 0.0, "wait": 0.0}
         extras_of: list[dict | None] = [None] * S
         in_flight: deque[int] = deque()  # stages whose chunk is simulating, oldest first
+        final_refs: list[tuple] = []  # (final_values, idx, ref): V(final obs) asked for, filled in at the end
 
         def collect(p: int) -> None:  # finish stage p's chunk, queue its next inference
             t0 = time.perf_counter()
@@ -148,7 +149,7 @@ class EnvWorker(WorkerBase):
             final = len(records[p]) + 1 == num_chunk_steps
             refs[p] = (rollout_handles[p].values.remote(res.obs, True) if final
                        else rollout_handles[p].predict.remote(res.obs, "train"))
-            records[p].append(self._record(p, extras_of[p], res, rollout_handles[p]))
+            records[p].append(self._record(extras_of[p], res, rollout_handles[p], final_refs))
             log_eps.add(res.info["episode"])
             if video is not None and p == 0:
                 self._add_video_frames(video, res)
@@ -178,10 +179,12 @@ class EnvWorker(WorkerBase):
                     collect(in_flight.popleft())
         while in_flight:
             collect(in_flight.popleft())
-        # The queued value calls carry the bootstrap values V(s_T) of every stage; waiting for
-        # them is waiting for the policy too.
+        # The queued value calls carry the bootstrap values V(s_T) of every stage and V(final
+        # obs) of the episodes truncated on the way; waiting for them is waiting for the policy.
         t0 = time.perf_counter()
         last = [resolve(refs[s]).float() for s in range(S)]
+        for final_values, idx, ref in final_refs:
+            final_values[idx] = resolve(ref).float()
         t_env, t_wait = timing["env"], timing["wait"] + time.perf_counter() - t0
         first = self.env_offset + epoch * self.total_envs  # stage s holds the next stage_size envs
         env_ids = torch.arange(S * self.stage_size) + first
@@ -202,7 +205,10 @@ class EnvWorker(WorkerBase):
             return env.reset(seed=stage_seed, reset_state_ids=ids)
         return env.reset(seed=stage_seed)
 
-    def _record(self, s: int, extras: dict, res, handle) -> StepRecord:
+    def _record(self, extras: dict, res, handle, final_refs: list) -> StepRecord:
+        """One chunk step's record. A truncated episode's V(final obs) is asked for here and
+        not waited for: ``(final_values, idx, ref)`` goes to ``final_refs``, and the caller
+        fills the record's ``final_values[idx]`` once the rollout's simulation is over."""
         info = res.info
         trunc_done = res.truncated.any(1) & info["episode"].done.bool()  # [B] truncated episodes
         final_values = torch.zeros(res.reward.shape[0])
@@ -211,7 +217,7 @@ class EnvWorker(WorkerBase):
             fo = info["final_obs"]
             sub = Obs(main_images=fo["main_images"][idx], wrist_images=fo["wrist_images"][idx],
                       states=fo["states"][idx], task_descriptions=[fo["task_descriptions"][i] for i in idx.tolist()])
-            final_values[idx] = resolve(handle.values.remote(sub)).float()
+            final_refs.append((final_values, idx, handle.values.remote(sub)))
         return StepRecord(
             forward_inputs=extras["forward_inputs"], logprobs=extras["logprobs"].float(),
             values=extras["values"].float(), rewards=res.reward.float(), terminated=res.terminated.bool(),
