@@ -161,15 +161,29 @@ class BatchedEnv(abc.ABC):
     def chunk_step(self, actions: torch.Tensor) -> ChunkStepResult:
         """Execute a chunk of actions float [B, C, A] and return a :class:`ChunkStepResult`."""
 
+    _chunk_in_flight = False  # a chunk_step_async awaits its chunk_step_wait
+
+    def _chunk_sent(self) -> None:
+        """Mark a chunk as started (every ``chunk_step_async`` calls it before starting one)."""
+        if self._chunk_in_flight:
+            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
+        self._chunk_in_flight = True
+
+    def _chunk_collected(self) -> None:
+        """Mark the started chunk as collected (every ``chunk_step_wait`` calls it first)."""
+        if not self._chunk_in_flight:
+            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
+        self._chunk_in_flight = False
+
     def chunk_step_async(self, actions: torch.Tensor) -> None:
         """Start executing a chunk float [B, C, A]; :meth:`chunk_step_wait` returns its result.
 
-        Backends whose simulation runs in other processes override the pair so that the
-        caller can do other work (step another pipeline stage, wait for inference) while
-        the chunk runs. The default runs it synchronously inside ``chunk_step_wait``.
+        Backends whose simulation runs in other processes override the pair (and
+        :meth:`chunk_step_ready`) so that the caller can do other work (step another pipeline
+        stage, wait for inference) while the chunk runs. The default runs it synchronously
+        inside ``chunk_step_wait``.
         """
-        if getattr(self, "_pending_actions", None) is not None:
-            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
+        self._chunk_sent()
         self._pending_actions = actions
 
     def chunk_step_ready(self) -> bool:
@@ -182,9 +196,8 @@ class BatchedEnv(abc.ABC):
 
     def chunk_step_wait(self) -> ChunkStepResult:
         """The result of the chunk started by :meth:`chunk_step_async`."""
-        actions, self._pending_actions = getattr(self, "_pending_actions", None), None
-        if actions is None:
-            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
+        self._chunk_collected()
+        actions, self._pending_actions = self._pending_actions, None
         return self.chunk_step(actions)
 
     def close(self) -> None:

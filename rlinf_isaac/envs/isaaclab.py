@@ -140,7 +140,7 @@ class IsaacLabEnv(BatchedEnv):
             raise KeyError(
                 f"env.task_id = {cfg.task_id!r} is not an Isaac Lab task; valid: {sorted(ISAACLAB_STACK_TASKS)}"
             )
-        self.cfg, self.task, self.sim, self._stepping = cfg, task, None, False
+        self.cfg, self.task, self.sim = cfg, task, None
         stepper = {
             "instruction": task.instruction,
             "image_size": list(cfg.image_size),
@@ -180,7 +180,7 @@ class IsaacLabEnv(BatchedEnv):
         reset_state_ids: Sequence[int] | torch.Tensor | None = None,
         env_ids: Sequence[int] | torch.Tensor | None = None,
     ) -> Obs:
-        if self._stepping:
+        if self._chunk_in_flight:
             raise RuntimeError("reset called while a chunk is pending: call chunk_step_wait first")
         ids = as_env_ids(env_ids, self.num_envs)
         pinned = as_reset_state_ids(reset_state_ids, ids.numel())
@@ -193,21 +193,17 @@ class IsaacLabEnv(BatchedEnv):
 
     def chunk_step_async(self, actions: torch.Tensor) -> None:
         """Send the chunk float [B, C, A] to the simulator process and return at once."""
-        if self._stepping:
-            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
         acts = validate_actions(actions, self.num_envs, ACTION_DIM)  # [B, C, A]
+        self._chunk_sent()
         self.sim.send("chunk_step", to_wire(acts))
-        self._stepping = True
 
     def chunk_step_ready(self) -> bool:
         """True when the simulator process has answered the pending chunk."""
-        return self._stepping and self.sim.ready()
+        return self._chunk_in_flight and self.sim.ready()
 
     def chunk_step_wait(self) -> ChunkStepResult:
         """The simulator's result of the pending chunk (at most ``step_timeout_s`` away)."""
-        if not self._stepping:
-            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
-        self._stepping = False
+        self._chunk_collected()
         return ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
 
     @property

@@ -99,7 +99,6 @@ class SubprocVectorEnv(BatchedEnv):
         self.timeout_s = timeout_s
         self._closed = True
         self._failed = False  # a worker failed: close() keeps the worker logs
-        self._stepping = False  # a chunk_step_async awaits its chunk_step_wait
         sizes = [num_envs // num_workers + (i < num_envs % num_workers) for i in range(num_workers)]
         self._offsets = np.cumsum([0] + sizes[:-1]).tolist()
         self._sizes = sizes
@@ -213,21 +212,17 @@ class SubprocVectorEnv(BatchedEnv):
         """Send each shard its actions and return at once; the workers simulate meanwhile."""
         from rlinf_isaac.envs.base import validate_actions
 
-        if self._stepping:
-            raise RuntimeError("chunk_step_async called twice without chunk_step_wait")
         acts = validate_actions(actions, self.num_envs)
+        self._chunk_sent()
         self._send("chunk_step", [acts[o : o + n] for o, n in zip(self._offsets, self._sizes)])
-        self._stepping = True
 
     def chunk_step_ready(self) -> bool:
         """True when every shard has sent its result of the pending chunk (nothing left to wait for)."""
-        return self._stepping and all(conn.poll(0) for conn in self._conns)
+        return self._chunk_in_flight and all(conn.poll(0) for conn in self._conns)
 
     def chunk_step_wait(self) -> ChunkStepResult:
         """Collect the shards' results of the pending chunk, concatenated in env order."""
-        if not self._stepping:
-            raise RuntimeError("chunk_step_wait called without a pending chunk_step_async")
-        self._stepping = False
+        self._chunk_collected()
         parts = [self._recv(i) for i in range(len(self._conns))]
         obs = self._obs([p[0] for p in parts])
         cat = lambda k: torch.cat([p[k] for p in parts])  # noqa: E731
