@@ -217,12 +217,15 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     """
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    from rlinf_isaac.envs.mujoco.stack_env import MujocoStackConfig
     from rlinf_isaac.envs.registry import make_env
     from rlinf_isaac.tasks.stack_cube import TASK_SPECS
 
     env = make_env(task_id, num_envs=num_envs, seed=seed, render_every_step=False, num_workers=num_workers,
                    **env_kwargs)
-    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, env_kwargs.get("action_scale", 0.5))
+    # the env's scale (simulator processes expose no cfg to read it from): as passed, else its default
+    scale = env_kwargs.get("action_scale", MujocoStackConfig.action_scale)
+    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, scale)
     recorder = _Recorder(record, num_envs) if record else None
     frames: list[np.ndarray] | None = [] if video else None
     try:
