@@ -30,6 +30,16 @@ FULL=(actor.model.config_name=gr00t_n1_5 actor.model.allow_random_init=true acto
   env.train.max_episode_steps=64 actor.global_batch_size=64 actor.micro_batch_size=16 algorithm.update_epochs=1)
 full_tokenizer() { python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --save-tokenizer /tmp/tok_gr00t_n1_5; }
 
+pipe() {  # NAME TIMEOUT ARGS... [-- OVERRIDES...]: benchmarks/pipeline.py, its JSON in $OUT/NAME.json
+  local name=$1 t=$2; shift 2
+  run "$name" "$t" python3 benchmarks/pipeline.py --json "$OUT/$name.json" "$@"
+}
+# CMD... from a baseline tree's code, measured in the same call (BASE_TREE: an older commit's
+# rlinf_isaac/ benchmarks/ config/, e.g. `git archive e3a2e5f rlinf_isaac benchmarks config | tar -x -C .carry/base`)
+in_base() { (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && "$@"); }
+STACK3=(--config mujoco_stack3_ppo_gr00t_tiny)
+STACK2=(--config mujoco_stack2_ppo_gr00t_tiny)
+
 if [ "$PHASE" = single ]; then
   RUNS=${RUNS:-"gpu_tests env_egl policy pipeline_tiny"}
   for r in $RUNS; do case $r in
@@ -37,65 +47,48 @@ if [ "$PHASE" = single ]; then
   env_egl) run env_egl 150 python3 benchmarks/env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6 ;;
   policy) run policy 330 python3 benchmarks/policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 \
     --batch-sizes 32 64 128 --compile --time-budget-s 300 --json "$OUT/policy.json" ;;
-  pipeline_tiny) run pipeline_tiny 200 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
-    --stages 1 2 --steps 3 --sim-procs 8 --json "$OUT/pipeline_tiny.json" -- cluster=1gpu \
+  pipeline_tiny) pipe pipeline_tiny 200 "${STACK3[@]}" --stages 1 2 --steps 3 --sim-procs 8 -- cluster=1gpu \
     actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256 \
     actor.micro_batch_size=64 algorithm.update_epochs=1 ;;
   # Stored inputs on the rollout workers + CUDA IPC (session 8), with IPC off, and the same
-  # benchmark from a baseline tree (BASE_TREE: an older commit's rlinf_isaac/ benchmarks/ config/,
-  # e.g. `git archive e3a2e5f rlinf_isaac benchmarks config | tar -x -C .carry/base`)
+  # benchmark from a baseline tree (in_base)
   full_ipc) full_tokenizer
-    run full_ipc 420 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 \
-    --sim-procs 8 --cuda-ipc on off --json "$OUT/full_ipc.json" -- cluster=1gpu "${FULL[@]}" ;;
+    pipe full_ipc 420 "${STACK3[@]}" --stages 2 --steps 3 --sim-procs 8 --cuda-ipc on off -- cluster=1gpu "${FULL[@]}" ;;
   full_base) full_tokenizer
-    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run full_base 240 python3 \
-    benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs 8 \
-    --json "$OUT/full_base.json" -- cluster=1gpu "${FULL[@]}") ;;
-  tiny_ipc) run tiny_ipc 300 python3 benchmarks/pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 2 \
-    --steps 3 --sim-procs 12 --cuda-ipc on off --json "$OUT/tiny_ipc.json" -- cluster=1gpu ;;
+    in_base pipe full_base 240 "${STACK3[@]}" --stages 2 --steps 3 --sim-procs 8 -- cluster=1gpu "${FULL[@]}" ;;
+  tiny_ipc) pipe tiny_ipc 300 "${STACK2[@]}" --stages 2 --steps 3 --sim-procs 12 --cuda-ipc on off -- cluster=1gpu ;;
   tiny_base) ck=$PWD/checkpoints/gr00t_tiny_sft_stack2
-    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run tiny_base 150 python3 \
-    benchmarks/pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs 12 \
-    --json "$OUT/tiny_base.json" -- cluster=1gpu "actor.model.checkpoint_path=$ck") ;;
+    in_base pipe tiny_base 150 "${STACK2[@]}" --stages 2 --steps 3 --sim-procs 12 -- cluster=1gpu \
+      "actor.model.checkpoint_path=$ck" ;;
   # S = 1 vs 2 with simulation and inference of comparable length (few simulator processes)
   full_stages) full_tokenizer
-    run full_stages 480 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 3 \
-    --sim-procs "${SIM_PROCS:-2}" --json "$OUT/full_stages.json" -- cluster=1gpu "${FULL[@]}" ;;
+    pipe full_stages 480 "${STACK3[@]}" --stages 1 2 --steps 3 --sim-procs "${SIM_PROCS:-2}" -- cluster=1gpu "${FULL[@]}" ;;
   # the same with the rollout's policy call replayed from CUDA graphs, for each count of
   # simulator processes in STAGE_PROCS (session 10)
   full_stages_graph) full_tokenizer
     for p in ${STAGE_PROCS:-1 2}; do
-    run "full_stages_graph_p$p" 480 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 \
-      --steps 3 --sim-procs "$p" --json "$OUT/full_stages_graph_p$p.json" -- cluster=1gpu "${FULL[@]}" \
-      actor.model.cuda_graph=true
+      pipe "full_stages_graph_p$p" 480 "${STACK3[@]}" --stages 1 2 --steps 3 --sim-procs "$p" -- cluster=1gpu \
+        "${FULL[@]}" actor.model.cuda_graph=true
     done ;;
-  full_stages_base) full_tokenizer  # S = 2 of full_stages from BASE_TREE (as full_base), same call
-    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" && run full_stages_base 300 python3 \
-    benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "${SIM_PROCS:-2}" \
-    --json "$OUT/full_stages_base.json" -- cluster=1gpu "${FULL[@]}") ;;
+  full_stages_base) full_tokenizer  # S = 2 of full_stages from the baseline tree
+    in_base pipe full_stages_base 300 "${STACK3[@]}" --stages 2 --steps 3 --sim-procs "${SIM_PROCS:-2}" -- cluster=1gpu \
+      "${FULL[@]}" ;;
   pipeline_full) full_tokenizer
-    run pipeline_full 300 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
-    --stages 1 2 --steps 2 --sim-procs 8 --json "$OUT/pipeline_full.json" -- cluster=1gpu "${FULL[@]}" ;;
+    pipe pipeline_full 300 "${STACK3[@]}" --stages 1 2 --steps 2 --sim-procs 8 -- cluster=1gpu "${FULL[@]}" ;;
   esac; done
 else
   for layout in ${LAYOUTS-2gpu_shared 2gpu_hybrid 2gpu_separated 4gpu_shared 4gpu_hybrid 4gpu_separated}; do
-    run "pipeline_$layout" 150 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 \
-      --steps 3 --sim-procs 8 --json "$OUT/pipeline_$layout.json" -- "cluster=$layout" actor.model.checkpoint_path=null \
-      env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=32 \
-      algorithm.update_epochs=1
+    pipe "pipeline_$layout" 150 "${STACK3[@]}" --stages 2 --steps 3 --sim-procs 8 -- "cluster=$layout" \
+      actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256 \
+      actor.micro_batch_size=32 algorithm.update_epochs=1
   done
   [ -n "${FULL_LAYOUTS:-}${FULL_BASE_LAYOUTS:-}" ] && full_tokenizer
   full_layout() {  # NAME LAYOUT: the full-size policy (random init, bf16); LAYOUT+fsdp trains with FSDP
     local backend=ddp; case $2 in *+fsdp) backend=fsdp ;; esac
-    run "$1" 240 python3 benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny \
-      --stages 2 --steps "${FULL_STEPS:-2}" --sim-procs 8 --json "$OUT/$1.json" -- \
+    pipe "$1" 240 "${STACK3[@]}" --stages 2 --steps "${FULL_STEPS:-2}" --sim-procs 8 -- \
       "cluster=${2%+fsdp}" "actor.training_backend=$backend" "${FULL[@]}"
   }
   for layout in ${FULL_LAYOUTS:-}; do full_layout "pipeline_full_${layout/+/_}" "$layout"; done
-  # the same from a baseline tree (BASE_TREE, as full_base above), measured in the same call
-  for layout in ${FULL_BASE_LAYOUTS:-}; do
-    (cd "${BASE_TREE:-.carry/base}" && export PYTHONPATH="$PWD:${PYTHONPATH:-}" OUT=$OUT &&
-     full_layout "pipeline_full_base_${layout/+/_}" "$layout")
-  done
+  for layout in ${FULL_BASE_LAYOUTS:-}; do in_base full_layout "pipeline_full_base_${layout/+/_}" "$layout"; done
 fi
 echo "=== done $(date +%T) ==="
