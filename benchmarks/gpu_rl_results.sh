@@ -13,6 +13,12 @@
 # $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json and, with
 # KEEP_CKPT=1, the newest checkpoint) and prints each eval JSON line. For runs longer than one
 # device call, start it through benchmarks/gpu_background.sh.
+#
+# CPU recipes on the box's many cores: CPUS_PER_RUN=2 pins run i (and its evaluation) to cores
+# [2i, 2i+1] with taskset and trains with cluster=cpu, so each run sees what the 2-core CPU
+# machine gives it (set SIM_PROCS=0 as the quickstart does; EVAL_PROCS sets the evaluation's
+# simulator processes). EVAL_EACH=1 evaluates every kept checkpoint (global_step_N), not only
+# the newest: keep them with runner.keep_checkpoints=... and a runner.save_interval.
 set -uo pipefail
 OUT=${OUT:-/tmp/rl_results}
 WORK=${WORK:-/tmp/rl_runs}
@@ -22,16 +28,20 @@ VAL_EPISODES=${VAL_EPISODES:-64}  # the evaluations every runner.val_check_inter
 SIM_PROCS=${SIM_PROCS:-4}
 TAIL_S=${TAIL_S:-150}  # a training run is killed TRAIN_S + TAIL_S seconds after it starts
 EVAL_TIMEOUT=${EVAL_TIMEOUT:-240}
+EVAL_PROCS=${EVAL_PROCS:-$SIM_PROCS}
+CPUS_PER_RUN=${CPUS_PER_RUN:-}
 mkdir -p "$OUT" "$WORK"
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
 export PYTHON=${PYTHON:-python3}
+if [ -n "$CPUS_PER_RUN" ]; then CLUSTER=${CLUSTER:-cpu}; fi
 CLUSTER=${CLUSTER:-$($PYTHON -c "import torch; print('1gpu' if torch.cuda.is_available() else 'cpu')")}
 
-one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
-  local name=$1 config=$2 ov=$3; shift 3
-  local log="$WORK/$name" extra=()
+one() {  # INDEX NAME CONFIG OVERRIDES(comma-separated) EXTRA...
+  local idx=$1 name=$2 config=$3 ov=$4; shift 4
+  local log="$WORK/$name" extra=() pin=()
   [ -n "$ov" ] && IFS=, read -r -a extra <<< "$ov"
-  local common=("cluster=$CLUSTER" "env.train.num_workers=$SIM_PROCS" "env.eval.num_workers=$SIM_PROCS")
+  [ -n "$CPUS_PER_RUN" ] && pin=(taskset -c "$((idx * CPUS_PER_RUN))-$((idx * CPUS_PER_RUN + CPUS_PER_RUN - 1))")
+  local common=("cluster=$CLUSTER" "env.train.num_workers=$SIM_PROCS" "env.eval.num_workers=$EVAL_PROCS")
   local train_s=$TRAIN_S
   [[ $name == base* ]] && train_s=0
   if [ "$train_s" != 0 ]; then
@@ -40,7 +50,7 @@ one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
     # that budget is cumulative (the checkpoint's training seconds count)
     local budget=("runner.max_time_s=$train_s")
     [[ " ${extra[*]} " == *" runner.max_time_s="* ]] && budget=()
-    timeout $((train_s + TAIL_S)) bash run_embodiment.sh "$config" "${common[@]}" "${budget[@]}" "runner.max_steps=100000" \
+    timeout $((train_s + TAIL_S)) "${pin[@]}" bash run_embodiment.sh "$config" "${common[@]}" "${budget[@]}" "runner.max_steps=100000" \
       "runner.eval_episodes=$VAL_EPISODES" "runner.logger.log_path=$log" "${extra[@]}" "$@" \
       > "$WORK/$name.train.out" 2>&1
     echo "[$name] train exit $? at $(date +%T): $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
@@ -51,19 +61,32 @@ one() {  # NAME CONFIG OVERRIDES(comma-separated) EXTRA...
     extra=("${kept[@]}" "runner.resume_dir=$log/checkpoints")
   fi
   mkdir -p "$log"
-  timeout "$EVAL_TIMEOUT" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
-    "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
-  grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
-  echo "[$name] eval at $(date +%T): $(cat "$log/eval.json")"
+  if [ "${EVAL_EACH:-0}" = 1 ] && [ "$train_s" != 0 ]; then  # every kept checkpoint, oldest first
+    extra=("${extra[@]:0:${#extra[@]}-1}")  # drop the run's checkpoints dir: each global_step_N instead
+    for ck in $(ls -d "$log"/checkpoints/global_step_* 2>/dev/null | sort -t_ -k3 -n); do
+      local n=${ck##*_}
+      timeout "$EVAL_TIMEOUT" "${pin[@]}" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
+        "runner.logger.log_path=$log/eval_$n" "${extra[@]}" "$@" "runner.resume_dir=$ck" > "$log/eval.log" 2>&1
+      grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
+      echo "[$name] eval step $n at $(date +%T): $(cat "$log/eval.json")" | tee -a "$log/eval_each.txt"
+    done
+  else
+    timeout "$EVAL_TIMEOUT" "${pin[@]}" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
+      "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
+    grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
+    echo "[$name] eval at $(date +%T): $(cat "$log/eval.json")"
+  fi
   local ck=()  # the newest checkpoint (a few MB for the tiny policy), to evaluate or resume elsewhere
   [ "${KEEP_CKPT:-0}" = 1 ] && [ -f "$log/checkpoints/latest" ] && ck=("checkpoints/latest" "checkpoints/$(cat "$log/checkpoints/latest")")
-  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json metrics.txt "${ck[@]}" 2>/dev/null
+  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json eval_each.txt metrics.txt "${ck[@]}" 2>/dev/null
 }
 
 t0=$(date +%s)
+i=0
 for r in ${RUNS:?set RUNS="NAME:CONFIG[:k=v,k=v] ..."}; do
   IFS=: read -r name config ov <<< "$r"
-  one "$name" "$config" "${ov:-}" "$@" &
+  one "$i" "$name" "$config" "${ov:-}" "$@" &
+  i=$((i + 1))
   sleep 5  # stagger Ray start-ups
 done
 wait
