@@ -8,6 +8,7 @@ from rlinf_isaac.algorithms.losses import (
     masked_mean,
     ppo_policy_loss,
     sequence_mean_weights,
+    successful_episode_steps,
 )
 from rlinf_isaac.algorithms.normalization import global_mean_std, normalize_advantages
 from rlinf_isaac.algorithms.registry import (
@@ -45,5 +46,6 @@ __all__ = [
     "register_advantage",
     "register_policy_loss",
     "sequence_mean_weights",
+    "successful_episode_steps",
     "register_value_loss",
 ]

@@ -17,6 +17,7 @@ import torch
 from rlinf_isaac.algorithms.registry import register_policy_loss, register_value_loss
 
 __all__ = [
+    "successful_episode_steps",
     "align_right",
     "masked_mean",
     "masked_sum",
@@ -78,6 +79,29 @@ def sequence_mean_weights(mask: torch.Tensor, ends: torch.Tensor) -> torch.Tenso
     episodes = (length > 0).sum().clamp(min=1)
     per_entry = align_right(length[key].reshape(t, b), m).clamp(min=1.0)  # [T, B(, 1)]: L_e
     return m / per_entry * (m.sum() / episodes)
+
+
+def successful_episode_steps(success: torch.Tensor, dones: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """1.0 on the valid env steps of episodes that succeed within the rollout, else 0.0
+    (``algorithm.self_imitation_coef``: the actions to imitate).
+
+    success, dones, valid: bool [T, B, C] (env steps of T chunks in time order; ``dones`` marks
+    an episode's last step). An episode succeeds when any of its steps has ``success``; the
+    steps after a column's last done belong to an episode the rollout cut, successful only if
+    it has already succeeded. Returns float32 [T, B, C].
+    """
+    if not success.shape == dones.shape == valid.shape or success.ndim != 3:
+        raise ValueError(f"successful_episode_steps: success {tuple(success.shape)}, dones {tuple(dones.shape)} "
+                         f"and valid {tuple(valid.shape)} must all be [T, B, C]")
+    t, b, c = success.shape
+    flat = lambda x: x.permute(0, 2, 1).reshape(t * c, b)  # noqa: E731  [T, B, C] -> [T*C, B], time order
+    done = flat(dones).to(torch.long)
+    episode = torch.cumsum(done, 0) - done  # [T*C, B]: index of the column's episode at each step
+    key = (episode * b + torch.arange(b, device=success.device)).reshape(-1)
+    won = torch.zeros(t * c * b + b, dtype=torch.float32, device=success.device)
+    won = won.scatter_reduce(0, key, flat(success).float().reshape(-1), reduce="amax")
+    steps = won[key].reshape(t * c, b) * flat(valid).float()
+    return steps.reshape(t, c, b).permute(0, 2, 1).contiguous()
 
 
 @register_policy_loss("ppo")

@@ -118,6 +118,11 @@ class AlgorithmConfig:
     grpo_success_filter: Optional[tuple[float, float]] = None  # keep groups with mean success in [low, high]
     reward_type: Literal["chunk_level", "action_level"] = "chunk_level"  # GAE over chunk steps or env steps
     logprob_type: Literal["chunk_level", "action_level"] = "chunk_level"
+    # self-imitation: + coef x the flow-matching (SFT) loss of the executed actions of the
+    # step's successful episodes (algorithms/losses.py successful_episode_steps); 0: off
+    self_imitation_coef: float = 0.0
+    # global steps at the start in which only the value head learns (the policy's lr is 0)
+    critic_warmup_steps: int = 0
 
     def __post_init__(self):
         check(self.group_size >= 1, "algorithm.group_size", self.group_size, "an integer >= 1")
@@ -131,6 +136,13 @@ class AlgorithmConfig:
             check(0.0 < getattr(self, k) < 1.0, f"algorithm.{k}", getattr(self, k), "a number in (0, 1)")
         c = self.clip_ratio_c
         check(c is None or c > 1.0, "algorithm.clip_ratio_c", c, "null (off) or a number > 1")
+        check(self.self_imitation_coef >= 0.0, "algorithm.self_imitation_coef", self.self_imitation_coef,
+              "a number >= 0 (0: off)")
+        check(self.critic_warmup_steps >= 0, "algorithm.critic_warmup_steps", self.critic_warmup_steps,
+              "an integer >= 0 (0: off)")
+        if self.critic_warmup_steps:
+            check(self.adv_type == "gae", "algorithm.critic_warmup_steps", self.critic_warmup_steps,
+                  "0 with adv_type=grpo (there is no value head to warm up)")
         f = self.grpo_success_filter
         check(f is None or 0.0 <= f[0] <= f[1] <= 1.0, "algorithm.grpo_success_filter", f, "null or [low, high] with 0 <= low <= high <= 1")
 

@@ -107,6 +107,11 @@ METRICS: dict[str, MetricDoc] = {
         "mean(H[pi(. | s)]); for flow policies H of the Gaussian noise of the denoising step",
         "exploration left in the policy",
     ),
+    "actor/imitation_loss": MetricDoc(
+        "sum(w (v(x_t, t) - (x_1 - x_0))^2) / sum(w), x_1 = executed actions, w = 1 on the steps "
+        "of successful episodes; t on the rollout's denoising grid",
+        "self-imitation (flow-matching) loss; logged when algorithm.self_imitation_coef > 0",
+    ),
     "actor/lr": MetricDoc("lr of the first optimizer param group", "learning rate in use"),
     "actor/ratio_mean": MetricDoc("mean(r)", "1.0 before the first update of a step"),
     "actor/explained_variance": MetricDoc(
@@ -117,6 +122,10 @@ METRICS: dict[str, MetricDoc] = {
         "mean(R), R = A + V_old (GAE) or the group score (GRPO)", "return targets"
     ),
     "rollout/advantages_mean": MetricDoc("mean(A), before normalisation", "advantages"),
+    "rollout/imitation_frac": MetricDoc(
+        "sum(w) / sum(valid), w = 1 on the env steps of episodes that succeed in the rollout",
+        "share of the step's actions that self-imitation trains on",
+    ),
     "rollout/values_mean": MetricDoc("mean(V_old)", "value predictions made at rollout"),
     "rollout/logprobs_mean": MetricDoc(
         "mean(logp_old), logp summed over the C x A action dims of a chunk",

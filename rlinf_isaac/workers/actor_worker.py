@@ -21,6 +21,7 @@ from rlinf_isaac.algorithms import (
     get_value_loss,
     masked_mean,
     normalize_advantages,
+    successful_episode_steps,
     sequence_mean_weights,
 )
 from rlinf_isaac.cluster.worker_group import WorkerBase
@@ -43,7 +44,9 @@ class TrainBatch:
 
     forward_inputs: dict of [N, ...]; old_logprobs [N] or [N, C]; advantages, mask: like
     old_logprobs; old_values, returns: [N] or [N, C] (None without a critic); policy_weights:
-    like mask, the policy loss's weights when they are not the mask (seq-mean-token-mean).
+    like mask, the policy loss's weights when they are not the mask (seq-mean-token-mean);
+    imitation_weights: float [N, C], 1 on executed steps of successful episodes
+    (``algorithm.self_imitation_coef`` > 0).
     """
 
     forward_inputs: dict[str, torch.Tensor]
@@ -53,6 +56,7 @@ class TrainBatch:
     old_values: torch.Tensor | None
     returns: torch.Tensor | None
     policy_weights: torch.Tensor | None = None
+    imitation_weights: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -122,6 +126,10 @@ def build_train_batch(traj: Trajectory, algo: AlgorithmConfig, group=None) -> tu
         ends = (traj.terminated | traj.truncated).any(-1)  # [T, B]: an episode ends at this decision
         batch.policy_weights = flat(sequence_mean_weights(mask.float(), ends))
     metrics = {"rollout/advantages_mean": float(masked_mean(adv.float(), mask))}
+    if algo.self_imitation_coef > 0:
+        won = successful_episode_steps(traj.success, traj.terminated | traj.truncated, traj.valid)  # [T, B, C]
+        batch.imitation_weights = flat(won)
+        metrics["rollout/imitation_frac"] = float(won.sum() / traj.valid.float().sum().clamp(min=1))
     if ret is not None:
         metrics["rollout/returns_mean"] = float(masked_mean(ret, mask if ret.shape == mask.shape else None))
         metrics["rollout/values_mean"] = float(old_values.mean())
@@ -212,7 +220,7 @@ class ActorWorker(WorkerBase):
         for _epoch in range(self.algo.update_epochs):
             perm = torch.randperm(batch.size, generator=gen)
             for start in range(0, batch.size - per_rank + 1, per_rank):
-                metrics = self._optimizer_step(batch, perm[start:start + per_rank])
+                metrics = self._optimizer_step(batch, perm[start:start + per_rank], step, gen)
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
@@ -221,13 +229,14 @@ class ActorWorker(WorkerBase):
         out["actor/lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
-    def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor) -> dict[str, float]:
+    def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor, step: int = 0,
+                        gen: torch.Generator | None = None) -> dict[str, float]:
         micro = self.cfg.micro_batch_size
         n_micro = max(1, idx.numel() // micro)
         self.optimizer.zero_grad(set_to_none=True)
         acc: dict[str, float] = {}
         for m in range(n_micro):
-            loss, metrics = self._loss(batch, idx[m * micro:(m + 1) * micro])
+            loss, metrics = self._loss(batch, idx[m * micro:(m + 1) * micro], step, gen)
             (loss / n_micro).backward()
             for k, v in metrics.items():
                 acc[k] = acc.get(k, 0.0) + float(v) / n_micro
@@ -237,17 +246,42 @@ class ActorWorker(WorkerBase):
         self.optimizer.step()
         return acc
 
-    def _loss(self, batch: TrainBatch, idx: torch.Tensor):
+    def _imitation_draws(self, fwd: dict[str, torch.Tensor], weights: torch.Tensor,
+                         gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """Self-imitation inputs of a minibatch: its weights, flow times on the rollout's
+        denoising grid {0, 1/K, .., (K-1)/K} and x_0 noise, drawn from the update's generator
+        (so a resumed run draws the same)."""
+        chain = fwd["chain"]  # [B, K+1, C_h, A_pad]
+        k = chain.shape[1] - 1
+        b = chain.shape[0]
+        t = torch.randint(k, (b,), generator=gen).float() / k
+        noise = torch.randn(chain[:, -1].shape, generator=gen)
+        return {"weights": weights, "t": t, "noise": noise}
+
+    def _loss(self, batch: TrainBatch, idx: torch.Tensor, step: int = 0, gen: torch.Generator | None = None):
         a = self.algo
         fwd = {k: v[idx] for k, v in batch.forward_inputs.items()}
-        out = self.policy.evaluate(fwd)
+        imitation = None
+        if batch.imitation_weights is not None:
+            imitation = self._imitation_draws(fwd, batch.imitation_weights[idx], gen)
+        out = self.policy.evaluate(fwd, imitation=imitation)
         mask = batch.mask[idx].to(out["logprobs"].device)
         # the policy loss's weights: the mask (token-mean) or per-episode weights (seq-mean)
         pmask = mask if batch.policy_weights is None else batch.policy_weights[idx].to(mask.device)
         adv = batch.advantages[idx].to(mask.device)
-        loss, metrics = get_policy_loss(a.loss_type)(
+        policy_loss, metrics = get_policy_loss(a.loss_type)(
             out["logprobs"].float(), batch.old_logprobs[idx].to(mask.device), adv, pmask,
             clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high, clip_ratio_c=a.clip_ratio_c)
+        if out.get("entropy") is not None:
+            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), pmask if pmask.shape == out["entropy"].shape else None,
+                                               coef=a.entropy_bonus)
+            policy_loss = policy_loss + ent_loss
+            metrics.update(emetrics)
+        if imitation is not None:
+            policy_loss = policy_loss + a.self_imitation_coef * out["imitation_loss"]
+            metrics["actor/imitation_loss"] = out["imitation_loss"].detach()
+        # critic warm-up: only the value head learns (the policy terms are logged, not applied)
+        loss = policy_loss * 0.0 if step < a.critic_warmup_steps else policy_loss
         if batch.returns is not None and out.get("values") is not None and a.value_loss_coef > 0:
             v = out["values"].float()
             ret, old_v = batch.returns[idx].to(v.device), batch.old_values[idx].to(v.device)
@@ -258,11 +292,6 @@ class ActorWorker(WorkerBase):
                                                         value_clip=a.value_clip, huber_delta=a.huber_delta)
             loss = loss + a.value_loss_coef * vloss
             metrics.update(vmetrics)
-        if out.get("entropy") is not None:
-            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), pmask if pmask.shape == out["entropy"].shape else None,
-                                               coef=a.entropy_bonus)
-            loss = loss + ent_loss
-            metrics.update(emetrics)
         return loss, {k: float(v) for k, v in metrics.items()}
 
     def _all_reduce_grads(self) -> None:

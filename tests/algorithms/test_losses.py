@@ -190,3 +190,28 @@ def test_sequence_mean_weights_give_every_episode_the_same_weight():
     torch.testing.assert_close(w3, expected[..., None].expand(4, 2, 2) / 1.0)
     with pytest.raises(ValueError, match="does not match"):
         sequence_mean_weights(mask, ends[:3])
+
+
+def test_successful_episode_steps_marks_every_step_of_a_won_episode():
+    from rlinf_isaac.algorithms.losses import successful_episode_steps
+
+    # T=3 chunks of C=2 steps, 2 envs. Env 0: episode 1 wins at (t=1, c=0) (the rest of that
+    # chunk is invalid), episode 2 starts at t=2 and the rollout cuts it. Env 1: episode 1 fails
+    # (truncated at t=1, c=1), episode 2 wins at its first step (t=2, c=0).
+    t, b, c = 3, 2, 2
+    success = torch.zeros(t, b, c, dtype=torch.bool)
+    dones = torch.zeros(t, b, c, dtype=torch.bool)
+    valid = torch.ones(t, b, c, dtype=torch.bool)
+    success[1, 0, 0] = dones[1, 0, 0] = True
+    valid[1, 0, 1] = False
+    dones[1, 1, 1] = True
+    success[2, 1, 0] = dones[2, 1, 0] = True
+    valid[2, 1, 1] = False
+    w = successful_episode_steps(success, dones, valid)
+    expected = torch.zeros(t, b, c)
+    expected[0, 0] = 1.0
+    expected[1, 0, 0] = 1.0  # env 0's first episode; its invalid step and the cut episode stay 0
+    expected[2, 1, 0] = 1.0  # env 1's second episode only
+    torch.testing.assert_close(w, expected)
+    with pytest.raises(ValueError, match=r"\[T, B, C\]"):
+        successful_episode_steps(success[..., 0], dones[..., 0], valid[..., 0])

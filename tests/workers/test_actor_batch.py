@@ -60,3 +60,72 @@ def test_grpo_seq_mean_removes_the_tilt_toward_long_failed_episodes():
     w = seq.policy_weights
     assert float((seq.advantages * w).sum() / w.sum()) == pytest.approx(0.0, abs=1e-7)
     assert float(w.sum()) == pytest.approx(float(seq.mask.sum()))
+
+
+def _policy_traj(num_envs: int = 4, steps: int = 2):
+    """A rollout of the real tiny policy (random init, C = 4): T chunk steps of B envs with
+    stored forward inputs; env 0 succeeds (and terminates) at its last step, the others fail."""
+    from rlinf_isaac.config.schema import ActorConfig, ModelConfig
+    from rlinf_isaac.workers.policy_factory import build_policy
+
+    model = ModelConfig(num_action_chunks=4)
+    algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False)
+    policy = build_policy(model, algo, seed=0)
+    g = torch.Generator().manual_seed(0)
+    records = []
+    for t in range(steps):
+        obs = {"main_images": torch.randint(0, 256, (num_envs, 84, 84, 3), generator=g, dtype=torch.uint8),
+               "wrist_images": torch.randint(0, 256, (num_envs, 84, 84, 3), generator=g, dtype=torch.uint8),
+               "states": torch.rand(num_envs, 8, generator=g), "task_descriptions": ["stack"] * num_envs}
+        _, extras = policy.predict(obs, mode="train", generator=g)
+        records.append(extras)
+    c = 4
+    fwd = {k: torch.stack([r[k] for r in records]) for k in records[0] if k not in ("prev_logprobs", "prev_values")}
+    success = torch.zeros(steps, num_envs, c, dtype=torch.bool)
+    success[-1, 0, -1] = True
+    truncated = torch.zeros(steps, num_envs, c, dtype=torch.bool)
+    truncated[-1, 1:, -1] = True
+    values = torch.cat([torch.stack([r["prev_values"] for r in records]), torch.zeros(1, num_envs)])
+    traj = Trajectory(
+        forward_inputs=fwd, logprobs=torch.stack([r["prev_logprobs"] for r in records]), values=values,
+        rewards=success.float(), terminated=success.clone(), truncated=truncated,
+        valid=torch.ones(steps, num_envs, c, dtype=torch.bool), success=success,
+        final_values=torch.zeros(steps, num_envs), env_ids=torch.arange(num_envs))
+    return traj, model, policy
+
+
+def _actor(model, **algo_kw):
+    from rlinf_isaac.config.schema import ActorConfig, OptimConfig
+    from rlinf_isaac.workers.actor_worker import ActorWorker
+
+    algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False, update_epochs=1, **algo_kw)
+    cfg = ActorConfig(micro_batch_size=8, global_batch_size=8, model=model, optim=OptimConfig(lr=1e-3))
+    return ActorWorker(cfg, algo, rank=0, world_size=1, max_steps=4)
+
+
+def test_self_imitation_weights_the_executed_steps_of_successful_episodes():
+    traj, _, _ = _policy_traj()
+    batch, metrics = build_train_batch(traj, AlgorithmConfig(self_imitation_coef=0.5))
+    w = batch.imitation_weights.reshape(2, 4, 4)  # [T, B, C]
+    assert torch.equal(w[:, 0], torch.ones(2, 4)) and float(w[:, 1:].sum()) == 0.0
+    assert metrics["rollout/imitation_frac"] == pytest.approx(0.25)
+    plain, _ = build_train_batch(traj, AlgorithmConfig())
+    assert plain.imitation_weights is None
+
+
+def test_critic_warmup_trains_only_the_value_head_then_the_policy():
+    traj, model, _ = _policy_traj()
+    actor = _actor(model, critic_warmup_steps=1, self_imitation_coef=1.0)
+    policy_params = {n: p.detach().clone() for n, p in actor.policy.named_parameters()
+                     if p.requires_grad and not n.startswith("value_head.")}
+    value_params = {n: p.detach().clone() for n, p in actor.policy.named_parameters() if n.startswith("value_head.")}
+    assert policy_params and value_params
+    actor.compute_advantages([traj])
+    m0 = actor.update(step=0)  # warm-up: the policy terms are logged, only the value head moves
+    assert m0["actor/imitation_loss"] > 0
+    params = dict(actor.policy.named_parameters())
+    assert all(torch.equal(params[n], v) for n, v in policy_params.items())
+    assert any(not torch.equal(params[n], v) for n, v in value_params.items())
+    actor.compute_advantages([traj])
+    actor.update(step=1)  # after it, PPO + self-imitation move the policy
+    assert any(not torch.equal(params[n], v) for n, v in policy_params.items())

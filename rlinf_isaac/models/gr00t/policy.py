@@ -89,6 +89,16 @@ class GR00TPolicyConfig:
                 f"to recompute features in the actor")
 
 
+class _Velocity:
+    """``v(x, t)`` of an action head for one context (kept as ``.ctx`` for its other losses)."""
+
+    def __init__(self, head: nn.Module, ctx: Any):
+        self.head, self.ctx = head, ctx
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.head.velocity(self.ctx, x, t)
+
+
 def _tree_to(value: Any, device: torch.device) -> Any:
     if isinstance(value, Tensor):
         return value.to(device)
@@ -183,11 +193,10 @@ class GR00TPolicy(nn.Module):
             inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"])
         return features, mask.to(torch.bool)
 
-    def _velocity_fn(self, features: Tensor, mask: Tensor, inputs: dict[str, Tensor]):
+    def _velocity_fn(self, features: Tensor, mask: Tensor, inputs: dict[str, Tensor]) -> "_Velocity":
         """The velocity v(x_t [B, C_h, A_pad], t [B]) of the action head for these inputs."""
         head = self.model.action_head
-        ctx = head.prepare_context(features, mask, inputs["state"], inputs["embodiment_id"])
-        return lambda x, t: head.velocity(ctx, x, t)
+        return _Velocity(head, head.prepare_context(features, mask, inputs["state"], inputs["embodiment_id"]))
 
     def _values(self, features: Tensor, mask: Tensor, state: Tensor) -> Optional[Tensor]:
         """float32 [B] or [B, C]; None without a value head."""
@@ -288,12 +297,18 @@ class GR00TPolicy(nn.Module):
         features, mask = self._features(inputs)
         return self.value_head(features, mask, inputs["state"])
 
-    def evaluate(self, forward_inputs: dict[str, Tensor]) -> dict[str, Optional[Tensor]]:
+    def evaluate(self, forward_inputs: dict[str, Tensor],
+                 imitation: Optional[dict[str, Tensor]] = None) -> dict[str, Optional[Tensor]]:
         """Recompute log-probs, values and entropy of stored rollouts (with gradients).
 
         forward_inputs: the ``rollout_extras`` of :meth:`predict` (any batch of them).
         Returns ``logprobs`` and ``entropy`` float32 [B] (chunk) or [B, C] (action) and
         ``values`` float32 [B] / [B, C] (None without a value head).
+
+        imitation (self-imitation): ``weights`` float [B, C] per executed action step (0: not
+        imitated), ``t`` float [B] flow times and ``noise`` [B, C_h, A_pad] x_0 draws; adds
+        ``imitation_loss``, the flow-matching (SFT) loss of the executed actions (the chain's
+        end) weighted by ``weights`` (0 when every weight is 0).
         """
         inputs = _tree_to(forward_inputs, self.device)
         if self.cfg.noise_method == "flow_sde" and "step_idx" not in inputs:
@@ -306,8 +321,23 @@ class GR00TPolicy(nn.Module):
             noise_std_fn=self.noise_net, mask=self.logprob_mask(),
         )
         values = self._values(features, mask, inputs["state"])
-        return {"logprobs": self._env_steps(logprobs), "values": values,
-                "entropy": self._env_steps(entropy)}
+        out = {"logprobs": self._env_steps(logprobs), "values": values, "entropy": self._env_steps(entropy)}
+        if imitation is not None:
+            out["imitation_loss"] = self._imitation_loss(velocity_fn.ctx, inputs["chain"][:, -1], imitation)
+        return out
+
+    def _imitation_loss(self, ctx, actions: Tensor, imitation: dict[str, Tensor]) -> Tensor:
+        """The action head's flow-matching loss with x_1 = ``actions`` [B, C_h, A_pad]
+        (normalised), masked by the weights on the executed steps' real dims."""
+        w = imitation["weights"].to(actions.device, torch.float32)  # [B, C]
+        if w.shape != (actions.shape[0], self.cfg.num_action_chunks):
+            raise ValueError(f"imitation weights must be [B, C] = {[actions.shape[0], self.cfg.num_action_chunks]}, "
+                             f"got {list(w.shape)}")
+        mask = torch.zeros(actions.shape, dtype=torch.float32, device=actions.device)
+        mask[:, : self.cfg.num_action_chunks, : self.cfg.action_dim] = w[:, :, None]
+        return self.model.action_head.flow_matching_loss(
+            ctx, actions, mask, t=imitation["t"].to(actions.device, torch.float32),
+            noise=imitation["noise"].to(actions.device, actions.dtype))
 
     # ------------------------------------------------------------------ weight sync
     def trainable_state_dict(self) -> dict[str, Tensor]:
