@@ -223,6 +223,9 @@ class ModelConfig:
     # policy is launch-bound there; a full-size graph keeps its activations reserved per shape
     cuda_graph: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
+    # false: the binarised gripper dims get no exploration noise and no log-prob term (the
+    # gripper follows the flow's mean); models/gr00t/policy.py GR00TPolicyConfig.explore_gripper
+    explore_gripper: bool = True
 
     def __post_init__(self):
         check(self.num_action_chunks >= 1, "actor.model.num_action_chunks", self.num_action_chunks, "an integer >= 1")

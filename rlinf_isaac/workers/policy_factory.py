@@ -32,6 +32,7 @@ def policy_config(model: ModelConfig, algo: AlgorithmConfig):
         tune_projector=model.tune_projector,
         tune_diffusion_model=model.tune_diffusion_model,
         cuda_graph=model.cuda_graph,
+        explore_gripper=model.explore_gripper,
     )
 
 

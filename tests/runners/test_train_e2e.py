@@ -89,12 +89,15 @@ def test_grpo_end_to_end_and_time_limit(tmp_path):
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path):
-    common = ["runner.max_steps=2", "runner.save_interval=1", "runner.val_check_interval=-1"]
+    # step 1 only warms the critic up; step 2 adds self-imitation (its draws come from the
+    # update's seeded generator, so the resumed step draws the same)
+    common = ["runner.max_steps=2", "runner.save_interval=1", "runner.val_check_interval=-1",
+              "algorithm.critic_warmup_steps=1", "algorithm.self_imitation_coef=0.5"]
     _train("cpu_quickstart", tmp_path / "full", common)
     _train("cpu_quickstart", tmp_path / "resumed",
            common + [f"runner.resume_dir={tmp_path / 'full' / 'checkpoints' / 'global_step_1'}"])
     full, resumed = _scalars(tmp_path / "full"), _scalars(tmp_path / "resumed")
-    for name in ("actor/policy_loss", "actor/value_loss", "actor/approx_kl", "rollout/returns_mean",
+    for name in ("actor/policy_loss", "actor/value_loss", "actor/approx_kl", "actor/imitation_loss", "rollout/returns_mean",
                  "env/return"):
         step2_full = dict(full[name])[2]
         step2_resumed = dict(resumed[name])[2]

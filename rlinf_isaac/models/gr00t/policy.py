@@ -62,6 +62,10 @@ class GR00TPolicyConfig:
     # replay predict()'s model part from CUDA graphs on a GPU (no effect on the CPU); the tiny
     # policy is launch-bound there (see cuda_graph.py)
     cuda_graph: bool = False
+    # False: no exploration noise on the gripper dims (the processor binarises them, so away
+    # from the switching point their sampled value does not change what the env does) and no
+    # log-prob term for them; the gripper follows the flow's mean given the other dims
+    explore_gripper: bool = True
 
     def __post_init__(self) -> None:
         p = "model.policy"
@@ -172,9 +176,12 @@ class GR00TPolicy(nn.Module):
         return next(self.model.parameters()).device
 
     def logprob_mask(self) -> Tensor:
-        """bool [C_h, A_pad]: True on the C executed steps and A real action dims."""
+        """bool [C_h, A_pad]: True on the C executed steps and A real action dims (without the
+        gripper dims when ``explore_gripper`` is off)."""
         mask = torch.zeros(self.horizon, self.pad_action_dim, dtype=torch.bool, device=self.device)
         mask[: self.cfg.num_action_chunks, : self.cfg.action_dim] = True
+        if not self.cfg.explore_gripper:
+            mask[:, list(self.processor.cfg.gripper_dims)] = False
         return mask
 
     def _env_steps(self, x: Tensor) -> Tensor:
@@ -221,6 +228,8 @@ class GR00TPolicy(nn.Module):
             if self.cfg.noise_method == "flow_sde":
                 out["step_idx"] = torch.randint(k, (batch,), generator=generator, device=self.device)
             out["eps"] = flow_rl.draw_step_noise(noise, k, generator)
+            if not self.cfg.explore_gripper:  # the gripper dims take the deterministic step
+                out["eps"][..., list(self.processor.cfg.gripper_dims)] = 0.0
         return out
 
     def _infer(self, mode: str, t: dict[str, Tensor]) -> dict[str, Tensor]:

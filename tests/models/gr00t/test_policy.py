@@ -239,3 +239,19 @@ def test_imitation_pulls_the_deterministic_actions_toward_the_imitated_chunk():
         opt.step()
     end = distance()
     assert start > 0.4 and end < 0.4 * start, (start, end)
+
+
+def test_explore_gripper_off_takes_the_gripper_out_of_noise_and_log_prob():
+    on, off = _policy(num_action_chunks=4), _policy(num_action_chunks=4, explore_gripper=False)
+    assert on.logprob_mask()[:4, 6].all() and not off.logprob_mask()[:, 6].any()
+    assert off.logprob_mask()[:4, :6].all()
+    for policy, counts in ((on, True), (off, False)):
+        _, extras = policy.predict(_obs(), mode="train", generator=torch.Generator().manual_seed(0))
+        out = policy.evaluate(extras)
+        assert torch.equal(out["logprobs"], extras["prev_logprobs"])  # still exact
+        # move the gripper entries of the sampled (stochastic) transition's result
+        chain = extras["chain"].clone()
+        rows = torch.arange(B)
+        chain[rows, extras["step_idx"] + 1, :, 6] += 0.3
+        moved = policy.evaluate({**extras, "chain": chain})["logprobs"]
+        assert (not torch.equal(moved, out["logprobs"])) == counts
