@@ -224,7 +224,8 @@ class ModelConfig:
     cuda_graph: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
     # false: the binarised gripper dims get no exploration noise and no log-prob term (the
-    # gripper follows the flow's mean); models/gr00t/policy.py GR00TPolicyConfig.explore_gripper
+    # gripper follows the flow's mean); models/gr00t/policy.py GR00TPolicyConfig.explore_gripper.
+    # Measured once (CPU, 32 envs, lr 1e-4): worse than true (docs/RESULTS.md, session 11)
     explore_gripper: bool = True
 
     def __post_init__(self):
