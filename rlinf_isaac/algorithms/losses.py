@@ -17,11 +17,11 @@ import torch
 from rlinf_isaac.algorithms.registry import register_policy_loss, register_value_loss
 
 __all__ = [
-    "successful_episode_steps",
     "align_right",
     "masked_mean",
     "masked_sum",
     "sequence_mean_weights",
+    "successful_episode_steps",
     "ppo_policy_loss",
     "clipped_value_loss",
     "entropy_bonus",

@@ -121,7 +121,8 @@ class AlgorithmConfig:
     # self-imitation: + coef x the flow-matching (SFT) loss of the executed actions of the
     # step's successful episodes (algorithms/losses.py successful_episode_steps); 0: off
     self_imitation_coef: float = 0.0
-    # global steps at the start in which only the value head learns (the policy's lr is 0)
+    # global steps at the start in which only the value head learns (the policy terms of the
+    # loss are computed and logged, not applied); 0: off
     critic_warmup_steps: int = 0
 
     def __post_init__(self):

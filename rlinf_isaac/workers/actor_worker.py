@@ -21,8 +21,8 @@ from rlinf_isaac.algorithms import (
     get_value_loss,
     masked_mean,
     normalize_advantages,
-    successful_episode_steps,
     sequence_mean_weights,
+    successful_episode_steps,
 )
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
