@@ -42,7 +42,7 @@ one() {  # INDEX NAME CONFIG OVERRIDES(comma-separated) EXTRA...
   [ -n "$ov" ] && IFS=, read -r -a extra <<< "$ov"
   [ -n "$CPUS_PER_RUN" ] && pin=(taskset -c "$((idx * CPUS_PER_RUN))-$((idx * CPUS_PER_RUN + CPUS_PER_RUN - 1))")
   local common=("cluster=$CLUSTER" "env.train.num_workers=$SIM_PROCS" "env.eval.num_workers=$EVAL_PROCS")
-  local train_s=$TRAIN_S
+  local train_s=$TRAIN_S targets=("")
   [[ $name == base* ]] && train_s=0
   if [ "$train_s" != 0 ]; then
     echo "[$name] train start $(date +%T)"
@@ -56,29 +56,25 @@ one() {  # INDEX NAME CONFIG OVERRIDES(comma-separated) EXTRA...
     echo "[$name] train exit $? at $(date +%T): $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"
     [ -d "$log/tensorboard" ] && $PYTHON examples/read_tensorboard.py "$log" --png "$log/plots" > "$log/metrics.txt" 2>&1
     tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log metrics.txt 2>/dev/null  # kept if eval is cut short
-    local kept=()  # evaluate this run's newest checkpoint, not the one it started from
+    local kept=()  # evaluate this run's checkpoints, not the one it started from
     for a in "${extra[@]}"; do [[ $a == runner.resume_dir=* || $a == runner.max_time_s=* ]] || kept+=("$a"); done
-    extra=("${kept[@]}" "runner.resume_dir=$log/checkpoints")
+    extra=("${kept[@]}")
+    targets=("$log/checkpoints")  # its newest
+    [ "${EVAL_EACH:-0}" = 1 ] && targets=($(ls -d "$log"/checkpoints/global_step_* 2>/dev/null | sort -t_ -k3 -n))
   fi
   mkdir -p "$log"
-  if [ "${EVAL_EACH:-0}" = 1 ] && [ "$train_s" != 0 ]; then  # every kept checkpoint, oldest first
-    extra=("${extra[@]:0:${#extra[@]}-1}")  # drop the run's checkpoints dir: each global_step_N instead
-    for ck in $(ls -d "$log"/checkpoints/global_step_* 2>/dev/null | sort -t_ -k3 -n); do
-      local n=${ck##*_}
-      timeout "$EVAL_TIMEOUT" "${pin[@]}" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
-        "runner.logger.log_path=$log/eval_$n" "${extra[@]}" "$@" "runner.resume_dir=$ck" > "$log/eval.log" 2>&1
-      grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
-      echo "[$name] eval step $n at $(date +%T): $(cat "$log/eval.json")" | tee -a "$log/eval_each.txt"
-    done
-  else
+  for target in "${targets[@]}"; do  # "": the config's own starting checkpoint
+    local where=() tag=eval label=""
+    [ -n "$target" ] && where=("runner.resume_dir=$target")
+    [[ $target == */global_step_* ]] && tag=eval_${target##*_} && label=" step ${target##*_}"
     timeout "$EVAL_TIMEOUT" "${pin[@]}" bash eval_embodiment.sh "$config" "${common[@]}" "runner.eval_episodes=$EVAL_EPISODES" \
-      "runner.logger.log_path=$log/eval" "${extra[@]}" "$@" > "$log/eval.log" 2>&1
+      "runner.logger.log_path=$log/$tag" "${extra[@]}" "$@" "${where[@]}" > "$log/eval.log" 2>&1
     grep '^{"success_rate"' "$log/eval.log" | tail -1 > "$log/eval.json"
-    echo "[$name] eval at $(date +%T): $(cat "$log/eval.json")"
-  fi
+    echo "[$name] eval$label at $(date +%T): $(cat "$log/eval.json")" | tee -a "$log/evals.txt"
+  done
   local ck=()  # the newest checkpoint (a few MB for the tiny policy), to evaluate or resume elsewhere
   [ "${KEEP_CKPT:-0}" = 1 ] && [ -f "$log/checkpoints/latest" ] && ck=("checkpoints/latest" "checkpoints/$(cat "$log/checkpoints/latest")")
-  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json eval_each.txt metrics.txt "${ck[@]}" 2>/dev/null
+  tar -C "$log" -czf "$OUT/$name.tgz" tensorboard plots console.log eval.log eval.json evals.txt metrics.txt "${ck[@]}" 2>/dev/null
 }
 
 t0=$(date +%s)

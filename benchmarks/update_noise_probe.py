@@ -51,17 +51,17 @@ def main(argv: list[str] | None = None) -> None:
     start = _start_weights(args.checkpoints[0])
     keys = sorted(k for k in start if not k.startswith("value_head."))
     w0 = _flat(start, keys)
-    prev = None
+    prev_delta = prev_step = None
     for ckpt in args.checkpoints:
-        w = _flat(load_file(str(ckpt / "model.safetensors")), keys)
-        delta = w - w0
+        delta = _flat(load_file(str(ckpt / "model.safetensors")), keys) - w0
+        step = delta if prev_delta is None else delta - prev_delta  # this checkpoint's increment
         line = (f"{ckpt.name}: |change| / |weights| = {float(delta.norm() / w0.norm()):.2e}, "
                 f"change RMS {float(delta.pow(2).mean().sqrt()):.2e}")
-        if prev is not None:
-            step_a, step_b = prev[1] - prev[0], delta - prev[1]
-            line += f", cos(previous increment, this increment) = {float(torch.nn.functional.cosine_similarity(step_a, step_b, dim=0)):+.3f}"
+        if prev_step is not None:
+            cos = torch.nn.functional.cosine_similarity(prev_step, step, dim=0)
+            line += f", cos(previous increment, this increment) = {float(cos):+.3f}"
         print(line)
-        prev = (prev[1] if prev else torch.zeros_like(delta), delta)
+        prev_delta, prev_step = delta, step
     if args.perturb_out:
         last = args.checkpoints[-1]
         trained = load_file(str(last / "model.safetensors"))

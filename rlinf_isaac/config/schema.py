@@ -296,6 +296,10 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
               f"a divisor of the envs per pipeline stage ({per_rank // s}); a GRPO group must not straddle stages or workers")
         check(not tr.auto_reset, "env.train.auto_reset", tr.auto_reset,
               "false for adv_type=grpo (every group runs one whole episode from its shared reset state)")
+    if cfg.algorithm.critic_warmup_steps:
+        check(cfg.actor.model.add_value_head and cfg.algorithm.value_loss_coef > 0, "algorithm.critic_warmup_steps",
+              cfg.algorithm.critic_warmup_steps,
+              "0 unless a critic trains (actor.model.add_value_head=true, algorithm.value_loss_coef > 0)")
     c = cfg.actor.model.num_action_chunks
     steps = tr.max_episode_steps
     check(steps % c == 0, "env.train.max_episode_steps", steps, f"a multiple of actor.model.num_action_chunks ({c})")

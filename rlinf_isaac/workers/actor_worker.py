@@ -229,8 +229,8 @@ class ActorWorker(WorkerBase):
         out["actor/lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
-    def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor, step: int = 0,
-                        gen: torch.Generator | None = None) -> dict[str, float]:
+    def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor, step: int,
+                        gen: torch.Generator) -> dict[str, float]:
         micro = self.cfg.micro_batch_size
         n_micro = max(1, idx.numel() // micro)
         self.optimizer.zero_grad(set_to_none=True)
@@ -247,7 +247,7 @@ class ActorWorker(WorkerBase):
         return acc
 
     def _imitation_draws(self, fwd: dict[str, torch.Tensor], weights: torch.Tensor,
-                         gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+                         gen: torch.Generator) -> dict[str, torch.Tensor]:
         """Self-imitation inputs of a minibatch: its weights, flow times on the rollout's
         denoising grid {0, 1/K, .., (K-1)/K} and x_0 noise, drawn from the update's generator
         (so a resumed run draws the same)."""
@@ -258,7 +258,7 @@ class ActorWorker(WorkerBase):
         noise = torch.randn(chain[:, -1].shape, generator=gen)
         return {"weights": weights, "t": t, "noise": noise}
 
-    def _loss(self, batch: TrainBatch, idx: torch.Tensor, step: int = 0, gen: torch.Generator | None = None):
+    def _loss(self, batch: TrainBatch, idx: torch.Tensor, step: int, gen: torch.Generator):
         a = self.algo
         fwd = {k: v[idx] for k, v in batch.forward_inputs.items()}
         imitation = None
@@ -280,8 +280,9 @@ class ActorWorker(WorkerBase):
         if imitation is not None:
             policy_loss = policy_loss + a.self_imitation_coef * out["imitation_loss"]
             metrics["actor/imitation_loss"] = out["imitation_loss"].detach()
-        # critic warm-up: only the value head learns (the policy terms are logged, not applied)
-        loss = policy_loss * 0.0 if step < a.critic_warmup_steps else policy_loss
+        # critic warm-up: only the value head learns (the policy terms are logged, not applied:
+        # no backward through the action head, and its weights get no gradient, so no decay)
+        loss = policy_loss if step >= a.critic_warmup_steps else torch.zeros((), device=mask.device)
         if batch.returns is not None and out.get("values") is not None and a.value_loss_coef > 0:
             v = out["values"].float()
             ret, old_v = batch.returns[idx].to(v.device), batch.old_values[idx].to(v.device)

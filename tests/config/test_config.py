@@ -110,3 +110,14 @@ def test_fsdp_with_actor_offload_is_refused_before_workers_start():
     assert load_config("cpu_quickstart", ["actor.training_backend=fsdp"]).actor.training_backend == "fsdp"
     with pytest.raises(ConfigError, match="actor.enable_offload = True: expected false with actor.training_backend=fsdp"):
         load_config("cpu_quickstart", ["actor.training_backend=fsdp", "actor.enable_offload=true"])
+
+
+def test_critic_warmup_needs_a_critic():
+    cfg = load_config("cpu_quickstart", ["algorithm.critic_warmup_steps=2"])
+    validate(cfg, env_ranks=1, actor_ranks=1)
+    for off in ("actor.model.add_value_head=false", "algorithm.value_loss_coef=0"):
+        cfg = load_config("cpu_quickstart", ["algorithm.critic_warmup_steps=2", off])
+        with pytest.raises(ConfigError, match=r"algorithm.critic_warmup_steps = 2: expected 0 unless a critic trains"):
+            validate(cfg, env_ranks=1, actor_ranks=1)
+    with pytest.raises(ConfigError, match="adv_type=grpo"):
+        load_config("mujoco_stack2_grpo_gr00t_tiny", ["algorithm.critic_warmup_steps=2"])
