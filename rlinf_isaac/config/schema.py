@@ -257,8 +257,13 @@ class ActorConfig:
     training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (workers/fsdp.py)
     enable_offload: bool = False
     seed: int = 1234
+    # torch threads of a CPU actor rank while it updates (the env and rollout workers idle
+    # then): null = the cores this process may run on / actor ranks; ignored on a GPU
+    num_threads: Optional[int] = None
 
     def __post_init__(self):
+        check(self.num_threads is None or self.num_threads >= 1, "actor.num_threads", self.num_threads,
+              "null (the process's cores / actor ranks) or an integer >= 1")
         check(self.micro_batch_size >= 1, "actor.micro_batch_size", self.micro_batch_size, "an integer >= 1")
         g = self.global_batch_size
         check(g >= self.micro_batch_size, "actor.global_batch_size", g, f"an integer >= actor.micro_batch_size ({self.micro_batch_size})")

@@ -7,8 +7,10 @@ what DDP does, minus bucketing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,31 @@ from rlinf_isaac.workers.weight_sync import PackedWeights, WeightPacker
 __all__ = ["ActorWorker", "TrainBatch", "build_train_batch"]
 
 log = logging.getLogger(__name__)
+
+
+def update_threads(requested: int | None, world_size: int) -> int:
+    """Torch threads for a CPU actor rank's update: ``requested``, or (None) the cores this
+    process may run on shared among the ``world_size`` actor ranks. The update runs while the
+    env and rollout workers wait, so on a CPU machine it may use their cores too."""
+    if requested is not None:
+        return requested
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, world_size))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (None: unchanged), then restore the count."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass
@@ -160,6 +187,9 @@ class ActorWorker(WorkerBase):
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(max_steps))
         self._batch: TrainBatch | None = None
+        self._update_threads = update_threads(actor_cfg.num_threads, world_size) if device == "cpu" else None
+        if self._update_threads is not None:
+            log.info("actor rank %d: %d torch threads for the update (CPU)", rank, self._update_threads)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -217,13 +247,14 @@ class ActorWorker(WorkerBase):
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + self.rank)
         sums: dict[str, float] = {}
         n_updates = 0
-        for _epoch in range(self.algo.update_epochs):
-            perm = torch.randperm(batch.size, generator=gen)
-            for start in range(0, batch.size - per_rank + 1, per_rank):
-                metrics = self._optimizer_step(batch, perm[start:start + per_rank], step, gen)
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_updates += 1
+        with _torch_threads(self._update_threads):
+            for _epoch in range(self.algo.update_epochs):
+                perm = torch.randperm(batch.size, generator=gen)
+                for start in range(0, batch.size - per_rank + 1, per_rank):
+                    metrics = self._optimizer_step(batch, perm[start:start + per_rank], step, gen)
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n_updates += 1
         self.scheduler.step()
         out = {k: v / max(1, n_updates) for k, v in sums.items()}
         out["actor/lr"] = self.optimizer.param_groups[0]["lr"]

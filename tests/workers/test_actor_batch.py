@@ -129,3 +129,30 @@ def test_critic_warmup_trains_only_the_value_head_then_the_policy():
     actor.compute_advantages([traj])
     actor.update(step=1)  # after it, PPO + self-imitation move the policy
     assert any(not torch.equal(params[n], v) for n, v in policy_params.items())
+
+
+def test_cpu_update_uses_the_requested_threads_and_restores_the_count():
+    import os
+
+    from rlinf_isaac.config.schema import ActorConfig, OptimConfig
+    from rlinf_isaac.config.structured import ConfigError
+    from rlinf_isaac.workers.actor_worker import ActorWorker, update_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert update_threads(3, world_size=2) == 3
+    assert update_threads(None, world_size=1) == cores
+    assert update_threads(None, world_size=10 * cores) == 1  # shared among ranks, never 0
+    with pytest.raises(ConfigError, match="actor.num_threads"):
+        ActorConfig(micro_batch_size=8, global_batch_size=8, num_threads=0)
+
+    traj, model, _ = _policy_traj()
+    algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False, update_epochs=1)
+    cfg = ActorConfig(micro_batch_size=8, global_batch_size=8, model=model, optim=OptimConfig(lr=1e-3), num_threads=3)
+    actor = ActorWorker(cfg, algo, rank=0, world_size=1, max_steps=4)
+    seen, step_fn = [], actor._optimizer_step
+    actor._optimizer_step = lambda *a: (seen.append(torch.get_num_threads()), step_fn(*a))[1]
+    before = torch.get_num_threads()
+    actor.compute_advantages([traj])
+    actor.update(step=0)
+    assert seen and set(seen) == {3}
+    assert torch.get_num_threads() == before
