@@ -49,14 +49,22 @@ class TrainRunner:
     def run(self) -> dict[str, float]:
         """Train for ``runner.max_steps`` global steps, or until ``runner.max_time_s`` seconds of
         training (summed over resumed runs) have passed; returns the last step's metrics.
-        The last step always checkpoints, and evaluates when ``runner.val_check_interval`` is on. With ``runner.only_eval`` it evaluates
-        the (resumed) policy once and returns.
+        The last step always checkpoints, and evaluates when ``runner.val_check_interval`` is on;
+        ``runner.val_before_train`` also evaluates the starting policy (step 0) of a new run.
+        With ``runner.only_eval`` it evaluates the (resumed) policy once and returns.
         """
         if self.cfg.runner.only_eval:
             metrics = self.evaluate(self.start_step)
             self._log(self.start_step, metrics, None)
             return metrics
         metrics: dict[str, float] = {}
+        if self.cfg.runner.val_before_train and self.start_step == 0:
+            self.timings = {}
+            t0 = time.perf_counter()
+            with self.timer("eval"):
+                metrics = self.evaluate(0)
+            self.totals["train/wall_time_s"] += time.perf_counter() - t0
+            self._log(0, {**metrics, **self.totals}, None)
         for step in range(self.start_step, self.cfg.runner.max_steps):
             metrics = self.run_one(step)
             if self.stopped_early:
@@ -99,10 +107,12 @@ class TrainRunner:
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Sync the newest weights and evaluate the deterministic policy on fresh seeds."""
+        """Sync the newest weights and evaluate the deterministic policy on eval seeds (the same
+        ones each time with ``runner.val_fixed_seed``, else new ones per step)."""
         self.cluster.sync_weights(version=step)
-        eps, video = self.cluster.evaluate(self.cfg.runner.eval_episodes, seed=self.cfg.runner.seed + 10_000_019 * step,
-                                           record_video=self._eval_video_on())
+        c = self.cfg.runner
+        seed = self.cfg.env.eval.seed if c.val_fixed_seed else c.seed + 10_000_019 * step
+        eps, video = self.cluster.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on())
         if video is not None:
             self._write_video(video, "eval", step)
         return episode_metrics(eps, "eval")

@@ -81,13 +81,13 @@ def test_grpo_group_must_divide_stage_envs():
 
 def test_batch_divisibility_errors():
     cfg = load_config("cpu_quickstart")
-    with pytest.raises(ConfigError, match="env.train.total_num_envs = 8: expected a multiple of the number of env workers \\(3"):
+    with pytest.raises(ConfigError, match="env.train.total_num_envs = 32: expected a multiple of the number of env workers \\(3"):
         validate(cfg, env_ranks=3, actor_ranks=1)
     cfg = load_config("cpu_quickstart", ["rollout.pipeline_stage_num=3"])
     with pytest.raises(ConfigError, match="rollout.pipeline_stage_num = 3"):
         validate(cfg, env_ranks=1, actor_ranks=1)
-    cfg = load_config("cpu_quickstart", ["actor.global_batch_size=72"])
-    with pytest.raises(ConfigError, match="actor.global_batch_size = 72: expected a multiple of actor.micro_batch_size"):
+    cfg = load_config("cpu_quickstart", ["actor.global_batch_size=720"])
+    with pytest.raises(ConfigError, match="actor.global_batch_size = 720: expected a multiple of actor.micro_batch_size"):
         validate(cfg, env_ranks=1, actor_ranks=1)
     cfg = load_config("cpu_quickstart", ["env.train.max_episode_steps=102"])
     with pytest.raises(ConfigError, match="env.train.max_episode_steps = 102: expected a multiple of actor.model.num_action_chunks \\(4\\)"):
