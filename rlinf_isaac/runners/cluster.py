@@ -179,8 +179,14 @@ class Cluster:
     def update(self, step: int) -> dict[str, float]:
         return _mean_dicts(self.actors.run("update", step))
 
-    def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, dict | None]:
+    def evaluate(self, episodes: int, seed: int, record_video: bool = False,
+                 policy_seed: int | None = None) -> tuple[EpisodeLog, dict | None]:
+        """``episodes`` episodes from env seed ``seed``; with ``policy_seed`` the rollout workers'
+        sampling noise (the flow's x_0) restarts from it first, as in a fresh eval_embodiment.sh
+        process (their generators start from ``actor.seed``), instead of continuing its stream."""
         self._swap("rollout")
+        if policy_seed is not None:
+            self.rollouts.run("reseed", policy_seed)
         per_rank = math.ceil(episodes / self.n_env)
         args = [(self.rollouts.handle(self._rollout_rank(r, 0)), per_rank, seed + 104729 * r, record_video and r == 0)
                 for r in range(self.n_env)]

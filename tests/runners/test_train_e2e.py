@@ -203,3 +203,19 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
             assert state["optimizer"]["state"][i][name].shape == moments[name].shape
             assert torch.allclose(state["optimizer"]["state"][i][name], moments[name], atol=1e-7, rtol=1e-3), (i, name)
             assert torch.equal(back["optimizer"]["state"][i][name], moments[name]), (i, name)
+
+
+def test_fixed_seed_evaluations_during_training_repeat_exactly(tmp_path):
+    """With runner.val_fixed_seed two evaluations of the same weights play the same episodes
+    (env seeds and the flow's noise), even after a rollout has used the noise stream."""
+    cfg = load_config("cpu_quickstart", SMALL + [f"runner.logger.log_path={tmp_path}", "runner.val_fixed_seed=true",
+                                                 "env.eval.reward_type=shaped"])
+    runner = TrainRunner(cfg)
+    try:
+        first = runner.evaluate(1)
+        runner.cluster.rollout(0)  # draws from the rollout workers' generators
+        second = runner.evaluate(1)
+    finally:
+        runner.close()
+    assert first["eval/num_episodes"] == 4
+    assert first == second
