@@ -115,18 +115,21 @@ def write_curves(scalars: dict, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def _plot(series: dict, path: Path, x_label: str, title: str) -> None:
+def _plot(series: dict, path: Path, x_label: str, title: str, y_range: tuple[float, float] | None = None) -> None:
+    """Line plot of {label: (x, y)}; ``y_range`` fixes the y axis (else it fits the data)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return _plot_pillow(series, path, x_label, title)
+        return _plot_pillow(series, path, x_label, title, y_range=y_range)
     fig, ax = plt.subplots(figsize=(6, 4))
     for tag, (x, y) in series.items():
         ax.plot(x, y, marker="o", label=tag)
     ax.set(xlabel=x_label, title=title)
+    if y_range is not None:
+        ax.set_ylim(*y_range)
     ax.legend()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -135,7 +138,8 @@ def _plot(series: dict, path: Path, x_label: str, title: str) -> None:
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
 
 
-def _plot_pillow(series: dict, path: Path, x_label: str, title: str, size=(640, 420), pad=60) -> None:
+def _plot_pillow(series: dict, path: Path, x_label: str, title: str, size=(640, 420), pad=60,
+                 y_range: tuple[float, float] | None = None) -> None:
     """Minimal line plot: axes box, min/max tick labels, one coloured polyline + legend per series."""
     from PIL import Image, ImageDraw
 
@@ -146,6 +150,8 @@ def _plot_pillow(series: dict, path: Path, x_label: str, title: str, size=(640, 
     ys = [y for _, y in series.values() for y in y if math.isfinite(y)] or [0.0]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1.0
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1.0
+    if y_range is not None:
+        y0, y1 = y_range
     px = lambda x: pad + (x - x0) / (x1 - x0) * (W - 2 * pad)  # noqa: E731  data x -> pixel column
     py = lambda y: H - pad - (y - y0) / (y1 - y0) * (H - 2 * pad)  # noqa: E731  data y -> pixel row (up)
     d.rectangle([pad, pad, W - pad, H - pad], outline="black")
