@@ -69,8 +69,9 @@ class RunnerConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     save_interval: int = -1  # global steps between checkpoints; -1: only at the end
     val_check_interval: int = -1  # global steps between evaluations (and at the end); -1: never
-    # true: every evaluation during training plays the episodes eval_embodiment.sh plays
-    # (seed env.eval.seed), so the curve moves only when the policy does; false: new seeds each time
+    # true: every evaluation during training plays the episodes eval_embodiment.sh plays (env
+    # seed env.eval.seed, policy noise from actor.seed), so the curve moves only when the policy
+    # does; false: new seeds each time
     val_fixed_seed: bool = False
     # evaluate once before the first global step (logged at step 0: the starting point of the curve)
     val_before_train: bool = False

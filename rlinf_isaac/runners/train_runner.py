@@ -111,12 +111,12 @@ class TrainRunner:
         ones each time with ``runner.val_fixed_seed``, else new ones per step)."""
         self.cluster.sync_weights(version=step)
         c = self.cfg.runner
-        if c.val_fixed_seed:  # env seeds and policy noise of eval_embodiment.sh
-            eps, video = self.cluster.evaluate(c.eval_episodes, seed=(self.cfg.env.eval or self.cfg.env.train).seed,
-                                               record_video=self._eval_video_on(), policy_seed=self.cfg.actor.seed)
+        if c.val_fixed_seed:  # the env seeds and policy noise of eval_embodiment.sh
+            seed, policy_seed = (self.cfg.env.eval or self.cfg.env.train).seed, self.cfg.actor.seed
         else:
-            eps, video = self.cluster.evaluate(c.eval_episodes, seed=c.seed + 10_000_019 * step,
-                                               record_video=self._eval_video_on())
+            seed, policy_seed = c.seed + 10_000_019 * step, None
+        eps, video = self.cluster.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on(),
+                                           policy_seed=policy_seed)
         if video is not None:
             self._write_video(video, "eval", step)
         return episode_metrics(eps, "eval")
