@@ -34,14 +34,16 @@ def run_dir(tmp_path_factory):
 def test_table_videos_and_env_steps(example, run_dir, capsys):
     mod = example("read_tensorboard.py")
     scalars = mod.load_scalars(run_dir)
-    # 4 envs x 2 chunk steps (32 / 16) x 16 actions = 128 env steps in global step 1.
-    assert mod.env_steps_by_step(scalars) == {1: 128.0}
+    # 4 envs x 2 chunk steps (32 / 16) x 16 actions = 128 env steps in global step 1; the
+    # quickstart evaluates the starting policy first (runner.val_before_train), at 0 env steps
+    assert mod.env_steps_by_step(scalars) == {0: 0.0, 1: 128.0}
     assert [s for s, _, _ in scalars["actor/policy_loss"]] == [1]
     assert mod.main([str(run_dir), "--png", str(run_dir / "plots")]) == 0
     out = capsys.readouterr().out.splitlines()
     head = out[1].split()
     assert head[:4] == ["step", "env_steps", "env/success_once", "eval/success_rate"]
-    row = dict(zip(head, out[2].split()))
+    step0, row = dict(zip(head, out[2].split())), dict(zip(head, out[3].split()))
+    assert step0["step"] == "0" and step0["env_steps"] == "0" and step0["eval/success_rate"] == "0"
     assert row["step"] == "1" and row["env_steps"] == "128"
     assert row["env/success_once"] == "0"  # random-init policy: no stack in 32 steps
     assert float(row["actor/policy_loss"]) == pytest.approx(scalars["actor/policy_loss"][0][2], rel=1e-3)
