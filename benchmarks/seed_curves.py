@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from read_tensorboard import WALL, _plot, load_scalars  # noqa: E402
+from read_tensorboard import WALL, load_scalars, plot_series  # noqa: E402
 
 
 def binned(runs: list[dict], tag: str, width: int) -> dict[int, float]:
@@ -45,13 +45,13 @@ def main() -> None:
     series = {
         f"env/success_once (train), mean of {len(runs)} runs, {args.bin}-step bins":
             ([secs[b] for b in train], list(train.values())),
-        f"eval/success_rate, mean of {len(runs)} runs": ([eval_secs.get(s, 0.0) for s in evals], list(evals.values())),
+        f"eval/success_rate, mean of {len(runs)} runs": ([eval_secs[s] for s in evals], list(evals.values())),
     }
     print("bin  wall_s  train_success")
     for b, v in train.items():
         print(f"{b:>4} {secs[b]:7.0f}  {v:.3f}")
     print("step  eval_success:", ", ".join(f"{s}: {v:.3f}" for s, v in evals.items()))
-    _plot(series, Path(args.png), "training seconds (mean over runs)", "success, mean over runs",
+    plot_series(series, Path(args.png), "training seconds (mean over runs)", "success, mean over runs",
           y_range=(0.0, 1.0))
 
 

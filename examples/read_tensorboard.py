@@ -24,7 +24,7 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["KEY_METRICS", "CURVES", "load_scalars", "env_steps_by_step", "metric_table", "list_videos", "write_curves", "main"]
+__all__ = ["KEY_METRICS", "CURVES", "load_scalars", "env_steps_by_step", "metric_table", "list_videos", "write_curves", "plot_series", "main"]
 
 KEY_METRICS = ("env/success_once", "eval/success_rate", "env/return", "rollout/returns_mean",
                "actor/policy_loss", "actor/value_loss", "actor/approx_kl", "actor/grad_norm",
@@ -110,12 +110,12 @@ def write_curves(scalars: dict, out_dir: str | Path) -> list[Path]:
         for x_axis, x_label in (("env_steps", "env steps"), ("wall_time", "wall time (s)")):
             series = {t: _series(scalars, t, x_axis) for t in tags if t in scalars}
             path = out / f"{name}_vs_{x_axis}.png"
-            _plot(series, path, x_label, name)
+            plot_series(series, path, x_label, name)
             written.append(path)
     return written
 
 
-def _plot(series: dict, path: Path, x_label: str, title: str, y_range: tuple[float, float] | None = None) -> None:
+def plot_series(series: dict, path: Path, x_label: str, title: str, y_range: tuple[float, float] | None = None) -> None:
     """Line plot of {label: (x, y)}; ``y_range`` fixes the y axis (else it fits the data)."""
     try:
         import matplotlib

@@ -182,8 +182,8 @@ class Cluster:
     def evaluate(self, episodes: int, seed: int, record_video: bool = False,
                  policy_seed: int | None = None) -> tuple[EpisodeLog, dict | None]:
         """``episodes`` episodes from env seed ``seed``; with ``policy_seed`` the rollout workers'
-        sampling noise (the flow's x_0) restarts from it first, as in a fresh eval_embodiment.sh
-        process (their generators start from ``actor.seed``), instead of continuing its stream."""
+        sampling noise (the flow's x_0) restarts from it first instead of continuing its stream
+        (eval_embodiment.sh and fixed-seed evaluations during training both pass actor.seed)."""
         self._swap("rollout")
         if policy_seed is not None:
             self.rollouts.run("reseed", policy_seed)

@@ -29,7 +29,8 @@ def run_eval(cfg: Config, cluster: Cluster | None = None) -> str:
             version = ckpt.step
         cluster.sync_weights(version=version)
         ev = cfg.env.eval or cfg.env.train
-        eps, video = cluster.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video)
+        eps, video = cluster.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video,
+                                      policy_seed=cfg.actor.seed)
         video_dir = None
         if video is not None:
             from rlinf_isaac.logging.video import write_rollout_video

@@ -60,10 +60,9 @@ class TrainRunner:
         metrics: dict[str, float] = {}
         if self.cfg.runner.val_before_train and self.start_step == 0:
             self.timings = {}
-            t0 = time.perf_counter()
             with self.timer("eval"):
                 metrics = self.evaluate(0)
-            self.totals["train/wall_time_s"] += time.perf_counter() - t0
+            self.totals["train/wall_time_s"] += self.timings["eval"]
             self._log(0, {**metrics, **self.totals}, None)
         for step in range(self.start_step, self.cfg.runner.max_steps):
             metrics = self.run_one(step)
