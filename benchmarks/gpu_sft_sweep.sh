@@ -6,7 +6,7 @@
 #     bash benchmarks/gpu_sft_sweep.sh
 #
 # A variant is NAME:TASK:DEMOS:STEPS[:KEY=V,KEY=V] (TASK: TWO or THREE, DEMOS: a LeRobot dataset
-# made by `python -m rlinf_isaac.envs.expert --record`, or recordN to record N expert demos
+# made by `python -m rlinf_isaac.demos.expert --record`, or recordN to record N expert demos
 # first; KEY=V: make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4). Every variant trains with
 # scripts/make_tiny_sft.sh on the GPU, all at once, then each checkpoint-<step>/ is evaluated
 # on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz

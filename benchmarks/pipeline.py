@@ -37,7 +37,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     from rlinf_isaac.runners.train_runner import TrainRunner
 
     os.environ["RLINF_TENSOR_TRANSPORT"] = transport  # read by start_ray and passed to every worker
-    os.environ["RLINF_CUDA_IPC"] = "1" if cuda_ipc else "0"  # read by the driver's Cluster
+    os.environ["RLINF_CUDA_IPC"] = "1" if cuda_ipc else "0"  # read by the driver's Controller
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
     procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
     cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
@@ -54,7 +54,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
             print(f"  S={stages} step {step}: {m['env/steps_per_s']:.1f} env-steps/s, "
                   f"step {m['time/step']:.2f}s", flush=True)
         mem = {g.name: [round(m["peak_gib"], 2) for m in g.run("memory_stats")]
-               for g in (runner.cluster.envs, runner.cluster.rollouts, runner.cluster.actors)}
+               for g in (runner.controller.envs, runner.controller.rollouts, runner.controller.actors)}
     finally:
         runner.close()
     measured = rows[1:] if len(rows) > 1 else rows

@@ -33,7 +33,7 @@ TOKENS, HIDDEN = 612, 2048  # GR00T N1.5 backbone features per observation (Eagl
 def _payload(kind: str, envs: int, steps: int):
     import torch
 
-    from rlinf_isaac.workers.trajectory import Trajectory, split_envs
+    from rlinf_isaac.data.trajectory import Trajectory, split_envs
 
     g = torch.Generator().manual_seed(0)
     if kind == "reply":

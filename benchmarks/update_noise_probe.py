@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 def _start_weights(ckpt: Path) -> dict[str, torch.Tensor]:
     """The trainable weights of the policy the run started from (its actor.model config)."""
     from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
-    from rlinf_isaac.workers.policy_factory import build_policy
+    from rlinf_isaac.models.registry import build_policy
 
     model = json.loads((ckpt / "meta.json").read_text())["config"]["actor"]["model"]
     known = set(ModelConfig.__dataclass_fields__)

@@ -48,7 +48,7 @@ def trainable_layout(config: str, scale: float) -> list[tuple[str, tuple[int, ..
 def make_actors(ray, device: str, dtype_name: str):
     import torch
 
-    from rlinf_isaac.workers.weight_sync import PackedWeights, WeightPacker, unpack_into
+    from rlinf_isaac.data.weights import PackedWeights, WeightPacker, unpack_into
 
     class Holder:
         def __init__(self, layout, seed):

@@ -129,7 +129,7 @@ def run_demo(num_envs: int = 2, image_size: int = 64, random_chunks: int = 0, ch
             res = env.chunk_step(torch.rand(num_envs, chunk, 7, generator=gen) * 2 - 1)
             print(f"random chunk {i + 2}: reward sum per env {res.reward.sum(1).tolist()}")
         if random_chunks == 0:
-            from rlinf_isaac.envs.expert import ScriptedExpert
+            from rlinf_isaac.demos.expert import ScriptedExpert
 
             env.reset(seed=seed + 1)
             success, length = _expert_episode(env, ScriptedExpert(GREEN_ON_RED, num_envs, env.cfg.action_scale),

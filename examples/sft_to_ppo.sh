@@ -3,7 +3,7 @@
 #
 # What it shows: the whole pipeline with the real commands, each step's output feeding
 # the next one:
-#   1. python -m rlinf_isaac.envs.expert --record  scripted expert demos (LeRobot dataset) + a video
+#   1. python -m rlinf_isaac.demos.expert --record  scripted expert demos (LeRobot dataset) + a video
 #   2. python -m rlinf_isaac.sft                   flow-matching behaviour cloning of gr00t_tiny
 #   3. bash run_embodiment.sh CONFIG actor.model.checkpoint_path=<SFT checkpoint>   PPO
 #   4. bash eval_embodiment.sh CONFIG runner.resume_dir=<the PPO run's checkpoints>  eval
@@ -50,7 +50,7 @@ say() { echo "[sft_to_ppo +$(( $(date +%s) - START ))s] $*"; }
 
 say "1/5 expert: $EPISODES episodes of $TASK -> $OUT/demos (video $OUT/expert.mp4)"
 rm -rf "$OUT/demos"
-"$PY" -m rlinf_isaac.envs.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
+"$PY" -m rlinf_isaac.demos.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
   --record "$OUT/demos" --video "$OUT/expert.mp4"
 
 say "2/5 SFT: gr00t_tiny, $SFT_STEPS steps of batch $SFT_BATCH -> $OUT/sft/final"

@@ -51,7 +51,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} LP_NUM_THREADS=${LP_NUM_THREADS:-1}
 mkdir -p "$OUT"
 if [[ ! -f "$OUT/demos/meta/info.json" ]]; then
   echo "[make_tiny_sft] recording $EPISODES expert episodes of $TASK -> $OUT/demos"
-  "$PYTHON" -m rlinf_isaac.envs.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
+  "$PYTHON" -m rlinf_isaac.demos.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
     --seed "$SEED" --action-noise "$ACTION_NOISE" --num-workers "$NUM_WORKERS" --record "$OUT/demos"
 else
   echo "[make_tiny_sft] reusing demos in $OUT/demos"

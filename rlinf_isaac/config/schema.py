@@ -260,7 +260,7 @@ class ActorConfig:
     global_batch_size: int
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (workers/fsdp.py)
+    training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (distributed/fsdp.py)
     enable_offload: bool = False
     seed: int = 1234
     # torch threads of a CPU actor rank while it updates (the env and rollout workers idle

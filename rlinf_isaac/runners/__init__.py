@@ -1,12 +1,12 @@
 """Runners: the training loop, evaluation, the worker cluster facade and checkpoints."""
 
 __all__ = [
-    "TrainRunner", "Cluster", "run_eval", "save_checkpoint", "load_checkpoint",
+    "TrainRunner", "Controller", "run_eval", "save_checkpoint", "load_checkpoint",
     "capture_rng_states", "restore_rng_states", "CheckpointError", "Checkpoint", "list_checkpoints",
 ]
 
 _HOME = {
-    "TrainRunner": "train_runner", "Cluster": "cluster", "run_eval": "eval_runner",
+    "TrainRunner": "train_runner", "Controller": "controller", "run_eval": "eval_runner",
     **{n: "checkpoint" for n in ("save_checkpoint", "load_checkpoint", "capture_rng_states",
                                  "restore_rng_states", "CheckpointError", "Checkpoint", "list_checkpoints")},
 }

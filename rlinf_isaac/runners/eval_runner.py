@@ -5,31 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlinf_isaac.config.schema import Config
-from rlinf_isaac.runners.cluster import Cluster
+from rlinf_isaac.runners.controller import Controller
 from rlinf_isaac.runners.train_runner import write_eval_report
 
 __all__ = ["run_eval"]
 
 
-def run_eval(cfg: Config, cluster: Cluster | None = None) -> str:
+def run_eval(cfg: Config, controller: Controller | None = None) -> str:
     """Evaluate the policy of ``actor.model`` (or ``runner.resume_dir``'s checkpoint).
 
     Returns the JSON line ``{"success_rate", "ci95", "episodes", "video_dir"}``.
     """
     from rlinf_isaac.runners.checkpoint import load_checkpoint
 
-    owns = cluster is None
-    cluster = cluster or Cluster(cfg)
+    owns = controller is None
+    controller = controller or Controller(cfg)
     try:
         version = 0
         if cfg.runner.resume_dir:
             ckpt = load_checkpoint(cfg.runner.resume_dir)
-            cluster.load_actor_state({"model": ckpt.model_state, "optimizer": ckpt.optimizer_state,
+            controller.load_actor_state({"model": ckpt.model_state, "optimizer": ckpt.optimizer_state,
                                       "scheduler": ckpt.scheduler_state})
             version = ckpt.step
-        cluster.sync_weights(version=version)
+        controller.sync_weights(version=version)
         ev = cfg.env.eval or cfg.env.train
-        eps, video = cluster.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video,
+        eps, video = controller.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video,
                                       policy_seed=cfg.actor.seed)
         video_dir = None
         if video is not None:
@@ -42,4 +42,4 @@ def run_eval(cfg: Config, cluster: Cluster | None = None) -> str:
         return write_eval_report(eps, video_dir)
     finally:
         if owns:
-            cluster.shutdown()
+            controller.shutdown()

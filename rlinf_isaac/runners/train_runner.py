@@ -13,8 +13,8 @@ import numpy as np
 from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.envs.base import wilson_interval
-from rlinf_isaac.runners.cluster import Cluster
-from rlinf_isaac.workers.env_worker import EpisodeLog, episode_metrics
+from rlinf_isaac.runners.controller import Controller
+from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 
 __all__ = ["TrainRunner", "write_eval_report"]
 
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 class TrainRunner:
     """Owns the cluster of workers, the logger and the checkpoints of one run."""
 
-    def __init__(self, cfg: Config, cluster: Cluster | None = None):
+    def __init__(self, cfg: Config, controller: Controller | None = None):
         from rlinf_isaac.logging.console import ProgressBar
         from rlinf_isaac.logging.metrics import MetricLogger
 
         self.cfg = cfg
         self.log_path = Path(cfg.runner.logger.log_path)
         self.ckpt_dir = self.log_path / "checkpoints"
-        self.cluster = cluster or Cluster(cfg)
+        self.controller = controller or Controller(cfg)
         # cumulative, kept in checkpoints (train/wall_time_s: seconds spent in global steps, evals included)
         self.totals = {"train/env_steps": 0.0, "train/episodes": 0.0, "train/wall_time_s": 0.0}
         self.stopped_early = False
@@ -78,13 +78,13 @@ class TrainRunner:
         self.timings = {}
         t0 = time.perf_counter()
         with self.timer("sync"):
-            self.cluster.sync_weights(version=step)
+            self.controller.sync_weights(version=step)
         with self.timer("rollout"):
-            rollout = self.cluster.rollout(step, record_video=self._video_due(step))
+            rollout = self.controller.rollout(step, record_video=self._video_due(step))
         with self.timer("advantages"):
-            adv_metrics = self.cluster.compute_advantages(rollout.pieces)
+            adv_metrics = self.controller.compute_advantages(rollout.pieces)
         with self.timer("update"):
-            update_metrics = self.cluster.update(step)
+            update_metrics = self.controller.update(step)
         self.timings["step"] = time.perf_counter() - t0
         metrics = {**rollout.metrics, **adv_metrics, **update_metrics}
         metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
@@ -108,13 +108,13 @@ class TrainRunner:
     def evaluate(self, step: int) -> dict[str, float]:
         """Sync the newest weights and evaluate the deterministic policy on eval seeds (the same
         ones each time with ``runner.val_fixed_seed``, else new ones per step)."""
-        self.cluster.sync_weights(version=step)
+        self.controller.sync_weights(version=step)
         c = self.cfg.runner
         if c.val_fixed_seed:  # the env seeds and policy noise of eval_embodiment.sh
             seed, policy_seed = (self.cfg.env.eval or self.cfg.env.train).seed, self.cfg.actor.seed
         else:
             seed, policy_seed = c.seed + 10_000_019 * step, None
-        eps, video = self.cluster.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on(),
+        eps, video = self.controller.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on(),
                                            policy_seed=policy_seed)
         if video is not None:
             self._write_video(video, "eval", step)
@@ -123,7 +123,7 @@ class TrainRunner:
     def save(self, step: int) -> Path:
         from rlinf_isaac.runners.checkpoint import capture_rng_states, save_checkpoint
 
-        state = self.cluster.actor_state()
+        state = self.controller.actor_state()
         path = save_checkpoint(self.ckpt_dir, step=step, model_state=state["model"],
                                optimizer_state=state["optimizer"], scheduler_state=state["scheduler"],
                                rng_states=capture_rng_states(), config=to_dict(self.cfg),
@@ -134,7 +134,7 @@ class TrainRunner:
     def close(self) -> None:
         self.progress.close()
         self.logger.close()
-        self.cluster.shutdown()
+        self.controller.shutdown()
 
     # ------------------------------------------------------------------ helpers
     @contextmanager
@@ -177,7 +177,7 @@ class TrainRunner:
         if not self.cfg.runner.resume_dir:
             return 0
         ckpt = load_checkpoint(self.cfg.runner.resume_dir)
-        self.cluster.load_actor_state({"model": ckpt.model_state, "optimizer": ckpt.optimizer_state,
+        self.controller.load_actor_state({"model": ckpt.model_state, "optimizer": ckpt.optimizer_state,
                                        "scheduler": ckpt.scheduler_state})
         if ckpt.rng_states:
             restore_rng_states(ckpt.rng_states)

@@ -71,7 +71,7 @@ def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise DatasetFormatError(
             f"LeRobot dataset file missing: {str(path)!r} ({what}); datasets are written by "
-            f"rlinf_isaac.envs.dataset.LeRobotDatasetWriter (python -m rlinf_isaac.envs.expert "
+            f"rlinf_isaac.demos.dataset.LeRobotDatasetWriter (python -m rlinf_isaac.demos.expert "
             f"--record DIR)")
     try:
         text = path.read_text(encoding="utf-8")

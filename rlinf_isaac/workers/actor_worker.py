@@ -28,12 +28,12 @@ from rlinf_isaac.algorithms import (
 )
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
-from rlinf_isaac.workers import fsdp
-from rlinf_isaac.workers.features import FeatureIndex, fetch_features
-from rlinf_isaac.workers.handles import resolve
-from rlinf_isaac.workers.policy_factory import build_policy
-from rlinf_isaac.workers.trajectory import Trajectory, concat_envs
-from rlinf_isaac.workers.weight_sync import PackedWeights, WeightPacker
+from rlinf_isaac.distributed import fsdp
+from rlinf_isaac.data.features import FeatureIndex, fetch_features
+from rlinf_isaac.cluster.handles import resolve
+from rlinf_isaac.models.registry import build_policy
+from rlinf_isaac.data.trajectory import Trajectory, concat_envs
+from rlinf_isaac.data.weights import PackedWeights, WeightPacker
 
 __all__ = ["ActorWorker", "TrainBatch", "build_train_batch"]
 

@@ -10,9 +10,9 @@ import torch
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
 from rlinf_isaac.envs.base import Obs
-from rlinf_isaac.workers.features import FeatureStore
-from rlinf_isaac.workers.policy_factory import build_policy
-from rlinf_isaac.workers.weight_sync import PackedWeights, unpack_into
+from rlinf_isaac.data.features import FeatureStore
+from rlinf_isaac.models.registry import build_policy
+from rlinf_isaac.data.weights import PackedWeights, unpack_into
 
 __all__ = ["RolloutWorker", "reply"]
 

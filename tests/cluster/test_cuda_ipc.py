@@ -34,8 +34,8 @@ def test_share_refuses_host_tensors():
 def _child(conn):  # runs in a spawned process: open what the parent shared, answer with copies
     import torch
 
-    from rlinf_isaac.workers.features import FeatureIndex, fetch_features
-    from rlinf_isaac.workers.weight_sync import unpack_into
+    from rlinf_isaac.data.features import FeatureIndex, fetch_features
+    from rlinf_isaac.data.weights import unpack_into
 
     shared, packed, exported = conn.recv()
     t = shared.open()
@@ -59,8 +59,8 @@ def _child(conn):  # runs in a spawned process: open what the parent shared, ans
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_another_process_reads_shared_gpu_memory():
-    from rlinf_isaac.workers.features import FeatureStore
-    from rlinf_isaac.workers.weight_sync import WeightPacker
+    from rlinf_isaac.data.features import FeatureStore
+    from rlinf_isaac.data.weights import WeightPacker
 
     x = torch.arange(12, dtype=torch.float32, device="cuda").view(3, 4)[1:]  # a view: offset into the storage
     weights = {"a": torch.randn(5, 3, device="cuda"), "b": torch.randn(7, device="cuda").to(torch.bfloat16)}
@@ -92,13 +92,13 @@ def test_another_process_reads_shared_gpu_memory():
 def test_cluster_plans_ipc_only_within_a_gpu(monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from rlinf_isaac.runners.cluster import Cluster
+    from rlinf_isaac.runners.controller import Controller
 
     p = parse_placement({"env": "0", "rollout": "1", "actor": "0-1"}, gpus_per_node=2)  # 2gpu_hybrid
     c = SimpleNamespace(placement=p, n_roll=1, n_act=2)
-    Cluster._plan_transfers(c)
+    Controller._plan_transfers(c)
     assert c.ipc_ranks == [(), (0,)] and c.sync_via == ["host"]  # actor 0 is on GPU 0, the rollout on 1
     assert "weight sync to 0 of 1 rollout ranks, stored inputs on 1 of 2" in capsys.readouterr().out
     monkeypatch.setenv("RLINF_CUDA_IPC", "0")
-    Cluster._plan_transfers(c)
+    Controller._plan_transfers(c)
     assert c.ipc_ranks == [(), ()] and "off: RLINF_CUDA_IPC=0" in capsys.readouterr().out

@@ -8,7 +8,7 @@ What is real and what stands in (the lane test checks our adapter against this e
   (``isaaclab_tasks.contrib.stack.mdp``: ``ee_frame_pos``, ``gripper_pos``,
   ``object_grasped``, ``object_stacked``, ``cubes_stacked``, ``root_height_below_minimum``)
   and its reset event ``randomize_object_pose``; our rewards installed by
-  :func:`rlinf_isaac.envs.isaaclab_launch.configure_env_cfg`.
+  :func:`rlinf_isaac.envs.isaaclab.sim.launch.configure_env_cfg`.
 * stand-ins: the Seattle lab table and the USD blocks are procedural cuboids; the Franka is
   a procedural 6-DoF Cartesian gantry (prismatic x, y, z + revolute roll, pitch, yaw) with a
   two-finger prismatic gripper, written to a USD file with ``pxr``. Its arm action is
@@ -322,7 +322,7 @@ def build_kitless_env(task_id: str, num_envs: int, image_size, max_episode_steps
     from isaaclab.envs import ManagerBasedRLEnv
     from isaaclab.managers import RewardTermCfg
 
-    from rlinf_isaac.envs import isaaclab_launch as L
+    from rlinf_isaac.envs.isaaclab.sim import launch as L
     from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS
 
     if action_scale is not None:

@@ -18,7 +18,7 @@ pytest.importorskip("isaaclab_newton")
 import torch  # noqa: E402
 
 from rlinf_isaac.envs.isaaclab import IsaacLabEnv, IsaacLabEnvCfg  # noqa: E402
-from rlinf_isaac.envs.isaaclab_core import ChunkStepper, StepperCfg  # noqa: E402
+from rlinf_isaac.envs.isaaclab.sim.stepper import ChunkStepper, StepperCfg  # noqa: E402
 from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("isaaclab")
 
-from rlinf_isaac.envs import isaaclab_launch as L  # noqa: E402
+from rlinf_isaac.envs.isaaclab.sim import launch as L  # noqa: E402
 from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS  # noqa: E402
 
 

@@ -129,10 +129,10 @@ def test_two_ranks_per_component_data_parallel(tmp_path):
         "actor.global_batch_size=16"])
     runner = TrainRunner(cfg)
     try:
-        assert (runner.cluster.n_env, runner.cluster.n_roll, runner.cluster.n_act) == (2, 2, 2)
-        before = runner.cluster.actors.run("trainable_weights")
+        assert (runner.controller.n_env, runner.controller.n_roll, runner.controller.n_act) == (2, 2, 2)
+        before = runner.controller.actors.run("trainable_weights")
         runner.run()
-        w0, w1 = runner.cluster.actors.run("trainable_weights")
+        w0, w1 = runner.controller.actors.run("trainable_weights")
     finally:
         runner.close()
     # Each rank trained on its own env shard, yet all-reduced gradients keep the replicas equal.
@@ -167,18 +167,18 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
     ddp = one_step("ddp")
     lr = ddp.cfg.actor.optim.lr
     try:
-        ref = ddp.cluster.actor_state()
+        ref = ddp.controller.actor_state()
     finally:
         ddp.close()
     fs = one_step("fsdp")
     try:
-        units = fs.cluster.actors.run("sharded_layers")
-        ranks = fs.cluster.actors.run("trainable_weights")  # gathered on every rank
-        state = fs.cluster.actor_state()
-        fs.cluster.load_actor_state(ref)  # a DDP checkpoint into sharded actors, and back out
-        back = fs.cluster.actor_state()
-        fs.cluster.sync_weights(version=5)  # packed from the gathered shards
-        rollout = fs.cluster.rollouts.run("trainable_state")
+        units = fs.controller.actors.run("sharded_layers")
+        ranks = fs.controller.actors.run("trainable_weights")  # gathered on every rank
+        state = fs.controller.actor_state()
+        fs.controller.load_actor_state(ref)  # a DDP checkpoint into sharded actors, and back out
+        back = fs.controller.actor_state()
+        fs.controller.sync_weights(version=5)  # packed from the gathered shards
+        rollout = fs.controller.rollouts.run("trainable_state")
     finally:
         fs.close()
     # each transformer block is one unit (not its layers); Linear / LayerNorm layers outside blocks too
@@ -213,7 +213,7 @@ def test_fixed_seed_evaluations_during_training_repeat_exactly(tmp_path):
     runner = TrainRunner(cfg)
     try:
         first = runner.evaluate(1)
-        runner.cluster.rollout(0)  # draws from the rollout workers' generators
+        runner.controller.rollout(0)  # draws from the rollout workers' generators
         second = runner.evaluate(1)
     finally:
         runner.close()

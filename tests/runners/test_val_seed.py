@@ -2,10 +2,10 @@
 
 from rlinf_isaac.config import load_config
 from rlinf_isaac.runners.train_runner import TrainRunner
-from rlinf_isaac.workers.env_worker import EpisodeLog
+from rlinf_isaac.data.episodes import EpisodeLog
 
 
-class _RecordingCluster:
+class _RecordingController:
     """Stands in for the worker cluster where only the seeds of evaluations matter."""
 
     def __init__(self):
@@ -22,8 +22,8 @@ class _RecordingCluster:
 def _eval_seeds(tmp_path, fixed):
     cfg = load_config("cpu_quickstart", [f"runner.logger.log_path={tmp_path}", f"runner.val_fixed_seed={fixed}",
                                          "env.eval.seed=4242", "actor.seed=7"])
-    cluster = _RecordingCluster()
-    runner = TrainRunner(cfg, cluster=cluster)
+    cluster = _RecordingController()
+    runner = TrainRunner(cfg, controller=cluster)
     try:
         m10, m20 = runner.evaluate(10), runner.evaluate(20)
     finally:
@@ -45,8 +45,8 @@ def test_val_before_train_logs_the_starting_policy_at_step_0(tmp_path):
 
     cfg = load_config("cpu_quickstart", [f"runner.logger.log_path={tmp_path}", "runner.val_before_train=true",
                                          "runner.max_steps=0"])
-    cluster = _RecordingCluster()
-    runner = TrainRunner(cfg, cluster=cluster)
+    cluster = _RecordingController()
+    runner = TrainRunner(cfg, controller=cluster)
     try:
         runner.run()  # max_steps 0: only the evaluation before training
     finally:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlinf_isaac.envs.dataset import LeRobotDatasetWriter
+from rlinf_isaac.demos.dataset import LeRobotDatasetWriter
 from rlinf_isaac.sft import DatasetFormatError, LeRobotDataset
-from tests.envs.test_dataset import INSTR, episode
+from tests.demos.test_dataset import INSTR, episode
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_config_errors_name_the_key():
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     """A 3-episode LeRobot dataset (39 frames) written by the project's writer."""
-    from rlinf_isaac.envs.dataset import LeRobotDatasetWriter
+    from rlinf_isaac.demos.dataset import LeRobotDatasetWriter
 
     root = tmp_path_factory.mktemp("demo") / "ds"
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import torch
 
 from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.workers.actor_worker import build_train_batch
-from rlinf_isaac.workers.trajectory import Trajectory
+from rlinf_isaac.data.trajectory import Trajectory
 
 
 def _truncated_traj() -> Trajectory:
@@ -66,7 +66,7 @@ def _policy_traj(num_envs: int = 4, steps: int = 2):
     """A rollout of the real tiny policy (random init, C = 4): T chunk steps of B envs with
     stored forward inputs; env 0 succeeds (and terminates) at its last step, the others fail."""
     from rlinf_isaac.config.schema import ActorConfig, ModelConfig
-    from rlinf_isaac.workers.policy_factory import build_policy
+    from rlinf_isaac.models.registry import build_policy
 
     model = ModelConfig(num_action_chunks=4)
     algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False)

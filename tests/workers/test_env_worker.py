@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from rlinf_isaac.config import load_config
-from rlinf_isaac.workers import EnvWorker, LocalHandle, RolloutWorker
-from rlinf_isaac.workers.features import FeatureIndex, FeatureRef, fetch_features
+from rlinf_isaac.cluster.handles import LocalHandle
+from rlinf_isaac.workers import EnvWorker, RolloutWorker
+from rlinf_isaac.data.features import FeatureIndex, FeatureRef, fetch_features
 
 OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32", "actor.model.num_action_chunks=16"]
 
@@ -165,7 +166,7 @@ def test_eval_replies_carry_actions_only(rollout):
 def test_is_ready_and_resolve_for_values_futures_and_refs():
     from concurrent.futures import Future
 
-    from rlinf_isaac.workers.handles import is_ready, resolve
+    from rlinf_isaac.cluster.handles import is_ready, resolve
 
     assert is_ready(3) and resolve(3) == 3
     f = Future()

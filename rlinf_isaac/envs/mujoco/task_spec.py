@@ -1,4 +1,4 @@
-"""Typed task specs for the MuJoCo stack-cube tasks (the data lives in ``tasks/stack_cube.py``)."""
+"""Typed task specs for the MuJoCo stack-cube tasks (the data lives in ``rlinf_isaac/tasks/stack_cube.py``)."""
 
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ class TransformerBlock(nn.Module):
     """Pre-norm block: x += attn(norm1(x) [, context]); x += ff(norm3(x)). Names as in GR00T."""
 
     # methods other than forward that compute with the block's weights: FSDP gathers its shards
-    # around them too (workers/fsdp.py)
+    # around them too (distributed/fsdp.py)
     fsdp_forward_methods = ("context_kv",)
 
     def __init__(self, dim: int, heads: int, head_dim: int, *, dropout: float, final_dropout: bool,

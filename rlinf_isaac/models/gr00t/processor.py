@@ -436,7 +436,7 @@ class GR00TProcessor:
 def identity_metadata(embodiment_tag: str = "new_embodiment") -> dict[str, Any]:
     """Metadata whose statistics make ``min_max``/``q99`` the identity on [-1, 1] (and
     ``mean_std`` the identity), keyed like meta/modality.json; for untrained models."""
-    from rlinf_isaac.envs.dataset import MODALITY
+    from rlinf_isaac.demos.dataset import MODALITY
 
     def ident(d: int) -> dict[str, list[float]]:
         return {"min": [-1.0] * d, "max": [1.0] * d, "mean": [0.0] * d, "std": [1.0] * d,
@@ -464,7 +464,7 @@ def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _split_stats(x: torch.Tensor, slices: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-    from rlinf_isaac.envs.dataset import compute_feature_stats
+    from rlinf_isaac.demos.dataset import compute_feature_stats
 
     ordered = sorted(slices.items(), key=lambda kv: kv[1]["start"])
     return {k: compute_feature_stats(x[:, s["start"]:s["end"]].double().numpy())

@@ -1,7 +1,7 @@
 """A small manager-based env with the structure of Isaac Lab's Franka stack visuomotor task.
 
 Generated from the spec that the Python 3.12 lane checks against the real package
-(tasks/isaaclab_stack.py): the same observation groups and terms (``policy``: table_cam,
+(rlinf_isaac/tasks/isaaclab_stack.py): the same observation groups and terms (``policy``: table_cam,
 wrist_cam, eef_pos, eef_quat, gripper_pos; ``subtask_terms``: grasp_1, stack_1,
 grasp_2), the same termination terms (time_out, cube_*_dropping, success), reset events
 in ``event_manager._mode_term_cfgs["reset"]``, a reward manager that scales terms by

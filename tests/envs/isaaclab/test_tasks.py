@@ -1,4 +1,4 @@
-"""Rewarded Isaac Lab stack task configs (tasks/isaaclab_stack.py) and cheap registration."""
+"""Rewarded Isaac Lab stack task configs (rlinf_isaac/tasks/isaaclab_stack.py) and cheap registration."""
 
 import subprocess
 import sys
@@ -44,7 +44,7 @@ def test_reward_cfg_checks():
 def test_registering_isaaclab_tasks_is_cheap():
     code = ("import sys, rlinf_isaac.tasks.isaaclab_stack as m; "
             "bad = [k for k in sys.modules if k.split('.')[0] in ('isaaclab', 'isaacsim', 'omni', 'gymnasium')] "
-            "+ [k for k in ('rlinf_isaac.envs.isaaclab', 'rlinf_isaac.envs.isaaclab_launch') if k in sys.modules]; "
+            "+ [k for k in ('rlinf_isaac.envs.isaaclab', 'rlinf_isaac.envs.isaaclab.sim.launch') if k in sys.modules]; "
             "print(bad); assert not bad")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
@@ -52,9 +52,10 @@ def test_registering_isaaclab_tasks_is_cheap():
 def test_simulator_entry_imports_no_torch_before_the_builder():
     # 2.3 needs the AppLauncher before torch: the simulator process loads the server file
     # standalone (the package imports torch), exactly as SimulatorProcess starts it.
-    from rlinf_isaac.envs import isaaclab_server
+    from rlinf_isaac.envs.isaaclab import process
+    from rlinf_isaac.envs.isaaclab.sim import server
 
-    boot = isaaclab_server._BOOTSTRAP.format(path=isaaclab_server.__file__).replace(
+    boot = process._BOOTSTRAP.format(path=server.__file__).replace(
         "sys.exit(mod.main(sys.argv[1:]))", "assert 'torch' not in sys.modules and 'rlinf_isaac' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", boot], check=True, capture_output=True, timeout=120)

@@ -179,10 +179,10 @@ def test_metadata_errors_and_file_loading(tok, tmp_path):
 
 
 def test_compute_statistics_from_dataset_and_for_model(tmp_path):
-    from rlinf_isaac.envs.dataset import LeRobotDatasetWriter
+    from rlinf_isaac.demos.dataset import LeRobotDatasetWriter
     from rlinf_isaac.models.gr00t.config import load_config
     from rlinf_isaac.sft import LeRobotDataset
-    from tests.envs.test_dataset import episode
+    from tests.demos.test_dataset import episode
 
     with LeRobotDatasetWriter(tmp_path / "ds") as w:
         eps = [episode(6, 0), episode(5, 1)]

@@ -1,6 +1,6 @@
 """Isaac Lab adapter core: turns a ``ManagerBasedRLEnv`` into our chunked env contract.
 
-Runs inside the simulator process (see :mod:`rlinf_isaac.envs.isaaclab_server`). It never
+Runs inside the simulator process (see :mod:`rlinf_isaac.envs.isaaclab.process`). It never
 imports Isaac Lab: it speaks to the env through the manager-based API only
 (``step``, ``reset``, ``termination_manager``, ``observation_manager``,
 ``event_manager``), which is what lets the same code run against the Python 3.11 test fake.

@@ -5,7 +5,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from rlinf_isaac.workers.trajectory import StepRecord, concat_envs, split_envs, stack_stages, stack_steps
+from rlinf_isaac.data.trajectory import StepRecord, concat_envs, split_envs, stack_stages, stack_steps
 
 
 def _record(g: torch.Generator, n: int, c: int = 4) -> StepRecord:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from rlinf_isaac.cluster import cuda_ipc
-from rlinf_isaac.workers.handles import resolve
+from rlinf_isaac.cluster.handles import resolve
 
 __all__ = ["FeatureRef", "FeatureIndex", "FeatureStore", "fetch_features"]
 
@@ -125,7 +125,7 @@ def fetch_features(index: FeatureIndex, handles: Sequence[Any], device: str | to
                    ipc_ranks: Sequence[int] = ()) -> dict[str, torch.Tensor]:
     """The tensors [T, n, ...] on ``device`` that ``index`` points to.
 
-    handles[r]: rollout worker r (Ray handle or :class:`~rlinf_isaac.workers.handles.LocalHandle`);
+    handles[r]: rollout worker r (Ray handle or :class:`~rlinf_isaac.cluster.handles.LocalHandle`);
     ipc_ranks: ranks on this process's GPU (fetched by CUDA IPC, the rest through the host).
     """
     order: dict[int, list[tuple[int, int, int]]] = {}  # rank -> its segments in (t, env) order

@@ -20,11 +20,12 @@ from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.workers.actor_worker import ActorWorker
-from rlinf_isaac.workers.env_worker import EnvWorker, EpisodeLog, episode_metrics
-from rlinf_isaac.workers.policy_factory import resolve_checkpoint_path
+from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
+from rlinf_isaac.workers.env_worker import EnvWorker
+from rlinf_isaac.models.registry import resolve_checkpoint_path
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
-__all__ = ["Cluster", "RolloutOutput", "resolve_placement"]
+__all__ = ["Controller", "RolloutOutput", "resolve_placement"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _check_ratios(n_env: int, n_roll: int, n_act: int) -> None:
         raise ConfigError(f"{key}: {n_env} env and {n_act} actor processes: one count must divide the other")
 
 
-class Cluster:
+class Controller:
     """Env, rollout and actor worker groups started from a validated config."""
 
     def __init__(self, cfg: Config):

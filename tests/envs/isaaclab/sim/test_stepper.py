@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlinf_isaac.envs.isaaclab_core import (
+from rlinf_isaac.envs.isaaclab.sim.stepper import (
     ChunkStepper,
     StepperCfg,
     binarize_gripper,

@@ -11,7 +11,7 @@ from typing import Any, Union
 
 import torch
 
-from rlinf_isaac.workers.features import FeatureIndex, FeatureRef
+from rlinf_isaac.data.features import FeatureIndex, FeatureRef
 
 __all__ = ["Trajectory", "StepRecord", "stack_steps", "stack_stages", "concat_envs", "split_envs"]
 

@@ -114,7 +114,7 @@ def _launch_app_23(headless: bool, enable_cameras: bool, device: str):
 def build_isaaclab_env(task_id: str, num_envs: int, image_size, max_episode_steps: int, reward_type: str,
                        action_scale=None, seed: int = 0, device: str = "cuda:0", headless: bool = True,
                        enable_cameras: bool = True, launcher_args: dict | None = None, app: Any = None) -> dict:
-    """Simulator-process builder (see :class:`~rlinf_isaac.envs.isaaclab_server.SimulatorProcess`).
+    """Simulator-process builder (see :class:`~rlinf_isaac.envs.isaaclab.process.SimulatorProcess`).
 
     app: Isaac Sim app already started by the simulator process (2.3); started here if None.
     """

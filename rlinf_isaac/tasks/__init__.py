@@ -1,4 +1,4 @@
-"""Task definitions: MuJoCo stack-cube tasks and Isaac Lab rewarded stack-cube configs (installed as ``rlinf_isaac.tasks``)."""
+"""Task definitions: the MuJoCo stack-cube tasks and the rewarded Isaac Lab stack-cube tasks (registering imports no simulator)."""
 
 from rlinf_isaac.tasks import stack_cube  # noqa: F401  (registers the MuJoCo tasks)
 from rlinf_isaac.tasks import isaaclab_stack  # noqa: F401  (registers the Isaac Lab tasks; imports no Isaac Lab)

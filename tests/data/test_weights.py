@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rlinf_isaac.workers.weight_sync import WeightPacker, unpack_into
+from rlinf_isaac.data.weights import WeightPacker, unpack_into
 
 
 def _tensors(seed: int) -> dict[str, torch.Tensor]:

@@ -1,9 +1,8 @@
-"""The simulator process of the Isaac Lab backend, and its client in the env worker.
+"""The env worker's side of the Isaac Lab simulator process: start it, send requests, bound them.
 
-The simulator (Isaac Sim / Isaac Lab) runs in its own process, started from
-this file (any interpreter: the env worker's, or
-Isaac Lab's own ``python.sh``), with the EULA accepted through the environment. The env
-worker never imports Isaac Lab.
+The simulator (Isaac Sim / Isaac Lab) runs in its own process (``sim/server.py``, run by any
+interpreter: the env worker's, or Isaac Lab's own ``python.sh``), with the EULA accepted
+through the environment. The env worker never imports Isaac Lab.
 
 Fault handling (a dead or stuck simulator is never a silent hang):
 
@@ -12,35 +11,29 @@ Fault handling (a dead or stuck simulator is never a silent hang):
   log, a process that does not answer in time is killed and reported the same way;
 * the simulator runs in its own process group, so closing kills Kit's helpers too;
 * the simulator watches its parent and exits if the parent dies (no orphans).
-
-This module imports only the standard library at top level: in the simulator process the
-builder must create Isaac Sim's app before torch is imported.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import importlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
-from multiprocessing.connection import Client, Listener
-from typing import Any, Callable
+from multiprocessing.connection import Client
+from typing import Any
 
-__all__ = ["SimulatorError", "SimulatorProcess", "EULA_ENV", "load_callable", "main"]
+from rlinf_isaac.envs.isaaclab.sim import server
+
+__all__ = ["SimulatorError", "SimulatorProcess", "EULA_ENV"]
 
 # Isaac Sim / Omniverse Kit refuse to start headless until their EULA is accepted.
 EULA_ENV = {"OMNI_KIT_ACCEPT_EULA": "yes", "ACCEPT_EULA": "Y", "PRIVACY_CONSENT": "Y"}
-_AUTHKEY_ENV = "RLINF_ISAAC_SIM_AUTHKEY"
 _POLL_S = 0.2
-# The simulator process runs this file as a standalone module, not as part of the package:
+# The simulator process runs sim/server.py as a standalone module, not as part of the package:
 # importing ``rlinf_isaac.envs`` imports torch, and Isaac Sim 5 (Isaac Lab 2.3) must start
 # its app before torch is imported. The package is imported only after the app launch.
 _BOOTSTRAP = (
@@ -53,17 +46,6 @@ _BOOTSTRAP = (
 
 class SimulatorError(RuntimeError):
     """The simulator process died, hung past its timeout, or raised; message has its log tail."""
-
-
-def load_callable(spec: str) -> Callable:
-    """``"package.module:function"`` -> the function (errors name the spec)."""
-    module, sep, name = spec.partition(":")
-    if not sep or not module or not name:
-        raise ValueError(f"builder must look like 'package.module:function', got {spec!r}")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load builder {spec!r}: {exc}") from exc
 
 
 def _log_tail(path: str, lines: int) -> str:
@@ -81,7 +63,7 @@ class SimulatorProcess:
     builder: ``"module:function"`` run in the simulator, ``function(**builder_kwargs)``
         returns ``{"env": ManagerBasedRLEnv, "stepper": dict of StepperCfg overrides,
         "info": dict, "close": callable or None}``.
-    stepper: the :class:`~rlinf_isaac.envs.isaaclab_core.StepperCfg` fields, as a dict.
+    stepper: the :class:`~rlinf_isaac.envs.isaaclab.sim.stepper.StepperCfg` fields, as a dict.
     prelaunch_app: AppLauncher kwargs; with Isaac Lab < 3 the app is started before the
         builder is imported and passed to it as ``app``.
     """
@@ -119,8 +101,8 @@ class SimulatorProcess:
     def _start(self, python: str, extra_env: dict[str, str]) -> None:
         authkey = os.urandom(32)
         self._authkey = authkey
-        env = {**os.environ, **EULA_ENV, **extra_env, _AUTHKEY_ENV: authkey.hex()}
-        cmd = [python, "-u", "-c", _BOOTSTRAP.format(path=os.path.abspath(__file__)),
+        env = {**os.environ, **EULA_ENV, **extra_env, server.AUTHKEY_ENV: authkey.hex()}
+        cmd = [python, "-u", "-c", _BOOTSTRAP.format(path=os.path.abspath(server.__file__)),
                "--address", self.address, "--parent-pid", str(os.getpid())]
         os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
         self._log = open(self.log_path, "ab")
@@ -245,118 +227,3 @@ class SimulatorProcess:
             pass
         if not self._failed:
             shutil.rmtree(self._dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------ simulator side
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the env worker dies, so the simulator is never orphaned."""
-    try:  # Linux: also ask the kernel to kill us with the parent
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-    def loop():
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(3)
-            time.sleep(1.0)
-
-    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
-
-
-def _prelaunch_app(app_kwargs: dict) -> Any:
-    """Isaac Lab < 3: start Isaac Sim's AppLauncher before anything imports torch."""
-    import importlib.metadata
-
-    try:
-        version = importlib.metadata.version("isaaclab")
-    except importlib.metadata.PackageNotFoundError:
-        return None  # the builder reports the missing package
-    if int(version.split(".")[0]) >= 3:
-        return None  # 3.0: launch_simulation(env_cfg) starts what the config needs
-    from isaaclab.app import AppLauncher
-
-    return AppLauncher(**app_kwargs).app
-
-
-class _Server:
-    def __init__(self, conn):
-        self.conn = conn
-        self.stepper = None
-        self.closer: Callable | None = None
-
-    def init(self, msg: dict) -> dict:
-        kwargs = dict(msg["builder_kwargs"])
-        if msg.get("prelaunch_app") is not None:
-            app = _prelaunch_app(msg["prelaunch_app"])
-            if app is not None:
-                kwargs["app"] = app
-        built = load_callable(msg["builder"])(**kwargs)
-        # torch is imported only now, after the builder has launched the simulator app.
-        from rlinf_isaac.envs.isaaclab_core import ChunkStepper, StepperCfg
-
-        stepper_kwargs = {**msg["stepper"], **built.get("stepper", {})}
-        for key in ("image_size", "camera_terms", "state_terms"):
-            if key in stepper_kwargs:
-                stepper_kwargs[key] = tuple(stepper_kwargs[key])
-        self.stepper = ChunkStepper(built["env"], StepperCfg(**stepper_kwargs))
-        self.closer = built.get("close")
-        return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order}
-
-    def handle(self, cmd: str, payload: Any) -> Any:
-        from rlinf_isaac.envs.isaaclab_wire import to_wire, from_wire
-
-        if cmd == "init":
-            return self.init(payload)
-        if cmd == "reset":
-            return to_wire(self.stepper.reset(**from_wire(payload)))
-        if cmd == "chunk_step":
-            return to_wire(self.stepper.chunk_step(from_wire(payload)))
-        if cmd == "ping":
-            return "pong"
-        raise ValueError(f"unknown simulator command {cmd!r}")
-
-    def close(self) -> None:
-        env = getattr(self.stepper, "env", None)
-        if env is not None and hasattr(env, "close"):
-            env.close()
-        if self.closer is not None:
-            self.closer()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Simulator process entry point: serve requests until "close" or EOF."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--address", required=True)
-    p.add_argument("--parent-pid", type=int, required=True)
-    args = p.parse_args(argv)
-    _watch_parent(args.parent_pid)
-    authkey = bytes.fromhex(os.environ.pop(_AUTHKEY_ENV))
-    with Listener(args.address, family="AF_UNIX", authkey=authkey) as listener:
-        conn = listener.accept()
-    server = _Server(conn)
-    while True:
-        try:
-            cmd, payload = conn.recv()
-        except EOFError:
-            break
-        if cmd == "close":
-            conn.send(("ok", None))  # answer first: closing Kit may end the process
-            server.close()
-            break
-        try:
-            conn.send(("ok", server.handle(cmd, payload)))
-        except Exception:
-            conn.send(("error", traceback.format_exc()))
-            if cmd == "init":
-                return 1
-    print("[rlinf_isaac simulator] closed", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlinf_isaac.envs.expert import (
+from rlinf_isaac.demos.expert import (
     ABOVE,
     DESCEND,
     ScriptedExpert,
@@ -125,7 +125,7 @@ def test_descent_waits_until_the_gripper_has_turned_to_the_grasp_yaw():
 
 
 def test_action_noise_executes_noisy_but_records_clean_actions(tmp_path):
-    from rlinf_isaac.envs.expert import run_expert
+    from rlinf_isaac.demos.expert import run_expert
     from rlinf_isaac.sft.dataset import LeRobotDataset
 
     with pytest.raises(ValueError, match="action_noise"):
@@ -164,7 +164,7 @@ def test_shaped_reward_telescopes_over_an_expert_episode():
 def test_recording_with_simulator_processes_matches_in_process(tmp_path):
     """--num-workers: the envs step in subprocesses, the dataset is the same as in-process
     (same seeds per env, same episodes in the same order)."""
-    from rlinf_isaac.envs.expert import main, run_expert
+    from rlinf_isaac.demos.expert import main, run_expert
     from rlinf_isaac.sft.dataset import LeRobotDataset
 
     task_id = "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"

@@ -2,9 +2,9 @@
 
 The env worker holds an :class:`IsaacLabEnv`; the simulator (Isaac Sim + Isaac Lab 2.3, or
 Isaac Lab 3.0 with or without Isaac Sim) runs in a separate process started by
-:class:`~rlinf_isaac.envs.isaaclab_server.SimulatorProcess`, which builds the env with
-``builder`` (default :func:`rlinf_isaac.envs.isaaclab_launch.build_isaaclab_env`) and
-steps it through :class:`~rlinf_isaac.envs.isaaclab_core.ChunkStepper`. One request per
+:class:`~rlinf_isaac.envs.isaaclab.process.SimulatorProcess`, which builds the env with
+``builder`` (default :func:`rlinf_isaac.envs.isaaclab.sim.launch.build_isaaclab_env`) and
+steps it through :class:`~rlinf_isaac.envs.isaaclab.sim.stepper.ChunkStepper`. One request per
 chunk crosses the process boundary, sent by ``chunk_step_async`` and collected by
 ``chunk_step_wait``, so the env worker's pipeline stages simulate concurrently. This process
 never imports Isaac Lab.
@@ -29,12 +29,12 @@ from rlinf_isaac.envs.base import (
     as_reset_state_ids,
     validate_actions,
 )
-from rlinf_isaac.envs.isaaclab_server import SimulatorError, SimulatorProcess
-from rlinf_isaac.envs.isaaclab_wire import from_wire, to_wire
+from rlinf_isaac.envs.isaaclab.process import SimulatorError, SimulatorProcess
+from rlinf_isaac.envs.isaaclab.wire import from_wire, to_wire
 
 __all__ = ["IsaacLabEnvCfg", "IsaacLabEnv", "SimulatorError", "DEFAULT_BUILDER"]
 
-DEFAULT_BUILDER = "rlinf_isaac.envs.isaaclab_launch:build_isaaclab_env"
+DEFAULT_BUILDER = "rlinf_isaac.envs.isaaclab.sim.launch:build_isaaclab_env"
 # Factory kwargs of the generic env config that mean nothing for Isaac Lab.
 _IGNORED_FACTORY_KWARGS = ("num_workers", "render_backend", "video_cfg")
 
@@ -43,7 +43,7 @@ _IGNORED_FACTORY_KWARGS = ("num_workers", "render_backend", "video_cfg")
 class IsaacLabEnvCfg:
     """Settings of one Isaac Lab env group (one simulator process, ``num_envs`` envs).
 
-    task_id: one of our registered Isaac Lab task ids (tasks/isaaclab_stack.py).
+    task_id: one of our registered Isaac Lab task ids (rlinf_isaac/tasks/isaaclab_stack.py).
     image_size: (H, W) of both cameras; the camera cfgs are set to it, images are uint8.
     max_episode_steps: episode length in control steps (20 Hz: 600 steps = Isaac Lab's 30 s).
     reward_type: "sparse" (success term only) or "staged" (+ subtask shaping).

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rlinf_isaac.envs.dataset import (
+from rlinf_isaac.demos.dataset import (
     LeRobotDatasetWriter,
     compute_feature_stats,
     write_video,

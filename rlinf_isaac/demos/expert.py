@@ -11,9 +11,9 @@ land on the stack already built when the last cube lies within ~13 cm of it alon
 
 CLI::
 
-    python -m rlinf_isaac.envs.expert --task TASK --episodes N [--num-envs B] [--record DIR]
+    python -m rlinf_isaac.demos.expert --task TASK --episodes N [--num-envs B] [--record DIR]
         [--video PATH] [--seed S]
-    python -m rlinf_isaac.envs.expert --list
+    python -m rlinf_isaac.demos.expert --list
 
 The last output line is JSON: ``{"task": ..., "episodes": N, "success_rate": ...}``.
 """
@@ -280,7 +280,7 @@ class _Recorder:
     """Buffers per-env episodes and writes them with LeRobotDatasetWriter."""
 
     def __init__(self, root: str, num_envs: int):
-        from rlinf_isaac.envs.dataset import LeRobotDatasetWriter
+        from rlinf_isaac.demos.dataset import LeRobotDatasetWriter
 
         self.writer = LeRobotDatasetWriter(root, fps=20, overwrite=False)
         self.buf: list[dict[str, list]] = [self._empty() for _ in range(num_envs)]
@@ -321,7 +321,7 @@ class _Recorder:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rlinf_isaac.envs.expert", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rlinf_isaac.demos.expert", description=__doc__.split("\n")[0])
     p.add_argument("--task", help="registered task id (see --list)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--num-envs", type=int, default=8)

@@ -1,0 +1,3 @@
+"""Demonstrations: the scripted stacking expert and the LeRobot v2 dataset writer."""
+
+__all__ = ["expert", "dataset"]

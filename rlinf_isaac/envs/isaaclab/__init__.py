@@ -1,0 +1,13 @@
+"""Isaac Lab backend. This package's top level runs in the env worker (the env, the simulator
+process client, the wire format); ``sim/`` runs inside the simulator process."""
+
+__all__ = ["DEFAULT_BUILDER", "IsaacLabEnv", "IsaacLabEnvCfg", "SimulatorError"]
+
+
+def __getattr__(name: str):
+    # The env module imports torch; the simulator process imports sim/ only.
+    if name in __all__:
+        from rlinf_isaac.envs.isaaclab import env
+
+        return getattr(env, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
