@@ -174,7 +174,7 @@ def _check_gae_shapes(rewards, values, terminated, truncated, final_values) -> N
         )
 
 
-@register_advantage("gae")
+@register_advantage("gae", algorithm="ppo")
 def gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -239,7 +239,7 @@ def _group_stats(scores: torch.Tensor, group_ids: torch.Tensor):
     return mean[inv], var.sqrt()[inv], count[inv], inv
 
 
-@register_advantage("grpo")
+@register_advantage("grpo", algorithm="grpo")
 def grpo(
     scores: torch.Tensor,
     group_ids: torch.Tensor,

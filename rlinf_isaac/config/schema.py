@@ -97,8 +97,14 @@ class RunnerConfig:
 
 @dataclass
 class AlgorithmConfig:
-    adv_type: Literal["gae", "grpo"] = "gae"
-    loss_type: Literal["ppo"] = "ppo"
+    # registered names (rlinf_isaac/algorithms/registry.py): the advantage estimator (it picks the
+    # algorithm that feeds it: gae -> ppo, grpo -> grpo), the policy loss and the value loss
+    adv_type: str = "gae"
+    loss_type: str = "ppo"
+    value_loss_type: str = "clipped"  # used by algorithms with a critic (ppo)
+    # user modules whose import registers estimators, losses or algorithms (imported in the driver
+    # and in every actor worker), e.g. [my_lab.rloo]
+    modules: list[str] = field(default_factory=list)
     group_size: int = 1  # GRPO: envs per group sharing one reset state
     rollout_epoch: int = 1  # rollouts collected per global step
     update_epochs: int = 4  # PPO epochs over the collected batch
@@ -133,8 +139,6 @@ class AlgorithmConfig:
 
     def __post_init__(self):
         check(self.group_size >= 1, "algorithm.group_size", self.group_size, "an integer >= 1")
-        if self.adv_type == "grpo":
-            check(self.group_size >= 2, "algorithm.group_size", self.group_size, ">= 2 for adv_type=grpo (advantages are relative to the group)")
         check(self.rollout_epoch >= 1, "algorithm.rollout_epoch", self.rollout_epoch, "an integer >= 1")
         check(self.update_epochs >= 1, "algorithm.update_epochs", self.update_epochs, "an integer >= 1")
         check(0.0 <= self.gamma <= 1.0, "algorithm.gamma", self.gamma, "a number in [0, 1]")
@@ -147,11 +151,14 @@ class AlgorithmConfig:
               "a number >= 0 (0: off)")
         check(self.critic_warmup_steps >= 0, "algorithm.critic_warmup_steps", self.critic_warmup_steps,
               "an integer >= 0 (0: off)")
-        if self.critic_warmup_steps:
-            check(self.adv_type == "gae", "algorithm.critic_warmup_steps", self.critic_warmup_steps,
-                  "0 with adv_type=grpo (there is no value head to warm up)")
         f = self.grpo_success_filter
         check(f is None or 0.0 <= f[0] <= f[1] <= 1.0, "algorithm.grpo_success_filter", f, "null or [low, high] with 0 <= low <= high <= 1")
+        from rlinf_isaac.algorithms import registry
+
+        registry.import_modules(self.modules)
+        registry.get_policy_loss(self.loss_type)  # unknown names: an error listing the registered ones
+        registry.get_value_loss(self.value_loss_type)
+        registry.get_algorithm_class(registry.advantage_algorithm(self.adv_type)).check_static(self)
 
 
 @dataclass
@@ -301,16 +308,9 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
     s = cfg.rollout.pipeline_stage_num
     check(per_rank % s == 0, "rollout.pipeline_stage_num", s,
           f"a divisor of the envs per env worker ({per_rank} = env.train.total_num_envs / {env_ranks} workers)")
-    g = cfg.algorithm.group_size
-    if cfg.algorithm.adv_type == "grpo":
-        check((per_rank // s) % g == 0, "algorithm.group_size", g,
-              f"a divisor of the envs per pipeline stage ({per_rank // s}); a GRPO group must not straddle stages or workers")
-        check(not tr.auto_reset, "env.train.auto_reset", tr.auto_reset,
-              "false for adv_type=grpo (every group runs one whole episode from its shared reset state)")
-    if cfg.algorithm.critic_warmup_steps:
-        check(cfg.actor.model.add_value_head and cfg.algorithm.value_loss_coef > 0, "algorithm.critic_warmup_steps",
-              cfg.algorithm.critic_warmup_steps,
-              "0 unless a critic trains (actor.model.add_value_head=true, algorithm.value_loss_coef > 0)")
+    from rlinf_isaac.algorithms.base import build_algorithm
+
+    build_algorithm(cfg.algorithm).check(cfg, env_ranks=env_ranks, actor_ranks=actor_ranks)
     c = cfg.actor.model.num_action_chunks
     steps = tr.max_episode_steps
     check(steps % c == 0, "env.train.max_episode_steps", steps, f"a multiple of actor.model.num_action_chunks ({c})")

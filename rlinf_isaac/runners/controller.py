@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlinf_isaac.algorithms.base import build_algorithm
 from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
 from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
@@ -79,10 +80,6 @@ class Controller:
         validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
         _check_ratios(self.n_env, self.n_roll, self.n_act)
         resolve_checkpoint_path(cfg.actor.model.checkpoint_path)  # a missing checkpoint fails here, not in a worker
-        per_actor = cfg.env.train.total_num_envs // self.n_act
-        if cfg.algorithm.adv_type == "grpo" and per_actor % cfg.algorithm.group_size:
-            raise ConfigError(f"algorithm.group_size = {cfg.algorithm.group_size}: expected a divisor of the envs "
-                              f"per actor worker ({per_actor}); a GRPO group must not straddle actor shards")
         print(p.table(), flush=True)
         self._plan_transfers()
         self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"
@@ -111,8 +108,7 @@ class Controller:
         self.groups.append(self.rollouts)
         n = cfg.env.train.total_num_envs // self.n_env
         ev = cfg.env.eval or cfg.env.train
-        a = cfg.algorithm
-        reads_final_values = a.adv_type == "gae" and a.bootstrap_on_truncation and cfg.actor.model.add_value_head
+        reads_final_values = build_algorithm(cfg.algorithm).reads_final_values(cfg)
         self.envs = WorkerGroup("env", EnvWorker, p, "env", [
             dict(env_cfg=cfg.env.train, rank=r, num_envs=n, num_stages=cfg.rollout.pipeline_stage_num,
                  eval_cfg=ev, eval_num_envs=ev.total_num_envs // self.n_env, device=dev,

@@ -11,21 +11,12 @@ import contextlib
 import logging
 import math
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from rlinf_isaac.algorithms import (
-    entropy_bonus,
-    get_advantage,
-    get_policy_loss,
-    get_value_loss,
-    masked_mean,
-    normalize_advantages,
-    sequence_mean_weights,
-    successful_episode_steps,
-)
+from rlinf_isaac.algorithms.base import TrainBatch, build_algorithm
+from rlinf_isaac.algorithms.registry import import_modules
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
 from rlinf_isaac.distributed import fsdp
@@ -35,7 +26,7 @@ from rlinf_isaac.models.registry import build_policy
 from rlinf_isaac.data.trajectory import Trajectory, concat_envs
 from rlinf_isaac.data.weights import PackedWeights, WeightPacker
 
-__all__ = ["ActorWorker", "TrainBatch", "build_train_batch"]
+__all__ = ["ActorWorker", "update_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -65,112 +56,15 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-@dataclass
-class TrainBatch:
-    """Flattened samples N = T*B of one rank.
-
-    forward_inputs: dict of [N, ...]; old_logprobs [N] or [N, C]; advantages, mask: like
-    old_logprobs; old_values, returns: [N] or [N, C] (None without a critic); policy_weights:
-    like mask, the policy loss's weights when they are not the mask (seq-mean-token-mean);
-    imitation_weights: float [N, C], 1 on executed steps of successful episodes
-    (``algorithm.self_imitation_coef`` > 0).
-    """
-
-    forward_inputs: dict[str, torch.Tensor]
-    old_logprobs: torch.Tensor
-    advantages: torch.Tensor
-    mask: torch.Tensor
-    old_values: torch.Tensor | None
-    returns: torch.Tensor | None
-    policy_weights: torch.Tensor | None = None
-    imitation_weights: torch.Tensor | None = None
-
-    @property
-    def size(self) -> int:
-        return self.old_logprobs.shape[0]
-
-
-def _chunk_view(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean over C: [T, B, C] -> [T, B] (a chunk-level quantity from per-step ones)."""
-    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-
-
-def _advantages(traj: Trajectory, algo: AlgorithmConfig, group=None):
-    """Advantages, returns and loss mask of a trajectory ([T, B] or [T, B, C])."""
-    valid = traj.valid.float()  # [T, B, C]
-    action_level = algo.reward_type == "action_level"
-    if algo.adv_type == "gae":
-        if action_level:
-            r, term, trunc = traj.rewards * valid, traj.terminated, traj.truncated  # [T, B, C]
-            mask = valid
-        else:
-            r = (traj.rewards * valid).sum(-1)  # [T, B, C] -> [T, B]: the chunk's reward
-            term, trunc = traj.terminated.any(-1), traj.truncated.any(-1)
-            mask = valid.amax(-1)
-        if not algo.bootstrap_on_truncation:  # the time limit is part of the task: no bootstrap
-            term, trunc = term | trunc, torch.zeros_like(trunc)
-        values = traj.values if (action_level or traj.values.ndim == 2) else traj.values[..., 0]
-        out = get_advantage("gae")(r, values, term, trunc, traj.final_values,
-                                   gamma=algo.gamma, gae_lambda=algo.gae_lambda)
-        adv, ret = out.advantages, out.returns
-        if algo.normalize_advantages:
-            adv = normalize_advantages(adv, mask, group)
-        return adv, ret, mask
-    # GRPO: one episode per env (no auto-reset); its score is the episode return.
-    scores = (traj.rewards * valid).sum((0, 2))  # [B]
-    success = traj.success.any(-1).any(0).float()  # [B]
-    dones = traj.terminated | traj.truncated
-    dones = dones if action_level else dones.any(-1)
-    group_ids = traj.env_ids // algo.group_size  # G consecutive envs share one reset state
-    out = get_advantage("grpo")(scores, group_ids, dones, normalize_std=algo.grpo_normalize_std,
-                                success=success, success_range=algo.grpo_success_filter)
-    mask = out.loss_mask * (valid if action_level else valid.amax(-1))
-    adv = out.advantages
-    if algo.normalize_advantages:
-        adv = normalize_advantages(adv, mask, group)
-    return adv, None, mask
-
-
-def build_train_batch(traj: Trajectory, algo: AlgorithmConfig, group=None) -> tuple[TrainBatch, dict]:
-    """Advantages for ``traj`` and its flattening into samples; returns (batch, metrics)."""
-    adv, ret, mask = _advantages(traj, algo, group)
-    logp = traj.logprobs  # [T, B] (chunk) or [T, B, C] (action)
-    if adv.ndim == 3 and logp.ndim == 2:  # per-step advantages, chunk-level log-probs
-        adv, mask = _chunk_view(adv, mask), mask.amax(-1)
-        ret = _chunk_view(ret, traj.valid.float()) if ret is not None else None
-    old_values = traj.values[:-1]  # [T, B] or [T, B, C]
-    if ret is not None and ret.ndim == 3 and old_values.ndim == 2:
-        ret = ret[..., 0]  # chunk critic: target = return at the chunk's first sub-step
-    t, b = logp.shape[:2]
-    flat = lambda x: x.reshape(t * b, *x.shape[2:])  # noqa: E731  [T, B, ...] -> [T*B, ...]
-    batch = TrainBatch(
-        forward_inputs={k: flat(v) for k, v in traj.forward_inputs.items()},
-        old_logprobs=flat(logp), advantages=flat(adv.float()), mask=flat(mask.float()),
-        old_values=flat(old_values) if ret is not None else None,
-        returns=flat(ret.float()) if ret is not None else None,
-    )
-    if algo.loss_agg_func == "seq-mean-token-mean":
-        ends = (traj.terminated | traj.truncated).any(-1)  # [T, B]: an episode ends at this decision
-        batch.policy_weights = flat(sequence_mean_weights(mask.float(), ends))
-    metrics = {"rollout/advantages_mean": float(masked_mean(adv.float(), mask))}
-    if algo.self_imitation_coef > 0:
-        won = successful_episode_steps(traj.success, traj.terminated | traj.truncated, traj.valid)  # [T, B, C]
-        batch.imitation_weights = flat(won)
-        metrics["rollout/imitation_frac"] = float(won.sum() / traj.valid.float().sum().clamp(min=1))
-    if ret is not None:
-        metrics["rollout/returns_mean"] = float(masked_mean(ret, mask if ret.shape == mask.shape else None))
-        metrics["rollout/values_mean"] = float(old_values.mean())
-    metrics["rollout/logprobs_mean"] = float(logp.mean())
-    return batch, metrics
-
-
 class ActorWorker(WorkerBase):
     """One actor rank: owns the trainable policy, its optimizer and scheduler."""
 
     def __init__(self, actor_cfg: ActorConfig, algo_cfg: AlgorithmConfig, rank: int, world_size: int,
                  device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None):
         super().__init__()
-        self.cfg, self.algo, self.rank, self.world = actor_cfg, algo_cfg, rank, world_size
+        self.cfg, self.rank, self.world = actor_cfg, rank, world_size
+        import_modules(algo_cfg.modules)  # user estimators / losses register in this process too
+        self.algorithm = build_algorithm(algo_cfg)
         self.device = device
         if world_size > 1 and not dist.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
@@ -230,7 +124,7 @@ class ActorWorker(WorkerBase):
             if rollout_handles is None:
                 raise ValueError("the trajectory's stored inputs are on the rollout workers: pass their handles")
             traj.forward_inputs = fetch_features(traj.forward_inputs, rollout_handles, self.device, ipc_ranks)
-        self._batch, metrics = build_train_batch(traj, self.algo, group=None)
+        self._batch, metrics = self.algorithm.build_batch(traj, group=None)
         return metrics
 
     def update(self, step: int) -> dict[str, float]:
@@ -248,7 +142,7 @@ class ActorWorker(WorkerBase):
         sums: dict[str, float] = {}
         n_updates = 0
         with _torch_threads(self._update_threads):
-            for _epoch in range(self.algo.update_epochs):
+            for _epoch in range(self.algorithm.cfg.update_epochs):
                 perm = torch.randperm(batch.size, generator=gen)
                 for start in range(0, batch.size - per_rank + 1, per_rank):
                     metrics = self._optimizer_step(batch, perm[start:start + per_rank], step, gen)
@@ -267,7 +161,7 @@ class ActorWorker(WorkerBase):
         self.optimizer.zero_grad(set_to_none=True)
         acc: dict[str, float] = {}
         for m in range(n_micro):
-            loss, metrics = self._loss(batch, idx[m * micro:(m + 1) * micro], step, gen)
+            loss, metrics = self.algorithm.loss(self.policy, batch, idx[m * micro:(m + 1) * micro], step, gen)
             (loss / n_micro).backward()
             for k, v in metrics.items():
                 acc[k] = acc.get(k, 0.0) + float(v) / n_micro
@@ -276,55 +170,6 @@ class ActorWorker(WorkerBase):
         acc["actor/grad_norm"] = fsdp.clip_grad_norm(params, self.cfg.optim.clip_grad, self.sharded)
         self.optimizer.step()
         return acc
-
-    def _imitation_draws(self, fwd: dict[str, torch.Tensor], weights: torch.Tensor,
-                         gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """Self-imitation inputs of a minibatch: its weights, flow times on the rollout's
-        denoising grid {0, 1/K, .., (K-1)/K} and x_0 noise, drawn from the update's generator
-        (so a resumed run draws the same)."""
-        chain = fwd["chain"]  # [B, K+1, C_h, A_pad]
-        k = chain.shape[1] - 1
-        b = chain.shape[0]
-        t = torch.randint(k, (b,), generator=gen).float() / k
-        noise = torch.randn(chain[:, -1].shape, generator=gen)
-        return {"weights": weights, "t": t, "noise": noise}
-
-    def _loss(self, batch: TrainBatch, idx: torch.Tensor, step: int, gen: torch.Generator):
-        a = self.algo
-        fwd = {k: v[idx] for k, v in batch.forward_inputs.items()}
-        imitation = None
-        if batch.imitation_weights is not None:
-            imitation = self._imitation_draws(fwd, batch.imitation_weights[idx], gen)
-        out = self.policy.evaluate(fwd, imitation=imitation)
-        mask = batch.mask[idx].to(out["logprobs"].device)
-        # the policy loss's weights: the mask (token-mean) or per-episode weights (seq-mean)
-        pmask = mask if batch.policy_weights is None else batch.policy_weights[idx].to(mask.device)
-        adv = batch.advantages[idx].to(mask.device)
-        policy_loss, metrics = get_policy_loss(a.loss_type)(
-            out["logprobs"].float(), batch.old_logprobs[idx].to(mask.device), adv, pmask,
-            clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high, clip_ratio_c=a.clip_ratio_c)
-        if out.get("entropy") is not None:
-            ent_loss, emetrics = entropy_bonus(out["entropy"].float(), pmask if pmask.shape == out["entropy"].shape else None,
-                                               coef=a.entropy_bonus)
-            policy_loss = policy_loss + ent_loss
-            metrics.update(emetrics)
-        if imitation is not None:
-            policy_loss = policy_loss + a.self_imitation_coef * out["imitation_loss"]
-            metrics["actor/imitation_loss"] = out["imitation_loss"].detach()
-        # critic warm-up: only the value head learns (the policy terms are logged, not applied:
-        # no backward through the action head, and its weights get no gradient, so no decay)
-        loss = policy_loss if step >= a.critic_warmup_steps else torch.zeros((), device=mask.device)
-        if batch.returns is not None and out.get("values") is not None and a.value_loss_coef > 0:
-            v = out["values"].float()
-            ret, old_v = batch.returns[idx].to(v.device), batch.old_values[idx].to(v.device)
-            if v.ndim == 2 and ret.ndim == 1:
-                v = v[:, 0]
-            vmask = mask if mask.shape == v.shape else mask.amax(-1) if mask.ndim > v.ndim else mask
-            vloss, vmetrics = get_value_loss("clipped")(v, old_v, ret, vmask,
-                                                        value_clip=a.value_clip, huber_delta=a.huber_delta)
-            loss = loss + a.value_loss_coef * vloss
-            metrics.update(vmetrics)
-        return loss, {k: float(v) for k, v in metrics.items()}
 
     def _all_reduce_grads(self) -> None:
         if self.world == 1:

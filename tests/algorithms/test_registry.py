@@ -42,7 +42,7 @@ def test_duplicate_registration_is_an_error():
         return args
 
     with pytest.raises(ValueError, match="'gae' is registered twice"):
-        register_advantage("gae")(gae)
+        register_advantage("gae", algorithm="ppo")(gae)
     assert get_advantage("gae") is advantages.gae
     with pytest.raises(ValueError, match="non-empty strings"):
-        register_advantage("")
+        register_advantage("", algorithm="ppo")

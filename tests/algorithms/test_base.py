@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlinf_isaac.config.schema import AlgorithmConfig
-from rlinf_isaac.workers.actor_worker import build_train_batch
+from rlinf_isaac.algorithms.base import build_train_batch
 from rlinf_isaac.data.trajectory import Trajectory
 
 
