@@ -53,7 +53,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
             rows.append(m)
             print(f"  S={stages} step {step}: {m['env/steps_per_s']:.1f} env-steps/s, "
                   f"step {m['time/step']:.2f}s", flush=True)
-        mem = {g.name: [round(m["peak_gib"], 2) for m in g.run("memory_stats")]
+        mem = {g.name: [round(m["peak_gib"], 2) for m in g.memory_stats()]
                for g in (runner.controller.envs, runner.controller.rollouts, runner.controller.actors)}
     finally:
         runner.close()

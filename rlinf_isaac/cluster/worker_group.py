@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rlinf_isaac.cluster import tensor_transport
 from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
@@ -90,7 +90,7 @@ class WorkerGroup:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.name, self.timeout_s = name, timeout_s
+        self.name, self.timeout_s, self.worker_class = name, timeout_s, cls
         self.members: list[_Member] = []
         # ref id -> rank computing it. Keyed by id, not by the ObjectRef: holding a ref would
         # keep its object alive in the object store (weight-sync refs are never waited here).
@@ -108,8 +108,7 @@ class WorkerGroup:
             self.members.append(_Member(p.rank, handle, log_file))
         # Construction errors surface here, with the worker's log; building a simulator or
         # loading a multi-GB checkpoint may take longer than one step, hence the floor.
-        self.wait([m.handle.ready.remote() for m in self.members], what="start",
-                  timeout_s=max(timeout_s, start_timeout_s))
+        self.wait(self.call(WorkerBase.ready), what="start", timeout_s=max(timeout_s, start_timeout_s))
 
     def __len__(self) -> int:
         return len(self.members)
@@ -118,22 +117,38 @@ class WorkerGroup:
         """The Ray handle of one rank (for worker-to-worker calls)."""
         return self.members[rank].handle
 
-    def call(self, method: str, *args, ranks: Sequence[int] | None = None, per_rank_args=None, **kwargs):
-        """Call ``method`` on ranks (default: all); returns object refs in rank order.
+    def call(self, method: Callable, *args, ranks: Sequence[int] | None = None, per_rank_args=None,
+             num_returns: int = 1, **kwargs) -> list:
+        """Call ``method`` (a method of the worker class, e.g. ``ActorWorker.update``) on ranks
+        (default: all); returns object refs in rank order (a list of ``num_returns`` refs per
+        rank when ``num_returns`` > 1).
 
         per_rank_args: optional list (one tuple of positional args per called rank),
         appended after ``args``.
         """
+        name = self._method_name(method)
         ranks = list(range(len(self.members))) if ranks is None else list(ranks)
         refs = []
         for i, r in enumerate(ranks):
             extra = tuple(per_rank_args[i]) if per_rank_args is not None else ()
-            ref = getattr(self.members[r].handle, method).remote(*args, *extra, **kwargs)
-            self._rank_of[ref.hex()] = r
+            remote = getattr(self.members[r].handle, name)
+            if num_returns != 1:
+                remote = remote.options(num_returns=num_returns)
+            ref = remote.remote(*args, *extra, **kwargs)
+            for one in (ref if num_returns != 1 else [ref]):
+                self._rank_of[one.hex()] = r
             refs.append(ref)
         while len(self._rank_of) > 4096:  # forget the oldest unawaited calls
             self._rank_of.pop(next(iter(self._rank_of)))
         return refs
+
+    def _method_name(self, method: Callable) -> str:
+        """The name of ``method``, checked to be the worker class's own (not another class's)."""
+        name = getattr(method, "__name__", None)
+        if name is None or getattr(self.worker_class, name, None) is not method:
+            raise TypeError(f"worker group {self.name!r}: {method!r} is not a method of "
+                            f"{self.worker_class.__name__}")
+        return name
 
     def wait(self, refs: list, what: str = "call", timeout_s: float | None = None) -> list:
         """Results of ``refs`` (rank order); a failure or timeout raises :class:`WorkerError`."""
@@ -162,9 +177,9 @@ class WorkerGroup:
                 raise self._error(rank, f"died during '{what}' ({type(e).__name__}: {str(e).splitlines()[0]})") from None
         return results
 
-    def run(self, method: str, *args, **kwargs) -> list:
-        """call + wait: the results of ``method`` on every rank."""
-        return self.wait(self.call(method, *args, **kwargs), what=method)
+    def run(self, method: Callable, *args, **kwargs) -> list:
+        """call + wait: the results of ``method`` on every called rank."""
+        return self.wait(self.call(method, *args, **kwargs), what=method.__name__)
 
     def _error(self, i: int, msg: str) -> WorkerError:
         m = self.members[i]

@@ -70,8 +70,8 @@ class RunnerConfig:
     save_interval: int = -1  # global steps between checkpoints; -1: only at the end
     val_check_interval: int = -1  # global steps between evaluations (and at the end); -1: never
     # true: every evaluation during training plays the episodes eval_embodiment.sh plays (env
-    # seed env.eval.seed, policy noise from actor.seed), so the curve moves only when the policy
-    # does; false: new seeds each time
+    # resets and policy noise drawn from env.eval.seed), so the curve moves only when the policy
+    # does; false: new episodes each time
     val_fixed_seed: bool = False
     # evaluate once before the first global step (logged at step 0: the starting point of the curve)
     val_before_train: bool = False
@@ -79,6 +79,8 @@ class RunnerConfig:
     only_eval: bool = False
     eval_episodes: int = 200  # episodes of an evaluation (eval_embodiment.sh, val checks)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk (the final one is always kept)
+    # the run seed: every random stream of training (policy initialisation, env resets, policy
+    # noise, minibatch order, evaluations without val_fixed_seed) derives from it (rlinf_isaac/seeding.py)
     seed: int = 1234
     # stop after the global step during which this many seconds of training (evals included,
     # summed over resumed runs) have passed; that step evaluates and checkpoints. null: no limit
@@ -90,6 +92,7 @@ class RunnerConfig:
             v = getattr(self, k)
             check(v == -1 or v >= 1, f"runner.{k}", v, "-1 (off) or a positive number of global steps")
         check(self.eval_episodes >= 1, "runner.eval_episodes", self.eval_episodes, "an integer >= 1")
+        check(self.seed >= 0, "runner.seed", self.seed, "an integer >= 0")
         check(self.keep_checkpoints >= 1, "runner.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
         check(self.max_time_s is None or self.max_time_s > 0, "runner.max_time_s", self.max_time_s,
               "null (no limit) or a positive number of seconds")
@@ -181,6 +184,8 @@ class EnvConfig:
     reward_type: Literal["sparse", "staged", "shaped"] = "sparse"
     image_size: int = 84
     action_scale: float = 0.5  # like Isaac Lab's IK-Rel action scale
+    # the episodes an evaluation on this group plays (env resets and policy noise derive from it:
+    # env.eval.seed is eval_embodiment.sh's episode set); training rollouts derive from runner.seed
     seed: int = 0
     auto_reset: bool = True
     num_workers: int = 0  # simulator subprocesses per env worker (MuJoCo); 0: in-process
@@ -194,6 +199,7 @@ class EnvConfig:
         check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, "an integer >= 1")
         check(16 <= self.image_size <= 512, "image_size", self.image_size, "an integer in [16, 512]")
         check(self.num_workers >= 0, "num_workers", self.num_workers, "an integer >= 0")
+        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
 
 
 @dataclass
@@ -269,7 +275,6 @@ class ActorConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (distributed/fsdp.py)
     enable_offload: bool = False
-    seed: int = 1234
     # torch threads of a CPU actor rank while it updates (the env and rollout workers idle
     # then): null = the cores this process may run on / actor ranks; ignored on a GPU
     num_threads: Optional[int] = None

@@ -1,4 +1,4 @@
-"""The run's workers as one object with typed phase methods (what the runner loop calls).
+"""The controller: the run's worker groups behind typed phase methods (what the runner loop calls).
 
 Env rank r, stage s talks to rollout rank ``(r * k + s) % n_rollout`` with
 ``k = max(1, n_rollout // n_env)``; trajectories are split into contiguous env shards,
@@ -22,8 +22,11 @@ from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
+from rlinf_isaac.data.requests import AdvantageRequest, EvalRequest, RolloutRequest
 from rlinf_isaac.workers.env_worker import EnvWorker
 from rlinf_isaac.models.registry import resolve_checkpoint_path
+from rlinf_isaac.runners.groups import ActorGroup, EnvGroup, RolloutGroup
+from rlinf_isaac.seeding import derive_seed
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
 __all__ = ["Controller", "RolloutOutput", "resolve_placement"]
@@ -97,22 +100,24 @@ class Controller:
         dev = "cuda:0" if p.device_type == "cuda" else "cpu"
         t = cfg.cluster.worker_timeout_s
         addr = f"tcp://{_node_ip(nodes, p.processes('actor')[0].node)}:{_free_port()}"
-        self.actors = WorkerGroup("actor", ActorWorker, p, "actor", [
+        seed = cfg.runner.seed
+        self.actors = ActorGroup("actor", ActorWorker, p, "actor", [
             dict(actor_cfg=cfg.actor, algo_cfg=cfg.algorithm, rank=r, world_size=self.n_act, device=dev,
-                 max_steps=max(1, cfg.runner.max_steps), dist_addr=addr) for r in range(self.n_act)], log_dir, t, nodes)
+                 max_steps=max(1, cfg.runner.max_steps), dist_addr=addr, seed=seed) for r in range(self.n_act)],
+            log_dir, t, nodes)
         self.groups.append(self.actors)
-        self.rollouts = WorkerGroup("rollout", RolloutWorker, p, "rollout", [
+        self.rollouts = RolloutGroup("rollout", RolloutWorker, p, "rollout", [
             dict(model_cfg=cfg.actor.model, algo_cfg=cfg.algorithm, rank=r, device=dev,
-                 seed=cfg.actor.seed, enable_offload=cfg.rollout.enable_offload) for r in range(self.n_roll)],
+                 seed=seed, enable_offload=cfg.rollout.enable_offload) for r in range(self.n_roll)],
             log_dir, t, nodes)
         self.groups.append(self.rollouts)
         n = cfg.env.train.total_num_envs // self.n_env
         ev = cfg.env.eval or cfg.env.train
         reads_final_values = build_algorithm(cfg.algorithm).reads_final_values(cfg)
-        self.envs = WorkerGroup("env", EnvWorker, p, "env", [
+        self.envs = EnvGroup("env", EnvWorker, p, "env", [
             dict(env_cfg=cfg.env.train, rank=r, num_envs=n, num_stages=cfg.rollout.pipeline_stage_num,
                  eval_cfg=ev, eval_num_envs=ev.total_num_envs // self.n_env, device=dev,
-                 total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values)
+                 total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values, seed=seed)
             for r in range(self.n_env)], log_dir, t, nodes)
         self.groups.append(self.envs)
 
@@ -123,29 +128,29 @@ class Controller:
         if version == self.synced_version:  # e.g. the next step's sync right after an evaluation
             return
         via = self.sync_via
-        refs = self.actors.call("packed_weights", "ipc" in via, "host" in via, ranks=self._gather_ranks())
-        self.rollouts.wait(self.rollouts.call("sync_weights", refs[0], version, per_rank_args=[(v,) for v in via]),
-                           what="sync_weights")
+        refs = self.actors.packed_weights("ipc" in via, "host" in via, ranks=self._gather_ranks())
+        self.rollouts.sync_weights(refs[0], version, via)
         self.actors.wait(refs[1:], what="sync_weights")
         self.synced_version = version
 
     def rollout(self, step: int, record_video: bool = False) -> RolloutOutput:
+        """One global step's rollout: ``algorithm.rollout_epoch`` epochs of every env worker, each
+        reset from ``derive_seed(runner.seed, "rollout", step, epoch)``, the policy noise of rollout
+        rank r restarted from ``derive_seed(runner.seed, "policy_noise", step, r)``."""
         cfg = self.cfg
-        c = cfg.actor.model.num_action_chunks
-        n_chunk_steps = cfg.env.train.max_episode_steps // c
+        seed = cfg.runner.seed
+        n_chunk_steps = cfg.env.train.max_episode_steps // cfg.actor.model.num_action_chunks
         k = max(1, self.n_act // self.n_env)  # shards per env worker
-        seed = cfg.runner.seed * 1_000_003 + step
-        self.rollouts.run("reseed", per_rank_args=[(seed * 7919 + r,) for r in range(self.n_roll)])
+        self.rollouts.reseed([derive_seed(seed, "policy_noise", step, r) for r in range(self.n_roll)])
         pieces: list[list[Any]] = [[] for _ in range(self.n_act)]
         eps, steps, video = EpisodeLog(), 0, None
         for epoch in range(cfg.algorithm.rollout_epoch):
-            refs = []
-            for r in range(self.n_env):
-                handles = [self.rollouts.handle(self._rollout_rank(r, s)) for s in range(cfg.rollout.pipeline_stage_num)]
-                h = self.envs.handle(r)
-                refs.append(h.rollout.options(num_returns=1 + k).remote(
-                    handles, n_chunk_steps, True, cfg.algorithm.group_size, k,
-                    record_video and r == 0 and epoch == 0, seed * 31 + epoch, epoch))
+            requests = [RolloutRequest(
+                rollout_handles=[self.rollouts.handle(self._rollout_rank(r, s)) for s in range(cfg.rollout.pipeline_stage_num)],
+                num_chunk_steps=n_chunk_steps, reset_seed=derive_seed(seed, "rollout", step, epoch),
+                group_size=cfg.algorithm.group_size, pieces=k, epoch=epoch,
+                record_video=record_video and r == 0 and epoch == 0) for r in range(self.n_env)]
+            refs = self.envs.rollout(requests)
             results = self.envs.wait([out[0] for out in refs], what="rollout")
             flat = [piece for out in refs for piece in out[1:]]  # env-major order of shards
             per_actor = len(flat) // self.n_act
@@ -159,35 +164,34 @@ class Controller:
         # Per env worker, summed over its stages: simulator time and time waiting for actions.
         metrics["time/env"] = max(r.time_env for r in results)
         metrics["time/env_wait"] = max(r.time_wait for r in results)
-        metrics["time/inference"] = max(self.rollouts.run("timing"))
+        metrics["time/inference"] = max(self.rollouts.timing())
         return RolloutOutput(pieces, metrics, steps, video)
 
     def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
         """Actors take their trajectory shards, fetch the stored inputs the shards point to from
-        the rollout workers (features.py), compute advantages; the rollout workers then drop
+        the rollout workers (data/features.py), compute advantages; the rollout workers then drop
         what they stored."""
         self._swap("actor")
         handles = [self.rollouts.handle(r) for r in range(self.n_roll)]
-        args = [(p, handles, self.ipc_ranks[a]) for a, p in enumerate(pieces)]
-        out = self.actors.wait(self.actors.call("compute_advantages", per_rank_args=args), what="compute_advantages")
-        self.rollouts.run("release_features")
+        out = self.actors.compute_advantages([AdvantageRequest(p, handles, self.ipc_ranks[a])
+                                              for a, p in enumerate(pieces)])
+        self.rollouts.release_features()
         return _mean_dicts(out)
 
     def update(self, step: int) -> dict[str, float]:
-        return _mean_dicts(self.actors.run("update", step))
+        return _mean_dicts(self.actors.update(step))
 
-    def evaluate(self, episodes: int, seed: int, record_video: bool = False,
-                 policy_seed: int | None = None) -> tuple[EpisodeLog, dict | None]:
-        """``episodes`` episodes from env seed ``seed``; with ``policy_seed`` the rollout workers'
-        sampling noise (the flow's x_0) restarts from it first instead of continuing its stream
-        (eval_embodiment.sh and fixed-seed evaluations during training both pass actor.seed)."""
+    def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, dict | None]:
+        """``episodes`` episodes of the deterministic policy, all drawn from ``seed``: env rank r's
+        round i resets from ``derive_seed(seed, "eval_episodes", r, i)`` and rollout rank r's noise
+        (the flow's x_0) restarts from ``derive_seed(seed, "eval_noise", r)``. The same seed plays
+        the same episodes with the same noise (``eval_embodiment.sh`` and fixed evaluations during
+        training both pass ``env.eval.seed``)."""
         self._swap("rollout")
-        if policy_seed is not None:
-            self.rollouts.run("reseed", policy_seed)
+        self.rollouts.reseed([derive_seed(seed, "eval_noise", r) for r in range(self.n_roll)])
         per_rank = math.ceil(episodes / self.n_env)
-        args = [(self.rollouts.handle(self._rollout_rank(r, 0)), per_rank, seed + 104729 * r, record_video and r == 0)
-                for r in range(self.n_env)]
-        out = self.envs.wait(self.envs.call("evaluate", per_rank_args=args), what="evaluate")
+        out = self.envs.evaluate([EvalRequest(self.rollouts.handle(self._rollout_rank(r, 0)), per_rank, seed,
+                                              record_video and r == 0) for r in range(self.n_env)])
         eps = EpisodeLog()
         for e, _ in out:
             eps.extend(e)
@@ -195,7 +199,7 @@ class Controller:
         return eps, next((v for _, v in out if v is not None), None)
 
     def actor_state(self) -> dict:
-        return self.actors.run("state", ranks=self._gather_ranks())[0]
+        return self.actors.state(ranks=self._gather_ranks())[0]
 
     def _gather_ranks(self) -> list[int] | None:
         """Actor ranks that must serve weights / state: all with FSDP (gathering shards is a
@@ -203,15 +207,15 @@ class Controller:
         return None if self.cfg.actor.training_backend == "fsdp" and self.n_act > 1 else [0]
 
     def load_actor_state(self, state: dict) -> None:
-        self.actors.run("load_state", state)
+        self.actors.load_state(state)
         self.synced_version = None  # the actors' weights changed under the same version
 
     def shutdown(self) -> None:
         """Close simulators, kill every worker (also after a failure); idempotent."""
         for g in reversed(self.groups):
-            if g is getattr(self, "envs", None):
+            if isinstance(g, EnvGroup):
                 try:
-                    g.wait(g.call("close"), what="close")
+                    g.close()
                 except Exception as e:  # a dead env worker cannot close; kill it below
                     log.warning("env close failed: %s", str(e).splitlines()[0])
             g.kill()
@@ -242,8 +246,8 @@ class Controller:
         if not self.swap:
             return
         idle, busy = (self.actors, self.rollouts) if active == "rollout" else (self.rollouts, self.actors)
-        idle.run("offload")
-        busy.run("reload")
+        idle.offload()
+        busy.reload()
 
 
 def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:

@@ -29,8 +29,7 @@ def run_eval(cfg: Config, controller: Controller | None = None) -> str:
             version = ckpt.step
         controller.sync_weights(version=version)
         ev = cfg.env.eval or cfg.env.train
-        eps, video = controller.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video,
-                                      policy_seed=cfg.actor.seed)
+        eps, video = controller.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video)
         video_dir = None
         if video is not None:
             from rlinf_isaac.logging.video import write_rollout_video

@@ -14,6 +14,7 @@ from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.envs.base import wilson_interval
 from rlinf_isaac.runners.controller import Controller
+from rlinf_isaac.seeding import derive_seed
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 
 __all__ = ["TrainRunner", "write_eval_report"]
@@ -106,16 +107,13 @@ class TrainRunner:
         return metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Sync the newest weights and evaluate the deterministic policy on eval seeds (the same
-        ones each time with ``runner.val_fixed_seed``, else new ones per step)."""
+        """Sync the newest weights and evaluate the deterministic policy: on the episodes (and
+        policy noise) of ``env.eval.seed`` with ``runner.val_fixed_seed``, as eval_embodiment.sh
+        plays them, else on new ones per step (``derive_seed(runner.seed, "eval", step)``)."""
         self.controller.sync_weights(version=step)
         c = self.cfg.runner
-        if c.val_fixed_seed:  # the env seeds and policy noise of eval_embodiment.sh
-            seed, policy_seed = (self.cfg.env.eval or self.cfg.env.train).seed, self.cfg.actor.seed
-        else:
-            seed, policy_seed = c.seed + 10_000_019 * step, None
-        eps, video = self.controller.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on(),
-                                           policy_seed=policy_seed)
+        seed = (self.cfg.env.eval or self.cfg.env.train).seed if c.val_fixed_seed else derive_seed(c.seed, "eval", step)
+        eps, video = self.controller.evaluate(c.eval_episodes, seed=seed, record_video=self._eval_video_on())
         if video is not None:
             self._write_video(video, "eval", step)
         return episode_metrics(eps, "eval")

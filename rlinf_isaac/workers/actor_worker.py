@@ -21,10 +21,12 @@ from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
 from rlinf_isaac.distributed import fsdp
 from rlinf_isaac.data.features import FeatureIndex, fetch_features
+from rlinf_isaac.data.requests import AdvantageRequest
 from rlinf_isaac.cluster.handles import resolve
 from rlinf_isaac.models.registry import build_policy
-from rlinf_isaac.data.trajectory import Trajectory, concat_envs
-from rlinf_isaac.data.weights import PackedWeights, WeightPacker
+from rlinf_isaac.data.trajectory import concat_envs
+from rlinf_isaac.data.weights import WeightPacker
+from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["ActorWorker", "update_threads"]
 
@@ -60,8 +62,11 @@ class ActorWorker(WorkerBase):
     """One actor rank: owns the trainable policy, its optimizer and scheduler."""
 
     def __init__(self, actor_cfg: ActorConfig, algo_cfg: AlgorithmConfig, rank: int, world_size: int,
-                 device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None):
+                 device: str = "cpu", max_steps: int = 1, dist_addr: str | None = None, seed: int = 0):
+        """seed: the run seed (``runner.seed``): the policy's random initialisation and each
+        update's minibatch order derive from it (``rlinf_isaac.seeding``)."""
         super().__init__()
+        self.seed = seed
         self.cfg, self.rank, self.world = actor_cfg, rank, world_size
         import_modules(algo_cfg.modules)  # user estimators / losses register in this process too
         self.algorithm = build_algorithm(algo_cfg)
@@ -69,7 +74,7 @@ class ActorWorker(WorkerBase):
         if world_size > 1 and not dist.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend, init_method=dist_addr, rank=rank, world_size=world_size)
-        self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=actor_cfg.seed)
+        self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=derive_seed(seed, "init"))
         # fsdp with one rank is plain training; with more, trainable layers are sharded (fsdp.py)
         self.sharded = actor_cfg.training_backend == "fsdp" and world_size > 1
         self.sharded_units = fsdp.shard_trainable_layers(self.policy, device) if self.sharded else []
@@ -112,18 +117,17 @@ class ActorWorker(WorkerBase):
         return f
 
     # ------------------------------------------------------------------ phases
-    def compute_advantages(self, pieces: list[Trajectory], rollout_handles: list | None = None,
-                           ipc_ranks: tuple[int, ...] = ()) -> dict[str, float]:
-        """Advantages of this rank's trajectory shard; keeps the flattened batch for update().
+    def compute_advantages(self, req: AdvantageRequest) -> dict[str, float]:
+        """Advantages of this rank's trajectory shards; keeps the flattened batch for update().
 
-        The shard's stored inputs, left on the rollout workers (a ``FeatureIndex``), are
-        fetched onto this rank's device from ``rollout_handles``; by CUDA IPC from the ranks in
-        ``ipc_ranks`` (on this GPU)."""
-        traj = concat_envs([resolve(p) for p in pieces])  # object refs when called through Ray
+        The shards' stored inputs, left on the rollout workers (a ``FeatureIndex``), are
+        fetched onto this rank's device from ``req.rollout_handles``; by CUDA IPC from the
+        ranks in ``req.ipc_ranks`` (on this GPU)."""
+        traj = concat_envs([resolve(p) for p in req.pieces])  # object refs when called through Ray
         if isinstance(traj.forward_inputs, FeatureIndex):
-            if rollout_handles is None:
+            if not req.rollout_handles:
                 raise ValueError("the trajectory's stored inputs are on the rollout workers: pass their handles")
-            traj.forward_inputs = fetch_features(traj.forward_inputs, rollout_handles, self.device, ipc_ranks)
+            traj.forward_inputs = fetch_features(traj.forward_inputs, req.rollout_handles, self.device, req.ipc_ranks)
         self._batch, metrics = self.algorithm.build_batch(traj, group=None)
         return metrics
 
@@ -138,7 +142,7 @@ class ActorWorker(WorkerBase):
                 f"actor rank {self.rank} holds {batch.size} samples, fewer than one minibatch "
                 f"(actor.global_batch_size / actor ranks = {per_rank}); lower actor.global_batch_size "
                 f"or collect more (env.train.total_num_envs, max_episode_steps, algorithm.rollout_epoch)")
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 131 + self.rank)
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
         sums: dict[str, float] = {}
         n_updates = 0
         with _torch_threads(self._update_threads):

@@ -22,10 +22,12 @@ import torch
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.data.episodes import EpisodeLog, RolloutResult
+from rlinf_isaac.data.requests import EvalRequest, RolloutRequest
 from rlinf_isaac.envs.base import BatchedEnv, Obs
 from rlinf_isaac.envs.registry import add_task_modules, make_env
 from rlinf_isaac.cluster.handles import is_ready, resolve
 from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
+from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["EnvWorker"]
 
@@ -37,7 +39,9 @@ class EnvWorker(WorkerBase):
 
     def __init__(self, env_cfg: EnvConfig, rank: int, num_envs: int, num_stages: int,
                  eval_cfg: EnvConfig | None = None, eval_num_envs: int | None = None,
-                 device: str = "cpu", total_envs: int | None = None, bootstrap_values: bool = True):
+                 device: str = "cpu", total_envs: int | None = None, bootstrap_values: bool = True,
+                 seed: int = 0):
+        """seed: the run seed (``runner.seed``); stage s is built with ``derive_seed(seed, "env", rank, s)``."""
         super().__init__()
         # ask the rollout worker for V(final obs) at truncations; off when nothing reads them
         # (GRPO, no value head, algorithm.bootstrap_on_truncation=false): a blocking round trip
@@ -50,7 +54,7 @@ class EnvWorker(WorkerBase):
         self.env_offset = rank * num_envs  # global index of this worker's first env
         self.total_envs = total_envs or num_envs
         self.stages: list[BatchedEnv] = [
-            self._make(env_cfg, self.stage_size, seed=env_cfg.seed + 1000 * (rank * num_stages + s))
+            self._make(env_cfg, self.stage_size, seed=derive_seed(seed, "env", rank, s))
             for s in range(num_stages)
         ]
         self._eval_env: BatchedEnv | None = None
@@ -66,26 +70,23 @@ class EnvWorker(WorkerBase):
         )
 
     # ------------------------------------------------------------------ training rollouts
-    def rollout(self, rollout_handles: Sequence[Any], num_chunk_steps: int, reset: bool,
-                group_size: int = 1, pieces: int = 1, record_video: bool = False,
-                reset_seed: int | None = None, epoch: int = 0) -> tuple:
-        """Collect ``num_chunk_steps`` chunk steps from every stage.
+    def rollout(self, req: RolloutRequest) -> tuple:
+        """Collect ``req.num_chunk_steps`` chunk steps from every stage (see :class:`RolloutRequest`).
 
-        rollout_handles: one rollout worker handle per stage (the same handle may repeat).
-        reset: reset all envs first (GRPO: groups of ``group_size`` consecutive envs share
-            one reset-state id). Otherwise episodes continue from the last rollout.
-        pieces: split the trajectory into this many contiguous env shards (one per actor).
-        epoch: rollout epoch within the global step; env ids are offset by
-            ``epoch * total envs`` so GRPO groups of different epochs stay apart.
+        Resets every env first unless ``req.reset_seed`` is None (episodes then continue from
+        the last rollout); with ``req.group_size`` G > 1, groups of G consecutive envs share one
+        reset-state id. Env ids are offset by ``req.epoch * total envs`` so GRPO groups of
+        different epochs stay apart.
         Returns ``(RolloutResult, shard_1, ..., shard_pieces)``: the episode statistics and
-        ``pieces`` trajectories of B/pieces envs each (separate Ray objects).
+        ``req.pieces`` trajectories of B/pieces envs each (separate Ray objects).
         """
+        rollout_handles, num_chunk_steps = req.rollout_handles, req.num_chunk_steps
         S, log_eps = self.num_stages, EpisodeLog()
-        if reset or self._obs is None:
-            self._obs = [self._reset_stage(s, group_size, reset_seed) for s in range(S)]
+        if req.reset_seed is not None or self._obs is None:
+            self._obs = [self._reset_stage(s, req.group_size, req.reset_seed) for s in range(S)]
         refs = [rollout_handles[s].predict.remote(self._obs[s], "train") for s in range(S)]
         records: list[list[StepRecord]] = [[] for _ in range(S)]
-        video = {"frames": [], "rewards": [], "successes": []} if record_video else None
+        video = {"frames": [], "rewards": [], "successes": []} if req.record_video else None
         timing = {"env": 0.0, "wait": 0.0}
         extras_of: list[dict | None] = [None] * S
         in_flight: deque[int] = deque()  # stages whose chunk is simulating, oldest first
@@ -137,18 +138,18 @@ class EnvWorker(WorkerBase):
         for final_values, idx, ref in final_refs:
             final_values[idx] = resolve(ref).float()
         t_env, t_wait = timing["env"], timing["wait"] + time.perf_counter() - t0
-        first = self.env_offset + epoch * self.total_envs  # stage s holds the next stage_size envs
+        first = self.env_offset + req.epoch * self.total_envs  # stage s holds the next stage_size envs
         env_ids = torch.arange(S * self.stage_size) + first
         traj = stack_stages(records, last, env_ids)
         steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
         result = RolloutResult(log_eps, steps, t_env, t_wait, video)
-        return (result, *split_envs(traj, pieces))
+        return (result, *split_envs(traj, req.pieces))
 
     def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
         """Reset stage env ``s``. Each (rank, stage) gets its own seed stream: envs that
         share a local index in different stages or ranks must not replay the same episodes."""
         env = self.stages[s]
-        stage_seed = None if seed is None else int(np.random.SeedSequence([seed, self.rank, s]).generate_state(1)[0])
+        stage_seed = None if seed is None else derive_seed(seed, "stage", self.rank, s)
         if group_size > 1:
             rng = np.random.default_rng(stage_seed)
             group_ids = rng.integers(0, 2**31 - 1, size=self.stage_size // group_size)
@@ -187,20 +188,22 @@ class EnvWorker(WorkerBase):
             video["successes"].append(res.info["success"][:, min(c, res.reward.shape[1] - 1)].numpy())
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, rollout_handle: Any, num_episodes: int, seed: int, record_video: bool = False):
-        """Run ``num_episodes`` episodes with the deterministic policy on fresh seeds.
+    def evaluate(self, req: EvalRequest) -> tuple[EpisodeLog, dict | None]:
+        """Run ``req.num_episodes`` episodes with the deterministic policy (see :class:`EvalRequest`).
 
         Envs don't auto-reset: each round resets all eval envs, runs until every env's
         episode ended (or the step limit), and counts the finished episodes.
         """
+        rollout_handle = req.rollout_handle
         if self._eval_env is None:
-            self._eval_env = self._make(self.eval_cfg, self.eval_num_envs, seed=self.eval_cfg.seed, auto_reset=False)
+            seed = derive_seed(self.eval_cfg.seed, "env", self.rank, 0)  # every round resets it with its own seed
+            self._eval_env = self._make(self.eval_cfg, self.eval_num_envs, seed=seed, auto_reset=False)
         env, eps, video = self._eval_env, EpisodeLog(), None
-        rounds = -(-num_episodes // env.num_envs)
+        rounds = -(-req.num_episodes // env.num_envs)
         for r in range(rounds):
-            obs = env.reset(seed=seed + 7919 * r + self.rank)
+            obs = env.reset(seed=derive_seed(req.seed, "eval_episodes", self.rank, r))
             done = torch.zeros(env.num_envs, dtype=torch.bool)
-            vid = {"frames": [], "rewards": [], "successes": []} if (record_video and r == 0) else None
+            vid = {"frames": [], "rewards": [], "successes": []} if (req.record_video and r == 0) else None
             while not bool(done.all()):
                 actions, _ = resolve(rollout_handle.predict.remote(obs, "eval"))
                 res = env.chunk_step(actions)
@@ -211,7 +214,7 @@ class EnvWorker(WorkerBase):
                     self._add_video_frames(vid, res)
                 obs = res.obs
             video = video or vid
-        keep = num_episodes
+        keep = req.num_episodes
         out = EpisodeLog(eps.success_once[:keep], eps.returns[:keep], eps.episode_len[:keep])
         return out, video
 

@@ -13,6 +13,7 @@ from rlinf_isaac.envs.base import Obs
 from rlinf_isaac.data.features import FeatureStore
 from rlinf_isaac.models.registry import build_policy
 from rlinf_isaac.data.weights import PackedWeights, unpack_into
+from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["RolloutWorker", "reply"]
 
@@ -45,18 +46,21 @@ class RolloutWorker(WorkerBase):
 
     def __init__(self, model_cfg: ModelConfig, algo_cfg: AlgorithmConfig, rank: int,
                  device: str = "cpu", seed: int = 0, enable_offload: bool = False):
+        """seed: the run seed (``runner.seed``); the policy's random initialisation derives from it
+        as in the actor workers, so both start from the same weights."""
         super().__init__()
         self.rank, self.device, self.enable_offload = rank, device, enable_offload
-        self.policy = build_policy(model_cfg, algo_cfg, device=device, seed=seed)
+        self.policy = build_policy(model_cfg, algo_cfg, device=device, seed=derive_seed(seed, "init"))
         self.policy.eval()
         self.version = -1
         self.infer_seconds = 0.0  # model time spent in predict/values since the last timing()
         self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed)
+        self.generator.manual_seed(derive_seed(seed, "policy_noise", 0, rank))  # the runner reseeds it per step
         self.features = FeatureStore(rank)  # train calls' stored inputs, until the actors fetch them
 
     def reseed(self, seed: int) -> None:
-        """Reseed the sampling noise (the runner does this every global step: exact resume)."""
+        """Restart the sampling noise from ``seed`` (the controller does this every global step and
+        before every evaluation, with seeds from ``rlinf_isaac.seeding``: exact resume)."""
         self.generator.manual_seed(seed)
 
     @torch.no_grad()

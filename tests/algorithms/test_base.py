@@ -5,6 +5,7 @@ import torch
 
 from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.algorithms.base import build_train_batch
+from rlinf_isaac.data.requests import AdvantageRequest
 from rlinf_isaac.data.trajectory import Trajectory
 
 
@@ -120,13 +121,13 @@ def test_critic_warmup_trains_only_the_value_head_then_the_policy():
                      if p.requires_grad and not n.startswith("value_head.")}
     value_params = {n: p.detach().clone() for n, p in actor.policy.named_parameters() if n.startswith("value_head.")}
     assert policy_params and value_params
-    actor.compute_advantages([traj])
+    actor.compute_advantages(AdvantageRequest([traj], []))
     m0 = actor.update(step=0)  # warm-up: the policy terms are logged, only the value head moves
     assert m0["actor/imitation_loss"] > 0
     params = dict(actor.policy.named_parameters())
     assert all(torch.equal(params[n], v) for n, v in policy_params.items())
     assert any(not torch.equal(params[n], v) for n, v in value_params.items())
-    actor.compute_advantages([traj])
+    actor.compute_advantages(AdvantageRequest([traj], []))
     actor.update(step=1)  # after it, PPO + self-imitation move the policy
     assert any(not torch.equal(params[n], v) for n, v in policy_params.items())
 
@@ -152,7 +153,7 @@ def test_cpu_update_uses_the_requested_threads_and_restores_the_count():
     seen, step_fn = [], actor._optimizer_step
     actor._optimizer_step = lambda *a: (seen.append(torch.get_num_threads()), step_fn(*a))[1]
     before = torch.get_num_threads()
-    actor.compute_advantages([traj])
+    actor.compute_advantages(AdvantageRequest([traj], []))
     actor.update(step=0)
     assert seen and set(seen) == {3}
     assert torch.get_num_threads() == before

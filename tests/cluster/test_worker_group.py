@@ -43,8 +43,8 @@ def _group(tmp_path, timeout_s, n=2):
 def test_results_in_rank_order(tmp_path):
     g = _group(tmp_path, timeout_s=60)
     try:
-        assert g.run("echo", "x") == [(0, "x"), (1, "x")]
-        assert g.wait(g.call("echo", per_rank_args=[("a",), ("b",)])) == [(0, "a"), (1, "b")]
+        assert g.run(g.worker_class.echo, "x") == [(0, "x"), (1, "x")]
+        assert g.wait(g.call(g.worker_class.echo, per_rank_args=[("a",), ("b",)])) == [(0, "a"), (1, "b")]
     finally:
         g.kill()
 
@@ -54,11 +54,11 @@ def test_tensors_round_trip_through_workers_on_the_bytes_path(tmp_path):
 
     g = _group(tmp_path, timeout_s=60, n=1)
     try:
-        assert g.run("tensor_path") == [True]
+        assert g.run(g.worker_class.tensor_path) == [True]
         wide = torch.randn(6, 8, 5).to(torch.bfloat16)
         sent = {"view": wide[:, 2:4], "flags": torch.tensor([True, False]), "scalar": torch.tensor(3.5),
                 "empty": torch.zeros(0, 4, dtype=torch.int64)}
-        (_, back), = g.run("echo", sent)
+        (_, back), = g.run(g.worker_class.echo, sent)
         for k, v in sent.items():
             assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
             assert torch.equal(back[k], v), k
@@ -71,7 +71,7 @@ def test_dead_worker_is_reported_with_rank_and_log(tmp_path):
     g = _group(tmp_path, timeout_s=60)
     try:
         with pytest.raises(WorkerError) as e:
-            g.wait(g.call("die", ranks=[1]), what="rollout")
+            g.wait(g.call(g.worker_class.die, ranks=[1]), what="rollout")
         msg = str(e.value)
         assert "worker env rank 1 died during 'rollout'" in msg
         assert "rank 1: simulator lost, exiting" in msg  # the worker's last log lines
@@ -84,7 +84,18 @@ def test_hung_worker_times_out(tmp_path):
     try:
         t0 = time.monotonic()
         with pytest.raises(WorkerError, match=r"worker env rank 0 did not finish 'rollout' within 2 s"):
-            g.wait(g.call("hang", 60, ranks=[0]), what="rollout")
+            g.wait(g.call(g.worker_class.hang, 60, ranks=[0]), what="rollout")
         assert time.monotonic() - t0 < 20
+    finally:
+        g.kill()
+
+
+def test_a_method_of_another_class_is_refused(tmp_path):
+    from rlinf_isaac.workers.actor_worker import ActorWorker
+
+    g = _group(tmp_path, timeout_s=60, n=1)
+    try:
+        with pytest.raises(TypeError, match="ActorWorker.update.* is not a method of Flaky"):
+            g.call(ActorWorker.update, 0)
     finally:
         g.kill()

@@ -130,9 +130,9 @@ def test_two_ranks_per_component_data_parallel(tmp_path):
     runner = TrainRunner(cfg)
     try:
         assert (runner.controller.n_env, runner.controller.n_roll, runner.controller.n_act) == (2, 2, 2)
-        before = runner.controller.actors.run("trainable_weights")
+        before = runner.controller.actors.trainable_weights()
         runner.run()
-        w0, w1 = runner.controller.actors.run("trainable_weights")
+        w0, w1 = runner.controller.actors.trainable_weights()
     finally:
         runner.close()
     # Each rank trained on its own env shard, yet all-reduced gradients keep the replicas equal.
@@ -172,13 +172,13 @@ def test_fsdp_matches_ddp_and_shares_its_checkpoint_format(tmp_path):
         ddp.close()
     fs = one_step("fsdp")
     try:
-        units = fs.controller.actors.run("sharded_layers")
-        ranks = fs.controller.actors.run("trainable_weights")  # gathered on every rank
+        units = fs.controller.actors.sharded_layers()
+        ranks = fs.controller.actors.trainable_weights()  # gathered on every rank
         state = fs.controller.actor_state()
         fs.controller.load_actor_state(ref)  # a DDP checkpoint into sharded actors, and back out
         back = fs.controller.actor_state()
         fs.controller.sync_weights(version=5)  # packed from the gathered shards
-        rollout = fs.controller.rollouts.run("trainable_state")
+        rollout = fs.controller.rollouts.trainable_state()
     finally:
         fs.close()
     # each transformer block is one unit (not its layers); Linear / LayerNorm layers outside blocks too

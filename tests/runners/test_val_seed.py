@@ -3,6 +3,7 @@
 from rlinf_isaac.config import load_config
 from rlinf_isaac.runners.train_runner import TrainRunner
 from rlinf_isaac.data.episodes import EpisodeLog
+from rlinf_isaac.seeding import derive_seed
 
 
 class _RecordingController:
@@ -14,14 +15,14 @@ class _RecordingController:
     def sync_weights(self, version):
         pass
 
-    def evaluate(self, episodes, seed, record_video=False, policy_seed=None):
-        self.seeds.append((seed, policy_seed))
+    def evaluate(self, episodes, seed, record_video=False):
+        self.seeds.append(seed)
         return EpisodeLog(success_once=[1.0, 0.0], returns=[1.0, 0.0], episode_len=[10.0, 32.0]), None
 
 
 def _eval_seeds(tmp_path, fixed):
     cfg = load_config("cpu_quickstart", [f"runner.logger.log_path={tmp_path}", f"runner.val_fixed_seed={fixed}",
-                                         "env.eval.seed=4242", "actor.seed=7"])
+                                         "env.eval.seed=4242", "runner.seed=7"])
     cluster = _RecordingController()
     runner = TrainRunner(cfg, controller=cluster)
     try:
@@ -34,10 +35,11 @@ def _eval_seeds(tmp_path, fixed):
 
 
 def test_fixed_seed_evaluations_play_eval_embodiments_episodes_every_time(tmp_path):
-    # env.eval.seed, and the policy noise restarted from actor.seed: as eval_embodiment.sh
-    assert _eval_seeds(tmp_path / "fixed", True) == [(4242, 7), (4242, 7)]
+    # env.eval.seed (env resets and policy noise): as eval_embodiment.sh
+    assert _eval_seeds(tmp_path / "fixed", True) == [4242, 4242]
+    # new episodes each step, drawn from the run seed
     fresh = _eval_seeds(tmp_path / "fresh", False)
-    assert fresh[0] != fresh[1] and {p for _, p in fresh} == {None} and 4242 not in {s for s, _ in fresh}
+    assert fresh == [derive_seed(7, "eval", 10), derive_seed(7, "eval", 20)] and fresh[0] != fresh[1]
 
 
 def test_val_before_train_logs_the_starting_policy_at_step_0(tmp_path):

@@ -9,6 +9,7 @@ import torch
 
 from rlinf_isaac.config import load_config
 from rlinf_isaac.cluster.handles import LocalHandle
+from rlinf_isaac.data.requests import RolloutRequest
 from rlinf_isaac.workers import EnvWorker, RolloutWorker
 from rlinf_isaac.data.features import FeatureIndex, FeatureRef, fetch_features
 
@@ -64,8 +65,8 @@ def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True, handle=None
                        bootstrap_values=bootstrap_values)
     try:
         rollout.reseed(11)
-        result, traj = worker.rollout([handle or LocalHandle(rollout)] * stages, num_chunk_steps=2, reset=True,
-                                      reset_seed=5)
+        result, traj = worker.rollout(RolloutRequest([handle or LocalHandle(rollout)] * stages, num_chunk_steps=2,
+                                                     reset_seed=5))
     finally:
         worker.close()
     # the stored inputs stayed on the rollout worker: fetch them as an actor does, then drop them
