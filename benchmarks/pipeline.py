@@ -36,12 +36,11 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     from rlinf_isaac.config import load_config
     from rlinf_isaac.runners.train_runner import TrainRunner
 
-    os.environ["RLINF_TENSOR_TRANSPORT"] = transport  # read by start_ray and passed to every worker
-    os.environ["RLINF_CUDA_IPC"] = "1" if cuda_ipc else "0"  # read by the driver's Controller
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
     procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
     cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
                                "runner.save_interval=-1", "runner.val_check_interval=-1",
+                               f"cluster.tensor_transport={transport}", f"cluster.cuda_ipc={str(cuda_ipc).lower()}",
                                f"runner.logger.log_path={log_dir}", *overrides])
     runner = TrainRunner(cfg)
     rows = []

@@ -11,8 +11,8 @@ This uses torch's own machinery (the one ``torch.multiprocessing`` queues use): 
 allocator keeps the memory alive until every receiver has dropped its mapping, and the
 receiver waits for the owner's pending writes before reading. Only processes that see the
 same physical GPU as the same device index can open a handle; :func:`same_gpu` decides that
-from the placement, everything else takes the host path. ``RLINF_CUDA_IPC=0`` switches IPC
-off (the host path everywhere), for comparison or if a container forbids it.
+from the placement, everything else takes the host path. ``cluster.cuda_ipc: false`` switches
+IPC off (the host path everywhere), for comparison or if a container forbids it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SharedTensor", "share", "same_gpu", "enabled", "collect"]
-
-
-def enabled() -> bool:
-    """False when ``RLINF_CUDA_IPC=0`` (read by the driver when it plans the transfers)."""
-    value = os.environ.get("RLINF_CUDA_IPC", "1").strip().lower()
-    if value not in ("0", "1", "false", "true", "off", "on"):
-        raise ValueError(f"RLINF_CUDA_IPC={value!r}: expected 1/on (default) or 0/off")
-    return value in ("1", "true", "on")
+__all__ = ["SharedTensor", "share", "same_gpu", "collect"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,7 @@ class SharedTensor:
             return rebuild_cuda_tensor(*self.rebuild_args)
         except RuntimeError as e:
             raise RuntimeError(f"could not open a CUDA IPC handle from another worker on this GPU ({e}); "
-                               f"run with RLINF_CUDA_IPC=0 to send GPU tensors through the host instead") from e
+                               f"set cluster.cuda_ipc=false to send GPU tensors through the host instead") from e
 
 
 def share(t: torch.Tensor) -> SharedTensor:

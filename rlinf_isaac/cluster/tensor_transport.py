@@ -11,8 +11,9 @@ sends only its own elements, not the whole storage it slices (a trajectory shard
 
 Measured in ``benchmarks/ray_transfer.py`` (docs/PERFORMANCE.md). Tensors this path cannot
 express (sparse, quantized, nested, meta) fall back to ``torch.save`` bytes, as before.
-``RLINF_TENSOR_TRANSPORT=pickle`` switches the whole path off (Ray's own pickling), for
-comparison or if it is ever suspected of a fault.
+``cluster.tensor_transport: pickle`` switches the whole path off (Ray's own pickling), for
+comparison or if it is ever suspected of a fault; the driver hands the mode to every worker
+process in ``RLINF_TENSOR_TRANSPORT``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["register", "to_wire", "from_wire", "enabled"]
+__all__ = ["MODE_ENV", "register", "to_wire", "from_wire", "enabled"]
 
-_ENV = "RLINF_TENSOR_TRANSPORT"
+MODE_ENV = "RLINF_TENSOR_TRANSPORT"  # the mode this process uses, set by the driver from the config
 
 
 def enabled() -> bool:
-    """False when ``RLINF_TENSOR_TRANSPORT=pickle`` (Ray's default tensor pickling)."""
-    mode = os.environ.get(_ENV, "bytes")
+    """False when this process's mode is ``pickle`` (Ray's default tensor pickling)."""
+    mode = os.environ.get(MODE_ENV, "bytes")
     if mode not in ("bytes", "pickle"):
-        raise ValueError(f"{_ENV}={mode!r}: expected 'bytes' (the default) or 'pickle'")
+        raise ValueError(f"{MODE_ENV}={mode!r}: expected 'bytes' (the default) or 'pickle'")
     return mode == "bytes"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rlinf_isaac.cluster import tensor_transport
+from rlinf_isaac.cluster import tensor_transport as tensor_transport_module
 from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
 
 __all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "start_ray", "setup_worker_logging", "tail"]
@@ -39,13 +39,17 @@ def tail(path: Path | str, n: int = 20) -> str:
         return ""
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> dict:
+def start_ray(address: str | None, num_cpus: int | None = None, tensor_transport: str | None = None) -> dict:
     """Attach to a running cluster (``address``: "auto" or host:port) or start a local one.
 
-    Returns ``ray.nodes()`` of the alive nodes, head first.
+    tensor_transport: ``cluster.tensor_transport`` ("bytes" or "pickle"), installed in this
+    process and handed to every worker started afterwards. Returns ``ray.nodes()`` of the
+    alive nodes, head first.
     """
     import ray
 
+    if tensor_transport is not None:
+        os.environ[tensor_transport_module.MODE_ENV] = tensor_transport  # workers read it at start
     if not ray.is_initialized():
         env = {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}
         os.environ.update(env)
@@ -55,7 +59,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> dict:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
-    tensor_transport.register()
+    tensor_transport_module.register()
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
@@ -220,7 +224,7 @@ class WorkerBase:
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        tensor_transport.register()  # tensors this worker sends travel as raw bytes
+        tensor_transport_module.register()  # tensors this worker sends travel as raw bytes
 
     def ready(self) -> bool:
         return True

@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from rlinf_isaac.config.environment import apply_env_overrides
 from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import ConfigError, from_dict
 
 __all__ = ["CONFIG_DIR", "list_configs", "compose", "load_config"]
 
-# config/ at the repository root; RLINF_ISAAC_CONFIG_DIR points elsewhere (installed package).
+# config/ at the repository root; RLINF_ISAAC_CONFIG_DIR (or the command line's --config-dir) points elsewhere.
 CONFIG_DIR = Path(os.environ.get("RLINF_ISAAC_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
 
 
@@ -65,5 +66,6 @@ def _add_missing_keys(base, overrides: Sequence[str]) -> list[str]:
 
 
 def load_config(name: str, overrides: Sequence[str] = (), config_dir: Path | str = CONFIG_DIR) -> Config:
-    """Compose and strictly validate a config: unknown keys and bad values raise ConfigError."""
-    return from_dict(Config, compose(name, overrides, config_dir))
+    """Compose, apply the documented environment overrides (``config/environment.py``) and
+    strictly validate a config: unknown keys and bad values raise ConfigError."""
+    return from_dict(Config, apply_env_overrides(compose(name, overrides, config_dir)))

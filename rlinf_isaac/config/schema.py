@@ -20,6 +20,7 @@ __all__ = [
     "AlgorithmConfig",
     "VideoConfig",
     "EnvConfig",
+    "IsaacLabOptions",
     "EnvGroupConfig",
     "RolloutConfig",
     "ModelConfig",
@@ -39,6 +40,12 @@ class ClusterConfig:
     gpus_per_node: Optional[int] = None  # None: detect (0 on a CPU machine)
     ray_address: Optional[str] = None  # None: start a local Ray; "auto" or host:port: attach
     worker_timeout_s: float = 900.0  # a worker call that takes longer is reported as hung
+    # GPU tensors between workers on the same GPU (weight sync, stored rollout inputs) go by CUDA
+    # IPC handle instead of through the host; false: the host path everywhere. RLINF_CUDA_IPC overrides
+    cuda_ipc: bool = True
+    # how tensors travel between Ray workers: bytes (raw bytes in one numpy array, read in place)
+    # or pickle (Ray's own torch pickling). RLINF_TENSOR_TRANSPORT overrides
+    tensor_transport: Literal["bytes", "pickle"] = "bytes"
 
     def __post_init__(self):
         check(self.num_nodes >= 1, "cluster.num_nodes", self.num_nodes, "an integer >= 1")
@@ -175,6 +182,15 @@ class VideoConfig:
 
 
 @dataclass
+class IsaacLabOptions:
+    """``env.<group>.isaaclab``: settings of the Isaac Lab backend (ignored by other backends)."""
+
+    # interpreter of the simulator process, e.g. Isaac Lab's python.sh; null: the env worker's own.
+    # RLINF_ISAACLAB_PYTHON overrides
+    python: Optional[str] = None
+
+
+@dataclass
 class EnvConfig:
     """One env group (``env.train`` or ``env.eval``)."""
 
@@ -192,7 +208,8 @@ class EnvConfig:
     render_backend: Optional[Literal["egl", "osmesa", "glfw"]] = None  # None: auto
     video_cfg: VideoConfig = field(default_factory=VideoConfig)
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific factory arguments
-    task_modules: list[str] = field(default_factory=list)  # user modules that register task_id
+    task_modules: list[str] = field(default_factory=list)  # user modules that register task_id (RLINF_TASK_MODULES adds)
+    isaaclab: IsaacLabOptions = field(default_factory=IsaacLabOptions)
 
     def __post_init__(self):
         check(self.total_num_envs >= 1, "total_num_envs", self.total_num_envs, "an integer >= 1")

@@ -1,11 +1,13 @@
 """Command lines behind run_embodiment.sh and eval_embodiment.sh.
 
-    python -m rlinf_isaac.runners.train [CONFIG] [key=value ...]
-    python -m rlinf_isaac.runners.eval  [CONFIG] [key=value ...]
-    ... --list   prints the available configs
+    python -m rlinf_isaac.runners.train [--config-dir DIR] [CONFIG] [key=value ...]
+    python -m rlinf_isaac.runners.eval  [--config-dir DIR] [CONFIG] [key=value ...]
+    ... --list               prints the available configs
+    ... --default-config     prints the config used when none is given, and why
 
-With no CONFIG (nothing, or a first argument that is a ``key=value`` override) the CPU
-quickstart config is used.
+With no CONFIG (nothing, or a first argument that is a ``key=value`` override) the GPU
+quickstart runs when a CUDA GPU is present, the CPU quickstart otherwise. ``--config-dir``
+(default: ``config/`` of the repository, or ``$RLINF_ISAAC_CONFIG_DIR``) is where configs are read.
 """
 
 from __future__ import annotations
@@ -14,32 +16,49 @@ import logging
 import sys
 from typing import Sequence
 
-from rlinf_isaac.config import ConfigError, list_configs, load_config
+from rlinf_isaac.config import CONFIG_DIR, ConfigError, list_configs, load_config
 
-__all__ = ["DEFAULT_CONFIG", "parse_args", "main_train", "main_eval"]
-
-DEFAULT_CONFIG = "cpu_quickstart"
+__all__ = ["default_config", "parse_args", "main_train", "main_eval"]
 
 
-def parse_args(argv: Sequence[str]) -> tuple[str | None, list[str]]:
-    """(config name or None for --list, overrides)."""
+def default_config() -> tuple[str, str]:
+    """(config, why) when none is given: the GPU quickstart with a CUDA GPU, else the CPU one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "gpu_quickstart", f"a CUDA GPU is present ({torch.cuda.get_device_name(0)})"
+    return "cpu_quickstart", "no CUDA GPU found"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[str | None, list[str], str]:
+    """(config name, or None for --list; overrides; config dir)."""
     argv = list(argv)
+    config_dir = str(CONFIG_DIR)
+    if argv[:1] == ["--config-dir"]:
+        if len(argv) < 2:
+            raise ConfigError("--config-dir needs a folder")
+        config_dir, argv = argv[1], argv[2:]
     if argv and argv[0] in ("--list", "-l"):
-        return None, []
+        return None, [], config_dir
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0)
+    if argv and argv[0] == "--default-config":
+        print("\t".join(default_config()))
+        raise SystemExit(0)
     if not argv or "=" in argv[0]:
-        return DEFAULT_CONFIG, argv
-    return argv[0], argv[1:]
+        name, why = default_config()
+        print(f"config: {name} (no config given; {why})", flush=True)
+        return name, argv, config_dir
+    return argv[0], argv[1:], config_dir
 
 
 def _load(argv: Sequence[str]):
-    name, overrides = parse_args(argv)
+    name, overrides, config_dir = parse_args(argv)
     if name is None:
-        print("\n".join(list_configs()))
+        print("\n".join(list_configs(config_dir)))
         raise SystemExit(0)
-    return name, load_config(name, overrides)
+    return name, load_config(name, overrides, config_dir)
 
 
 def _fail(e: BaseException) -> int:
@@ -60,9 +79,23 @@ def main_train(argv: Sequence[str] | None = None) -> int:
         runner.run()
     finally:
         runner.close()
-    lp = cfg.runner.logger.log_path
-    print(f"done: tensorboard --logdir {lp}/tensorboard ; videos in {cfg.env.train.video_cfg.video_base_dir}")
+    print(f"done: {written(cfg)}")
     return 0
+
+
+def written(cfg) -> str:
+    """What a run wrote, naming only what exists: TensorBoard logs, checkpoints, videos."""
+    from pathlib import Path
+
+    lp = Path(cfg.runner.logger.log_path)
+    parts = []
+    if (lp / "tensorboard").is_dir():
+        parts.append(f"tensorboard --logdir {lp / 'tensorboard'}")
+    if (lp / "checkpoints").is_dir():
+        parts.append(f"checkpoints in {lp / 'checkpoints'}")
+    videos = {Path(v.video_cfg.video_base_dir) for v in (cfg.env.train, cfg.env.eval) if v is not None}
+    parts += [f"videos in {v}" for v in sorted(videos) if v.is_dir() and any(v.glob("*.mp4"))]
+    return "; ".join(parts) or f"nothing under {lp}"
 
 
 def main_eval(argv: Sequence[str] | None = None) -> int:

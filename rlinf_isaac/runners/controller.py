@@ -18,6 +18,7 @@ from rlinf_isaac.algorithms.base import build_algorithm
 from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
 from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
+from rlinf_isaac.config.environment import describe_switches
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.workers.actor_worker import ActorWorker
@@ -84,6 +85,7 @@ class Controller:
         _check_ratios(self.n_env, self.n_roll, self.n_act)
         resolve_checkpoint_path(cfg.actor.model.checkpoint_path)  # a missing checkpoint fails here, not in a worker
         print(p.table(), flush=True)
+        print(build_algorithm(cfg.algorithm).describe() + "; " + describe_switches(cfg), flush=True)
         self._plan_transfers()
         self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"
         self.groups: list[WorkerGroup] = []
@@ -95,7 +97,7 @@ class Controller:
 
     def _start(self) -> None:
         cfg, p = self.cfg, self.placement
-        nodes = start_ray(cfg.cluster.ray_address)
+        nodes = start_ray(cfg.cluster.ray_address, tensor_transport=cfg.cluster.tensor_transport)
         log_dir = Path(cfg.runner.logger.log_path) / "workers"
         dev = "cuda:0" if p.device_type == "cuda" else "cpu"
         t = cfg.cluster.worker_timeout_s
@@ -227,13 +229,13 @@ class Controller:
         ``sync_via[r]`` for actor 0 -> rollout r, ``ipc_ranks[a]`` the rollout ranks on actor
         a's GPU. Printed at start-up."""
         p = self.placement
-        on = cuda_ipc.enabled() and p.device_type == "cuda"
+        on = self.cfg.cluster.cuda_ipc and p.device_type == "cuda"
         roll, act = p.processes("rollout"), p.processes("actor")
         self.ipc_ranks = [tuple(r for r, pr in enumerate(roll) if on and cuda_ipc.same_gpu(pa, pr)) for pa in act]
         self.sync_via = ["ipc" if r in self.ipc_ranks[0] else "host" for r in range(self.n_roll)]
         if p.device_type == "cuda":
             pairs = sum(len(r) for r in self.ipc_ranks)
-            print(f"GPU tensors by CUDA IPC{'' if on else ' (off: RLINF_CUDA_IPC=0)'}: weight sync to "
+            print(f"GPU tensors by CUDA IPC{'' if on else ' (off: cluster.cuda_ipc=false)'}: weight sync to "
                   f"{self.sync_via.count('ipc')} of {self.n_roll} rollout ranks, stored inputs on {pairs} of "
                   f"{self.n_act * self.n_roll} actor-rollout pairs; the rest through the host", flush=True)
 

@@ -24,7 +24,7 @@ from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.data.episodes import EpisodeLog, RolloutResult
 from rlinf_isaac.data.requests import EvalRequest, RolloutRequest
 from rlinf_isaac.envs.base import BatchedEnv, Obs
-from rlinf_isaac.envs.registry import add_task_modules, make_env
+from rlinf_isaac.envs.registry import add_task_modules, get_task, make_env
 from rlinf_isaac.cluster.handles import is_ready, resolve
 from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
 from rlinf_isaac.seeding import derive_seed
@@ -62,11 +62,12 @@ class EnvWorker(WorkerBase):
 
     def _make(self, cfg: EnvConfig, n: int, seed: int, auto_reset: bool | None = None) -> BatchedEnv:
         add_task_modules(cfg.task_modules)
+        backend_kwargs = {"python": cfg.isaaclab.python} if get_task(cfg.task_id).backend == "isaaclab" else {}
         return make_env(
             cfg.task_id, num_envs=n, image_size=cfg.image_size, reward_type=cfg.reward_type,
             max_episode_steps=cfg.max_episode_steps, auto_reset=cfg.auto_reset if auto_reset is None else auto_reset,
             seed=seed, num_workers=cfg.num_workers, render_backend=cfg.render_backend,
-            action_scale=cfg.action_scale, **cfg.extra,
+            action_scale=cfg.action_scale, **backend_kwargs, **cfg.extra,
         )
 
     # ------------------------------------------------------------------ training rollouts

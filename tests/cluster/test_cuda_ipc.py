@@ -19,11 +19,15 @@ def test_same_gpu_follows_the_placement():
 
 
 def test_switch(monkeypatch):
-    monkeypatch.setenv("RLINF_CUDA_IPC", "0")
-    assert not cuda_ipc.enabled()
+    from rlinf_isaac.config import ConfigError, load_config
+
+    assert load_config("cpu_quickstart").cluster.cuda_ipc
+    assert not load_config("cpu_quickstart", ["cluster.cuda_ipc=false"]).cluster.cuda_ipc
+    monkeypatch.setenv("RLINF_CUDA_IPC", "0")  # the environment overrides the config
+    assert not load_config("cpu_quickstart", ["cluster.cuda_ipc=true"]).cluster.cuda_ipc
     monkeypatch.setenv("RLINF_CUDA_IPC", "maybe")
-    with pytest.raises(ValueError, match="RLINF_CUDA_IPC"):
-        cuda_ipc.enabled()
+    with pytest.raises(ConfigError, match="RLINF_CUDA_IPC='maybe' \\(sets cluster.cuda_ipc\\)"):
+        load_config("cpu_quickstart")
 
 
 def test_share_refuses_host_tensors():
@@ -95,10 +99,11 @@ def test_cluster_plans_ipc_only_within_a_gpu(monkeypatch, capsys):
     from rlinf_isaac.runners.controller import Controller
 
     p = parse_placement({"env": "0", "rollout": "1", "actor": "0-1"}, gpus_per_node=2)  # 2gpu_hybrid
-    c = SimpleNamespace(placement=p, n_roll=1, n_act=2)
+    cluster = SimpleNamespace(cuda_ipc=True)
+    c = SimpleNamespace(placement=p, n_roll=1, n_act=2, cfg=SimpleNamespace(cluster=cluster))
     Controller._plan_transfers(c)
     assert c.ipc_ranks == [(), (0,)] and c.sync_via == ["host"]  # actor 0 is on GPU 0, the rollout on 1
     assert "weight sync to 0 of 1 rollout ranks, stored inputs on 1 of 2" in capsys.readouterr().out
-    monkeypatch.setenv("RLINF_CUDA_IPC", "0")
+    cluster.cuda_ipc = False
     Controller._plan_transfers(c)
-    assert c.ipc_ranks == [(), ()] and "off: RLINF_CUDA_IPC=0" in capsys.readouterr().out
+    assert c.ipc_ranks == [(), ()] and "off: cluster.cuda_ipc=false" in capsys.readouterr().out

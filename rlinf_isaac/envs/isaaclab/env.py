@@ -13,7 +13,6 @@ never imports Isaac Lab.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -49,8 +48,8 @@ class IsaacLabEnvCfg:
     reward_type: "sparse" (success term only) or "staged" (+ subtask shaping).
     action_scale: arm action scale in Isaac Lab's IK-Rel action (None keeps Isaac Lab's 0.5).
     device: simulation device in the simulator process ("cuda:0", or "cpu" for 3.0 kit-less).
-    python: interpreter of the simulator process (None: $RLINF_ISAACLAB_PYTHON, else this one;
-        e.g. Isaac Lab's python.sh).
+    python: interpreter of the simulator process (``env.<group>.isaaclab.python``; None: this
+        one), e.g. Isaac Lab's python.sh.
     builder / builder_kwargs: how the simulator process builds the env (tests swap it).
     startup_timeout_s: app launch + env creation (+ shader / Warp compilation) limit.
     step_timeout_s: limit of one reset or one chunk; past it the simulator is killed.
@@ -156,7 +155,7 @@ class IsaacLabEnv(BatchedEnv):
             prelaunch = {"headless": cfg.headless, "enable_cameras": cfg.enable_cameras, "device": cfg.device}
         self.sim = SimulatorProcess(
             cfg.builder, cfg.builder_arguments(), stepper, prelaunch_app=prelaunch,
-            python=cfg.python or os.environ.get("RLINF_ISAACLAB_PYTHON") or None,
+            python=cfg.python,
             startup_timeout_s=cfg.startup_timeout_s, log_path=cfg.log_path,
             log_tail_lines=cfg.log_tail_lines, extra_env=cfg.extra_env,
         )
