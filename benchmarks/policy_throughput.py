@@ -101,7 +101,7 @@ def build_policy(config: str, device: str, dtype: torch.dtype, noise_method: str
     torch.manual_seed(0)
     model = build_model(cfg, device=device, dtype=dtype)  # initialised on the device itself
     with torch.device(device):
-        policy = GR00TPolicy(model, processor, GR00TPolicyConfig(noise_method=noise_method))
+        policy = GR00TPolicy(model, processor, GR00TPolicyConfig(noise_method=noise_method, tune_projector=True))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return policy, time.perf_counter() - t0

@@ -29,12 +29,12 @@ from safetensors.torch import load_file, save_file
 
 def _start_weights(ckpt: Path) -> dict[str, torch.Tensor]:
     """The trainable weights of the policy the run started from (its actor.model config)."""
-    from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
-    from rlinf_isaac.models.registry import build_policy
+    from rlinf_isaac.config.schema import AlgorithmConfig
+    from rlinf_isaac.config.structured import from_dict
+    from rlinf_isaac.models.registry import PolicyConfig, build_policy
 
     model = json.loads((ckpt / "meta.json").read_text())["config"]["actor"]["model"]
-    known = set(ModelConfig.__dataclass_fields__)
-    cfg = ModelConfig(**{k: v for k, v in model.items() if k in known})
+    cfg = from_dict(PolicyConfig, model, "actor.model")
     return {k: v.float() for k, v in build_policy(cfg, AlgorithmConfig(), seed=0).trainable_state_dict().items()}
 
 

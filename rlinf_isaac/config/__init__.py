@@ -10,7 +10,6 @@ from rlinf_isaac.config.schema import (
     EnvGroupConfig,
     IsaacLabOptions,
     LoggerConfig,
-    ModelConfig,
     OptimConfig,
     RolloutConfig,
     RunnerConfig,
@@ -21,7 +20,7 @@ from rlinf_isaac.config.structured import ConfigError, from_dict, to_dict
 
 __all__ = [
     "ActorConfig", "AlgorithmConfig", "ClusterConfig", "Config", "ConfigError", "EnvConfig",
-    "EnvGroupConfig", "IsaacLabOptions", "LoggerConfig", "ModelConfig", "OptimConfig", "RolloutConfig",
+    "EnvGroupConfig", "IsaacLabOptions", "LoggerConfig", "OptimConfig", "RolloutConfig",
     "RunnerConfig", "VideoConfig", "CONFIG_DIR", "compose", "from_dict", "list_configs",
     "load_config", "to_dict", "validate",
 ]

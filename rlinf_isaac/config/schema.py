@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from rlinf_isaac.config.structured import ConfigError, check
+from rlinf_isaac.config.structured import check
+from rlinf_isaac.models.registry import PolicyConfig, default_policy_config
 
 __all__ = [
     "ClusterConfig",
@@ -23,7 +24,6 @@ __all__ = [
     "IsaacLabOptions",
     "EnvGroupConfig",
     "RolloutConfig",
-    "ModelConfig",
     "OptimConfig",
     "ActorConfig",
     "Config",
@@ -236,42 +236,6 @@ class RolloutConfig:
 
 
 @dataclass
-class ModelConfig:
-    """``actor.model``: which policy, from where, and its RL options."""
-
-    model_name: Literal["gr00t"] = "gr00t"
-    config_name: str = "gr00t_tiny"  # shipped architecture name or a config.json path
-    checkpoint_path: Optional[str] = None  # local checkpoint dir; None: random init (tests)
-    tokenizer_path: Optional[str] = None  # local tokenizer dir; None: the checkpoint's (tiny: built in)
-    embodiment_tag: str = "new_embodiment"  # metadata statistics and projector slot to use
-    num_action_chunks: int = 16  # C, must equal the model's action horizon
-    action_dim: int = 7
-    noise_method: Literal["flow_sde", "flow_noise"] = "flow_sde"
-    noise_level: float = 0.5
-    num_denoise_steps: int = 4
-    add_value_head: bool = True
-    reuse_backbone_features: bool = True
-    tune_visual: bool = False
-    tune_llm: bool = False
-    tune_projector: bool = False
-    tune_diffusion_model: bool = True
-    precision: Literal["fp32", "bf16"] = "fp32"
-    # rollout/eval inference replayed from CUDA graphs on a GPU (no effect on the CPU): the tiny
-    # policy is launch-bound there; a full-size graph keeps its activations reserved per shape
-    cuda_graph: bool = False
-    allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
-    # false: the binarised gripper dims get no exploration noise and no log-prob term (the
-    # gripper follows the flow's mean); models/gr00t/policy.py GR00TPolicyConfig.explore_gripper.
-    # Measured once (CPU, 32 envs, lr 1e-4): worse than true (docs/RESULTS.md, session 11)
-    explore_gripper: bool = True
-
-    def __post_init__(self):
-        check(self.num_action_chunks >= 1, "actor.model.num_action_chunks", self.num_action_chunks, "an integer >= 1")
-        check(self.num_denoise_steps >= 1, "actor.model.num_denoise_steps", self.num_denoise_steps, "an integer >= 1")
-        check(self.noise_level > 0, "actor.model.noise_level", self.noise_level, "a positive number")
-
-
-@dataclass
 class OptimConfig:
     lr: float = 1e-4
     value_lr: float = 1e-3
@@ -288,7 +252,8 @@ class OptimConfig:
 class ActorConfig:
     micro_batch_size: int
     global_batch_size: int
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the policy's registered config (models/registry.py), chosen by actor.model.model_name
+    model: PolicyConfig = field(default_factory=default_policy_config)
     optim: OptimConfig = field(default_factory=OptimConfig)
     training_backend: Literal["ddp", "fsdp"] = "ddp"  # fsdp: trainable layers sharded (distributed/fsdp.py)
     enable_offload: bool = False
@@ -348,10 +313,3 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
     if cfg.runner.val_check_interval != -1 or cfg.runner.only_eval:
         check(ev.max_episode_steps % c == 0, "env.eval.max_episode_steps", ev.max_episode_steps,
               f"a multiple of actor.model.num_action_chunks ({c})")
-    m = cfg.actor.model
-    if m.checkpoint_path is None and m.config_name != "gr00t_tiny" and not m.allow_random_init:
-        raise ConfigError(
-            f"actor.model.checkpoint_path = None: a local checkpoint directory is required for "
-            f"actor.model.config_name = {m.config_name!r} (only gr00t_tiny may start from random weights; "
-            f"benchmarks set actor.model.allow_random_init=true)"
-        )

@@ -89,13 +89,20 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
 
     Unknown keys, wrong types and failing ``__post_init__`` checks raise ConfigError with
     the dotted key. Missing keys take the dataclass defaults (a field without default is
-    required).
+    required). A class with a ``resolve_subclass(data)`` classmethod is replaced by the class it
+    returns (a registered family chosen by a key of ``data``); keys listed in a class's
+    ``IGNORED_KEYS`` are accepted and dropped.
     """
     where = prefix or cls.__name__
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where} = {data!r}: expected a mapping of keys for {cls.__name__}")
+    resolve = getattr(cls, "resolve_subclass", None)
+    if resolve is not None:  # a registered family (e.g. actor.model): the data names its class
+        cls = resolve(data)
+    ignored = getattr(cls, "IGNORED_KEYS", ())  # keys a published format carries that mean nothing here
+    data = {k: v for k, v in data.items() if k not in ignored}
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]

@@ -1,39 +1,114 @@
-"""Build the RL policy from the run config (one place for rollout and actor workers)."""
+"""Policies by name: each registers its ``actor.model`` config class and how to build it.
+
+``actor.model.model_name`` picks the entry; the strict config loader then reads the rest of
+``actor.model`` into that entry's config class (unknown keys and bad values are config errors
+naming the key), and :func:`build_policy` builds the policy from that same object in the rollout
+and actor workers. A new policy family is one config class with the decorator::
+
+    @register_policy("my_vla", build="my_pkg.modeling:build_my_vla")
+    @dataclass
+    class MyVLAConfig(PolicyConfig):
+        model_name: str = "my_vla"
+        ...
+
+Importing this module imports no model code (the builder is imported when a policy is built).
+"""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
-import torch
+from rlinf_isaac.config.structured import ConfigError, check
 
-from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
+if TYPE_CHECKING:
+    from rlinf_isaac.config.schema import AlgorithmConfig
 
-__all__ = ["build_policy", "policy_config", "resolve_checkpoint_path"]
+__all__ = ["PolicyConfig", "PolicyEntry", "build_policy", "get_policy", "list_policies", "register_policy",
+           "resolve_checkpoint_path"]
 
+DEFAULT_POLICY = "gr00t"
+_BUILTIN_MODULES = ("rlinf_isaac.models.gr00t.policy_config",)
 _GRANULARITY = {"chunk_level": "chunk", "action_level": "action"}
+C = TypeVar("C", bound=type)
 
 
-def policy_config(model: ModelConfig, algo: AlgorithmConfig):
-    """Map ``actor.model`` + ``algorithm`` keys to the policy wrapper's config."""
-    from rlinf_isaac.models.gr00t.policy import GR00TPolicyConfig
+@dataclass
+class PolicyConfig:
+    """``actor.model``: the keys every policy has; a policy's registered subclass adds its own."""
 
-    return GR00TPolicyConfig(
-        noise_method=model.noise_method,
-        noise_level=model.noise_level,
-        logprob_granularity=_GRANULARITY[algo.logprob_type],
-        value_granularity=_GRANULARITY[algo.reward_type],
-        num_denoise_steps=model.num_denoise_steps,
-        num_action_chunks=model.num_action_chunks,
-        action_dim=model.action_dim,
-        add_value_head=model.add_value_head,
-        reuse_backbone_features=model.reuse_backbone_features,
-        tune_visual=model.tune_visual,
-        tune_llm=model.tune_llm,
-        tune_projector=model.tune_projector,
-        tune_diffusion_model=model.tune_diffusion_model,
-        cuda_graph=model.cuda_graph,
-        explore_gripper=model.explore_gripper,
-    )
+    model_name: str = DEFAULT_POLICY  # a registered policy (models/registry.py)
+    checkpoint_path: Optional[str] = None  # local checkpoint dir; None: random init (tests, benchmarks)
+    num_action_chunks: int = 16  # C actions executed per policy decision
+    action_dim: int = 7  # A env action dims
+
+    def __post_init__(self) -> None:
+        check(self.num_action_chunks >= 1, "actor.model.num_action_chunks", self.num_action_chunks, "an integer >= 1")
+        check(self.action_dim >= 1, "actor.model.action_dim", self.action_dim, "an integer >= 1")
+
+    @classmethod
+    def resolve_subclass(cls, data: dict) -> type:
+        """The registered config class named by ``data["model_name"]`` (the strict loader's hook)."""
+        return get_policy(data.get("model_name", DEFAULT_POLICY)).config_class
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """A registered policy: its name, ``actor.model`` config class and builder ("module:function")."""
+
+    name: str
+    config_class: type
+    build: str
+
+    def builder(self) -> Callable[..., Any]:
+        module, _, fn = self.build.partition(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+_POLICIES: dict[str, PolicyEntry] = {}
+
+
+def register_policy(name: str, build: str) -> Callable[[C], C]:
+    """Class decorator: register a :class:`PolicyConfig` subclass as ``actor.model`` of policy
+    ``name``, built by ``build`` = "module:function" (``function(cfg, *, device, seed,
+    logprob_granularity, value_granularity)`` returns the policy)."""
+
+    def wrap(config_class: C) -> C:
+        if not (isinstance(config_class, type) and issubclass(config_class, PolicyConfig)):
+            raise TypeError(f"register_policy({name!r}) decorates a PolicyConfig subclass, got {config_class!r}")
+        old = _POLICIES.get(name)
+        if old is not None and old.config_class.__qualname__ != config_class.__qualname__:
+            raise ValueError(f"policy {name!r} is registered twice ({old.config_class} and {config_class})")
+        _POLICIES[name] = PolicyEntry(name, config_class, build)
+        return config_class
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(mod)
+
+
+def get_policy(name: str) -> PolicyEntry:
+    """The registered policy ``name``; an unknown name is a config error listing the registered ones."""
+    _load_builtins()
+    if name not in _POLICIES:
+        raise ConfigError(f"actor.model.model_name = {name!r}: expected a registered policy ({', '.join(sorted(_POLICIES))})")
+    return _POLICIES[name]
+
+
+def list_policies() -> list[str]:
+    """Registered policy names, sorted."""
+    _load_builtins()
+    return sorted(_POLICIES)
+
+
+def default_policy_config() -> PolicyConfig:
+    """``actor.model`` when the YAML gives none: the default policy's defaults."""
+    return get_policy(DEFAULT_POLICY).config_class()
 
 
 def resolve_checkpoint_path(path: str | None) -> Path | None:
@@ -54,34 +129,9 @@ def resolve_checkpoint_path(path: str | None) -> Path | None:
     return p
 
 
-def build_policy(model: ModelConfig, algo: AlgorithmConfig, device: str = "cpu", seed: int = 0):
-    """The policy named by ``actor.model.model_name`` on ``device``."""
-    try:
-        builder = _BUILDERS[model.model_name]
-    except KeyError:
-        raise ValueError(f"actor.model.model_name = {model.model_name!r}: expected one of {sorted(_BUILDERS)}") from None
-    return builder(model, algo, device, seed)
-
-
-def _build_gr00t(model: ModelConfig, algo: AlgorithmConfig, device: str, seed: int):
-    """GR00T from a local checkpoint, or randomly initialised (gr00t_tiny, benchmarks)."""
-    from rlinf_isaac.models.gr00t.policy import GR00TPolicy
-
-    cfg = policy_config(model, algo)
-    dtype = torch.bfloat16 if model.precision == "bf16" else None
-    ckpt = resolve_checkpoint_path(model.checkpoint_path)
-    processor_kwargs: dict = {"embodiment_tag": model.embodiment_tag}
-    if model.tokenizer_path is not None:
-        from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer
-
-        processor_kwargs["tokenizer"] = load_tokenizer(Path(model.tokenizer_path).expanduser())
-    if ckpt is not None:
-        policy = GR00TPolicy.from_pretrained(ckpt, cfg, device=device, dtype=dtype, **processor_kwargs)
-    else:
-        policy = GR00TPolicy.from_config(model.config_name, cfg, device=device, seed=seed, **processor_kwargs)
-        if dtype is not None:
-            policy = policy.to(dtype)
-    return policy.to(device)
-
-
-_BUILDERS = {"gr00t": _build_gr00t}  # model_name -> builder; a new policy family adds one line
+def build_policy(model: PolicyConfig, algo: "AlgorithmConfig", device: str = "cpu", seed: int = 0):
+    """The policy of ``actor.model`` on ``device``; ``algo`` gives the log-prob and value
+    granularities (``algorithm.logprob_type``, ``algorithm.reward_type``)."""
+    build = get_policy(model.model_name).builder()
+    return build(model, device=device, seed=seed, logprob_granularity=_GRANULARITY[algo.logprob_type],
+                 value_granularity=_GRANULARITY[algo.reward_type])

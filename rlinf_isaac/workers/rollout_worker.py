@@ -8,7 +8,8 @@ import time
 import torch
 
 from rlinf_isaac.cluster.worker_group import WorkerBase
-from rlinf_isaac.config.schema import AlgorithmConfig, ModelConfig
+from rlinf_isaac.config.schema import AlgorithmConfig
+from rlinf_isaac.models.registry import PolicyConfig
 from rlinf_isaac.envs.base import Obs
 from rlinf_isaac.data.features import FeatureStore
 from rlinf_isaac.models.registry import build_policy
@@ -44,7 +45,7 @@ def reply(actions: torch.Tensor, extras: dict[str, torch.Tensor], mode: str, sto
 class RolloutWorker(WorkerBase):
     """Holds an inference copy of the policy; weights arrive from the actor, versioned."""
 
-    def __init__(self, model_cfg: ModelConfig, algo_cfg: AlgorithmConfig, rank: int,
+    def __init__(self, model_cfg: PolicyConfig, algo_cfg: AlgorithmConfig, rank: int,
                  device: str = "cpu", seed: int = 0, enable_offload: bool = False):
         """seed: the run seed (``runner.seed``); the policy's random initialisation derives from it
         as in the actor workers, so both start from the same weights."""

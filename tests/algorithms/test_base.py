@@ -66,10 +66,10 @@ def test_grpo_seq_mean_removes_the_tilt_toward_long_failed_episodes():
 def _policy_traj(num_envs: int = 4, steps: int = 2):
     """A rollout of the real tiny policy (random init, C = 4): T chunk steps of B envs with
     stored forward inputs; env 0 succeeds (and terminates) at its last step, the others fail."""
-    from rlinf_isaac.config.schema import ActorConfig, ModelConfig
+    from rlinf_isaac.models.gr00t.policy_config import GR00TPolicyConfig
     from rlinf_isaac.models.registry import build_policy
 
-    model = ModelConfig(num_action_chunks=4)
+    model = GR00TPolicyConfig(num_action_chunks=4)
     algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False)
     policy = build_policy(model, algo, seed=0)
     g = torch.Generator().manual_seed(0)

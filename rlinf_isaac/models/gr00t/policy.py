@@ -1,4 +1,4 @@
-"""``GR00TPolicy``: the GR00T N1.5 flow-matching model as an RL policy (DESIGN.md's contract).
+"""``GR00TPolicy``: the GR00T N1.5 flow-matching model as an RL policy (the policy contract).
 
 ``predict(obs, mode) -> (actions float[B, C, 7], rollout_extras)`` runs processor -> backbone
 -> action-head context -> denoising (deterministic Euler ODE in ``eval`` mode; Flow-SDE or
@@ -20,7 +20,6 @@ D VL feature width.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Optional
 
@@ -29,68 +28,14 @@ from torch import Tensor, nn
 
 from rlinf_isaac.models.gr00t import flow_rl
 from rlinf_isaac.models.gr00t.cuda_graph import GraphCache
+from rlinf_isaac.models.gr00t.policy_config import GR00TPolicyConfig
 from rlinf_isaac.models.gr00t.value_head import ValueHead, ValueHeadConfig
 
-__all__ = ["GR00TPolicyConfig", "GR00TPolicy", "INPUT_KEYS", "FEATURE_KEYS"]
+__all__ = ["GR00TPolicyConfig", "GR00TPolicy", "INPUT_KEYS", "FEATURE_KEYS", "build_gr00t_policy"]
 
 INPUT_KEYS = ("pixel_values", "input_ids", "attention_mask")  # backbone inputs
 FEATURE_KEYS = ("vl_features", "vl_mask")  # reused backbone outputs
 _MODES = ("train", "eval")
-
-
-@dataclass
-class GR00TPolicyConfig:
-    """RL options of the policy wrapper (``model.policy.*`` in the YAML)."""
-
-    noise_method: str = "flow_sde"  # "flow_sde" | "flow_noise"
-    noise_level: float = 0.5  # Flow-SDE a in g(t) = a sqrt((1 - t) / t)
-    logprob_granularity: str = "chunk"  # "chunk" -> [B], "action" -> [B, C]
-    value_granularity: str = "chunk"  # "chunk" -> [B], "action" -> [B, C]
-    num_denoise_steps: int = 4  # K
-    num_action_chunks: int = 16  # C actions sent to the env (<= action_horizon)
-    action_dim: int = 7  # A env action dims (first A of the padded model dims)
-    add_value_head: bool = True
-    value_hidden_dim: int = 256
-    reuse_backbone_features: bool = True
-    tune_visual: bool = False
-    tune_llm: bool = False
-    tune_projector: bool = True
-    tune_diffusion_model: bool = True
-    noise_min_std: float = 0.08  # Flow-Noise std range
-    noise_max_std: float = 0.16
-    noise_hidden_dim: int = 128
-    # replay predict()'s model part from CUDA graphs on a GPU (no effect on the CPU); the tiny
-    # policy is launch-bound there (see cuda_graph.py)
-    cuda_graph: bool = False
-    # False: no exploration noise on the gripper dims (the processor binarises them, so away
-    # from the switching point their sampled value does not change what the env does) and no
-    # log-prob term for them; the gripper follows the flow's mean given the other dims
-    explore_gripper: bool = True
-
-    def __post_init__(self) -> None:
-        p = "model.policy"
-        choices = {
-            "noise_method": flow_rl.NOISE_METHODS,
-            "logprob_granularity": flow_rl.GRANULARITIES,
-            "value_granularity": flow_rl.GRANULARITIES,
-        }
-        for key, valid in choices.items():
-            if getattr(self, key) not in valid:
-                raise ValueError(f"{p}.{key} must be one of {valid}, got {getattr(self, key)!r}")
-        for key in ("num_denoise_steps", "num_action_chunks", "action_dim", "value_hidden_dim",
-                    "noise_hidden_dim"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f"{p}.{key} must be a positive int, got {getattr(self, key)!r}")
-        if not self.noise_level > 0:
-            raise ValueError(f"{p}.noise_level must be > 0, got {self.noise_level!r}")
-        if not 0 < self.noise_min_std < self.noise_max_std:
-            raise ValueError(f"{p}.noise_min_std/noise_max_std must satisfy 0 < min < max, got "
-                             f"{self.noise_min_std!r}/{self.noise_max_std!r}")
-        if self.reuse_backbone_features and (self.tune_visual or self.tune_llm):
-            raise ValueError(
-                f"{p}.reuse_backbone_features=True needs a frozen backbone, got tune_visual="
-                f"{self.tune_visual}, tune_llm={self.tune_llm}; set reuse_backbone_features=False "
-                f"to recompute features in the actor")
 
 
 class _Velocity:
@@ -121,18 +66,25 @@ def _obs_to(obs: dict[str, Any], device: torch.device) -> dict[str, Any]:
 class GR00TPolicy(nn.Module):
     """RL wrapper around a ``GR00TN15`` model and its ``GR00TProcessor``."""
 
-    def __init__(self, model: nn.Module, processor: Any, cfg: Optional[GR00TPolicyConfig] = None):
+    def __init__(self, model: nn.Module, processor: Any, cfg: Optional[GR00TPolicyConfig] = None,
+                 logprob_granularity: str = "chunk", value_granularity: str = "chunk"):
+        """cfg: ``actor.model``; logprob_granularity / value_granularity: "chunk" (one log-prob /
+        value per decision, [B]) or "action" (one per executed action, [B, C])."""
         super().__init__()
         self.cfg = cfg or GR00TPolicyConfig()
+        for key, value in (("logprob_granularity", logprob_granularity), ("value_granularity", value_granularity)):
+            if value not in flow_rl.GRANULARITIES:
+                raise ValueError(f"{key} must be one of {flow_rl.GRANULARITIES}, got {value!r}")
+        self.logprob_granularity, self.value_granularity = logprob_granularity, value_granularity
         self.model = model
         self.processor = processor
         head_cfg = model.config.action_head_cfg
         self.horizon, self.pad_action_dim = head_cfg.action_horizon, head_cfg.max_action_dim
         if self.cfg.num_action_chunks > self.horizon:
-            raise ValueError(f"model.policy.num_action_chunks must be <= the model's action_horizon "
+            raise ValueError(f"actor.model.num_action_chunks must be <= the model's action_horizon "
                              f"{self.horizon}, got {self.cfg.num_action_chunks}")
         if self.cfg.action_dim > self.pad_action_dim:
-            raise ValueError(f"model.policy.action_dim must be <= action_head_cfg.max_action_dim "
+            raise ValueError(f"actor.model.action_dim must be <= action_head_cfg.max_action_dim "
                              f"{self.pad_action_dim}, got {self.cfg.action_dim}")
         if hasattr(model, "set_dropout"):
             model.set_dropout(False)  # p = 0 even if someone switches the model to train()
@@ -159,7 +111,7 @@ class GR00TPolicy(nn.Module):
     def _build_value_head(self, head_cfg: Any) -> ValueHead:
         return ValueHead(ValueHeadConfig(
             vl_dim=head_cfg.backbone_embedding_dim, state_dim=head_cfg.max_state_dim,
-            hidden_dim=self.cfg.value_hidden_dim, granularity=self.cfg.value_granularity,
+            hidden_dim=self.cfg.value_hidden_dim, granularity=self.value_granularity,
             num_actions=self.cfg.num_action_chunks,
         ))
 
@@ -249,7 +201,7 @@ class GR00TPolicy(nn.Module):
                 roll = flow_rl.flow_noise_sample(velocity_fn, self.noise_net, t["noise"], k, eps=t["eps"])
             out["chain"] = roll.chain
             out["prev_logprobs"] = self._env_steps(flow_rl.reduce_granularity(
-                roll.logprob_elem, self.cfg.logprob_granularity, self.logprob_mask()))
+                roll.logprob_elem, self.logprob_granularity, self.logprob_mask()))
         if self.cfg.reuse_backbone_features:
             out.update(vl_features=features, vl_mask=mask)
         values = self._values(features, mask, t["state"])
@@ -301,7 +253,7 @@ class GR00TPolicy(nn.Module):
         """Values float32 [B] (chunk) or [B, C] (action) of observations, without sampling
         actions (e.g. to bootstrap at truncation). Needs the value head."""
         if self.value_head is None:
-            raise RuntimeError("predict_values needs a value head: set model.policy.add_value_head=True")
+            raise RuntimeError("predict_values needs a value head: set actor.model.add_value_head=true")
         inputs = self._process(obs)
         features, mask = self._features(inputs)
         return self.value_head(features, mask, inputs["state"])
@@ -325,7 +277,7 @@ class GR00TPolicy(nn.Module):
         features, mask = self._features(inputs)
         velocity_fn = self._velocity_fn(features, mask, inputs)
         logprobs, entropy = flow_rl.recompute_logprob(
-            velocity_fn, inputs["chain"], self.cfg.noise_method, self.cfg.logprob_granularity,
+            velocity_fn, inputs["chain"], self.cfg.noise_method, self.logprob_granularity,
             step_idx=inputs.get("step_idx"), noise_level=self.cfg.noise_level,
             noise_std_fn=self.noise_net, mask=self.logprob_mask(),
         )
@@ -372,20 +324,26 @@ class GR00TPolicy(nn.Module):
     @classmethod
     def from_pretrained(
         cls, local_dir: str | os.PathLike, cfg: Optional[GR00TPolicyConfig] = None,
-        device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, **processor_kwargs: Any,
+        device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None, seed: int = 0,
+        logprob_granularity: str = "chunk", value_granularity: str = "chunk", **processor_kwargs: Any,
     ) -> "GR00TPolicy":
-        """Load model + processor from a LOCAL checkpoint directory (never the network)."""
+        """Load model + processor from a LOCAL checkpoint directory (never the network); the
+        parts the checkpoint lacks (a new value head) are initialised from ``seed``."""
         from rlinf_isaac.models.gr00t.checkpoint import load_pretrained
         from rlinf_isaac.models.gr00t.processor import GR00TProcessor
 
         model, metadata = load_pretrained(local_dir, device=device, dtype=dtype)
         processor = GR00TProcessor.from_pretrained(local_dir, model.config, metadata, **processor_kwargs)
-        return cls(model, processor, cfg).to(device)
+        with torch.random.fork_rng(devices=[]):  # seeded new parts without touching the global RNG
+            torch.manual_seed(seed)
+            policy = cls(model, processor, cfg, logprob_granularity, value_granularity)
+        return policy.to(device)
 
     @classmethod
     def from_config(
         cls, name: str, cfg: Optional[GR00TPolicyConfig] = None, metadata: Optional[dict] = None,
-        device: str | torch.device = "cpu", seed: int = 0, **processor_kwargs: Any,
+        device: str | torch.device = "cpu", seed: int = 0, logprob_granularity: str = "chunk",
+        value_granularity: str = "chunk", **processor_kwargs: Any,
     ) -> "GR00TPolicy":
         """Randomly initialised model of a shipped config (``gr00t_tiny``) + its processor."""
         from rlinf_isaac.models.gr00t.config import load_config
@@ -396,5 +354,27 @@ class GR00TPolicy(nn.Module):
             torch.manual_seed(seed)
             model = GR00TN15(load_config(name))
             processor = GR00TProcessor.for_model(model.config, metadata, **processor_kwargs)
-            policy = cls(model, processor, cfg)
+            policy = cls(model, processor, cfg, logprob_granularity, value_granularity)
         return policy.to(device)
+
+
+def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int = 0,
+                       logprob_granularity: str = "chunk", value_granularity: str = "chunk") -> GR00TPolicy:
+    """``actor.model`` -> the policy on ``device``: from ``checkpoint_path`` (a local directory),
+    or randomly initialised from ``seed`` (gr00t_tiny, benchmarks)."""
+    from pathlib import Path
+
+    from rlinf_isaac.models.registry import resolve_checkpoint_path
+
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    kwargs: dict[str, Any] = dict(device=device, seed=seed, logprob_granularity=logprob_granularity,
+                                  value_granularity=value_granularity, embodiment_tag=cfg.embodiment_tag)
+    if cfg.tokenizer_path is not None:
+        from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer
+
+        kwargs["tokenizer"] = load_tokenizer(Path(cfg.tokenizer_path).expanduser())
+    ckpt = resolve_checkpoint_path(cfg.checkpoint_path)
+    if ckpt is not None:
+        return GR00TPolicy.from_pretrained(ckpt, cfg, dtype=dtype, **kwargs).to(device)
+    policy = GR00TPolicy.from_config(cfg.config_name, cfg, **kwargs)
+    return (policy.to(dtype) if dtype is not None else policy).to(device)

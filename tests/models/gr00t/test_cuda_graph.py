@@ -15,7 +15,7 @@ from tests.models.gr00t.test_gpu import _obs
 
 
 def _policy(graph: bool, device: str, method: str = "flow_sde") -> GR00TPolicy:
-    cfg = GR00TPolicyConfig(noise_method=method, num_action_chunks=4, value_hidden_dim=32,
+    cfg = GR00TPolicyConfig(noise_method=method, num_action_chunks=4, value_hidden_dim=32, tune_projector=True,
                             noise_hidden_dim=16, cuda_graph=graph)
     return GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0).to(device).eval()
 

@@ -73,9 +73,10 @@ def _obs(batch: int, seed: int = 0) -> dict:
 @pytest.mark.parametrize("granularity", ["chunk", "action"])
 @pytest.mark.parametrize("method", ["flow_sde", "flow_noise"])
 def test_logprob_recomputation_on_cuda_gives_ratio_exactly_one(method, granularity):
-    cfg = GR00TPolicyConfig(noise_method=method, logprob_granularity=granularity, value_granularity=granularity,
-                            num_action_chunks=8, value_hidden_dim=32, noise_hidden_dim=16)
-    policy = GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0).to("cuda")
+    cfg = GR00TPolicyConfig(noise_method=method, num_action_chunks=8, value_hidden_dim=32, noise_hidden_dim=16,
+                            tune_projector=True)
+    policy = GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0, logprob_granularity=granularity,
+                                     value_granularity=granularity).to("cuda")
     gen = torch.Generator(device="cuda").manual_seed(3)
     _, extras = policy.predict(_obs(B, 1), mode="train", generator=gen)
     assert extras["chain"].is_cuda and extras["chain"].shape == (B, 5, 16, 32)  # [B, K+1, C_h, A_pad]

@@ -25,8 +25,9 @@ _BASE: dict = {}
 
 def _policy(**kw) -> GR00TPolicy:
     """Tiny policy with identical weights for every config (seeded init)."""
-    cfg = GR00TPolicyConfig(**{"value_hidden_dim": 32, "noise_hidden_dim": 16, **kw})
-    return GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0)
+    gran = {k: kw.pop(k) for k in ("logprob_granularity", "value_granularity") if k in kw}
+    cfg = GR00TPolicyConfig(**{"value_hidden_dim": 32, "noise_hidden_dim": 16, "tune_projector": True, **kw})
+    return GR00TPolicy.from_config("gr00t_tiny", cfg, seed=0, **gran)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_trainable_state_dict_round_trip():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="model.policy.noise_method"):
+    with pytest.raises(ValueError, match="actor.model.noise_method"):
         GR00TPolicyConfig(noise_method="ddpm")
     with pytest.raises(ValueError, match="reuse_backbone_features"):
         GR00TPolicyConfig(tune_visual=True)
