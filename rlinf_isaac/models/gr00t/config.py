@@ -18,7 +18,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from rlinf_isaac.config.structured import ConfigError, from_dict
 
 __all__ = [
     "VisionConfig",
@@ -41,26 +43,12 @@ def _check_positive(prefix: str, obj: Any, names: tuple[str, ...]) -> None:
     for name in names:
         value = getattr(obj, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{prefix}.{name} must be a positive int, got {value!r}")
+            raise ConfigError(f"{prefix}.{name} must be a positive int, got {value!r}")
 
 
 def _check_unit(prefix: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
     if not (low <= float(value) <= high):
-        raise ValueError(f"{prefix}.{name} must lie in [{low}, {high}], got {value!r}")
-
-
-def _from_dict(cls, data: dict[str, Any], prefix: str, ignored: tuple[str, ...] = ()):
-    """Build dataclass ``cls`` from ``data``; unknown keys raise an error naming them."""
-    if not isinstance(data, dict):
-        raise TypeError(f"{prefix} must be a mapping, got {type(data).__name__}")
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(k for k in data if k not in valid and k not in ignored)
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {', '.join(prefix + '.' + k for k in unknown)}; "
-            f"valid keys of {prefix}: {sorted(valid)}"
-        )
-    return cls(**{k: v for k, v in data.items() if k in valid})
+        raise ConfigError(f"{prefix}.{name} must lie in [{low}, {high}], got {value!r}")
 
 
 @dataclass
@@ -83,10 +71,10 @@ class VisionConfig:
         _check_positive(p, self, ("hidden_size", "intermediate_size", "num_hidden_layers",
                                   "num_attention_heads", "image_size", "patch_size", "num_channels"))
         if self.image_size % self.patch_size:
-            raise ValueError(f"{p}.image_size={self.image_size} must be a multiple of "
+            raise ConfigError(f"{p}.image_size={self.image_size} must be a multiple of "
                              f"{p}.patch_size={self.patch_size}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"{p}.hidden_size={self.hidden_size} must be divisible by "
+            raise ConfigError(f"{p}.hidden_size={self.hidden_size} must be divisible by "
                              f"{p}.num_attention_heads={self.num_attention_heads}")
 
     @property
@@ -122,7 +110,7 @@ class LLMConfig:
                                   "num_attention_heads", "num_key_value_heads", "head_dim",
                                   "max_position_embeddings"))
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"{p}.num_attention_heads={self.num_attention_heads} must be a multiple "
+            raise ConfigError(f"{p}.num_attention_heads={self.num_attention_heads} must be a multiple "
                              f"of {p}.num_key_value_heads={self.num_key_value_heads}")
 
 
@@ -146,38 +134,34 @@ class BackboneConfig:
     eagle_path: str | None = None  # informational (name of the source VLM); nothing is fetched
 
     # keys of public checkpoints' backbone_cfg that carry no architecture information
-    IGNORED_KEYS = ("load_bf16", "use_flash_attention")
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("load_bf16", "use_flash_attention")
 
     def __post_init__(self) -> None:
         p = "backbone_cfg"
-        if isinstance(self.vision, dict):
-            self.vision = _from_dict(VisionConfig, self.vision, f"{p}.vision")
-        if isinstance(self.llm, dict):
-            self.llm = _from_dict(LLMConfig, self.llm, f"{p}.llm")
         if not (1 <= self.select_layer <= self.llm.num_hidden_layers):
-            raise ValueError(f"{p}.select_layer must lie in [1, {p}.llm.num_hidden_layers="
+            raise ConfigError(f"{p}.select_layer must lie in [1, {p}.llm.num_hidden_layers="
                              f"{self.llm.num_hidden_layers}], got {self.select_layer!r}")
         for name in ("image_token_index", "pad_token_id"):
             value = getattr(self, name)
             if not (0 <= value < self.llm.vocab_size):
-                raise ValueError(f"{p}.{name} must lie in [0, {p}.llm.vocab_size="
+                raise ConfigError(f"{p}.{name} must lie in [0, {p}.llm.vocab_size="
                                  f"{self.llm.vocab_size}), got {value!r}")
         if self.image_token_index == self.pad_token_id:
-            raise ValueError(f"{p}.image_token_index and {p}.pad_token_id must differ, both are "
+            raise ConfigError(f"{p}.image_token_index and {p}.pad_token_id must differ, both are "
                              f"{self.pad_token_id}")
         if self.mlp_connector_layers not in (1, 2):
-            raise ValueError(f"{p}.mlp_connector_layers must be 1 or 2, got {self.mlp_connector_layers!r}")
+            raise ConfigError(f"{p}.mlp_connector_layers must be 1 or 2, got {self.mlp_connector_layers!r}")
         if self.use_pixel_shuffle:
             side = self.vision.image_size // self.vision.patch_size
             if self.downsample_ratio not in (0.5, 0.25) or (side * self.downsample_ratio) % 1:
-                raise ValueError(f"{p}.downsample_ratio={self.downsample_ratio} must be 0.5 or 0.25 and "
+                raise ConfigError(f"{p}.downsample_ratio={self.downsample_ratio} must be 0.5 or 0.25 and "
                                  f"divide the patch grid side {side}")
         if self.project_to_dim is not None and self.project_to_dim <= 0:
-            raise ValueError(f"{p}.project_to_dim must be null or a positive int, got {self.project_to_dim!r}")
+            raise ConfigError(f"{p}.project_to_dim must be null or a positive int, got {self.project_to_dim!r}")
         if self.reproject_vision:
-            raise ValueError(f"{p}.reproject_vision=True is not supported (N1.5 ships False)")
+            raise ConfigError(f"{p}.reproject_vision=True is not supported (N1.5 ships False)")
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(f"{p}.attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
+            raise ConfigError(f"{p}.attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
                              f"got {self.attn_implementation!r}")
 
     @property
@@ -214,9 +198,9 @@ class DiTConfig:
         _check_positive(p, self, ("num_attention_heads", "attention_head_dim", "num_layers", "output_dim"))
         _check_unit(p, "dropout", self.dropout)
         if self.norm_type != "ada_norm":
-            raise ValueError(f"{p}.norm_type must be 'ada_norm', got {self.norm_type!r}")
+            raise ConfigError(f"{p}.norm_type must be 'ada_norm', got {self.norm_type!r}")
         if self.positional_embeddings is not None:
-            raise ValueError(f"{p}.positional_embeddings must be null (N1.5), got {self.positional_embeddings!r}")
+            raise ConfigError(f"{p}.positional_embeddings must be null (N1.5), got {self.positional_embeddings!r}")
 
     @property
     def inner_dim(self) -> int:
@@ -242,7 +226,7 @@ class VLSelfAttentionConfig:
         _check_positive(p, self, ("num_attention_heads", "attention_head_dim", "num_layers"))
         _check_unit(p, "dropout", self.dropout)
         if self.positional_embeddings is not None:
-            raise ValueError(f"{p}.positional_embeddings must be null (N1.5), got {self.positional_embeddings!r}")
+            raise ConfigError(f"{p}.positional_embeddings must be null (N1.5), got {self.positional_embeddings!r}")
 
     @property
     def inner_dim(self) -> int:
@@ -282,37 +266,32 @@ class ActionHeadConfig:
 
     def __post_init__(self) -> None:
         p = "action_head_cfg"
-        if isinstance(self.diffusion_model_cfg, dict):
-            self.diffusion_model_cfg = _from_dict(DiTConfig, self.diffusion_model_cfg, f"{p}.diffusion_model_cfg")
-        if isinstance(self.vl_self_attention_cfg, dict):
-            self.vl_self_attention_cfg = _from_dict(
-                VLSelfAttentionConfig, self.vl_self_attention_cfg, f"{p}.vl_self_attention_cfg")
         _check_positive(p, self, ("action_dim", "action_horizon", "backbone_embedding_dim", "hidden_size",
                                   "input_embedding_dim", "max_action_dim", "max_state_dim",
                                   "max_num_embodiments", "max_seq_len", "num_inference_timesteps",
                                   "num_target_vision_tokens", "num_timestep_buckets"))
         if self.action_dim != self.max_action_dim:
-            raise ValueError(f"{p}.action_dim={self.action_dim} must equal {p}.max_action_dim="
+            raise ConfigError(f"{p}.action_dim={self.action_dim} must equal {p}.max_action_dim="
                              f"{self.max_action_dim} (actions are padded to max_action_dim)")
         if self.noise_beta_alpha <= 0 or self.noise_beta_beta <= 0:
-            raise ValueError(f"{p}.noise_beta_alpha/noise_beta_beta must be > 0, got "
+            raise ConfigError(f"{p}.noise_beta_alpha/noise_beta_beta must be > 0, got "
                              f"{self.noise_beta_alpha!r}/{self.noise_beta_beta!r}")
         _check_unit(p, "noise_s", self.noise_s)
         dit = self.diffusion_model_cfg
         if dit.inner_dim != self.input_embedding_dim:
-            raise ValueError(f"{p}.diffusion_model_cfg heads*head_dim={dit.inner_dim} must equal "
+            raise ConfigError(f"{p}.diffusion_model_cfg heads*head_dim={dit.inner_dim} must equal "
                              f"{p}.input_embedding_dim={self.input_embedding_dim}")
         if dit.output_dim != self.hidden_size:
-            raise ValueError(f"{p}.diffusion_model_cfg.output_dim={dit.output_dim} must equal "
+            raise ConfigError(f"{p}.diffusion_model_cfg.output_dim={dit.output_dim} must equal "
                              f"{p}.hidden_size={self.hidden_size} (input of action_decoder)")
         if dit.cross_attention_dim not in (None, self.backbone_embedding_dim):
-            raise ValueError(f"{p}.diffusion_model_cfg.cross_attention_dim={dit.cross_attention_dim} must be "
+            raise ConfigError(f"{p}.diffusion_model_cfg.cross_attention_dim={dit.cross_attention_dim} must be "
                              f"null or {p}.backbone_embedding_dim={self.backbone_embedding_dim}")
         if self.use_vlln and self.vl_self_attention_cfg.inner_dim != self.backbone_embedding_dim:
-            raise ValueError(f"{p}.vl_self_attention_cfg heads*head_dim={self.vl_self_attention_cfg.inner_dim} "
+            raise ConfigError(f"{p}.vl_self_attention_cfg heads*head_dim={self.vl_self_attention_cfg.inner_dim} "
                              f"must equal {p}.backbone_embedding_dim={self.backbone_embedding_dim}")
         if self.add_pos_embed and self.action_horizon > self.max_seq_len:
-            raise ValueError(f"{p}.action_horizon={self.action_horizon} exceeds {p}.max_seq_len={self.max_seq_len}")
+            raise ConfigError(f"{p}.action_horizon={self.action_horizon} exceeds {p}.max_seq_len={self.max_seq_len}")
 
 
 @dataclass
@@ -326,21 +305,16 @@ class GR00TConfig:
     compute_dtype: str = "float32"
 
     # top-level keys of public checkpoints that we accept and rewrite on save
-    IGNORED_KEYS = ("action_dim", "action_horizon", "architectures", "attn_implementation", "hidden_size",
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("action_dim", "action_horizon", "architectures", "attn_implementation", "hidden_size",
                     "model_dtype", "torch_dtype", "transformers_version")
 
     def __post_init__(self) -> None:
-        if isinstance(self.backbone_cfg, dict):
-            self.backbone_cfg = _from_dict(BackboneConfig, self.backbone_cfg, "backbone_cfg",
-                                           BackboneConfig.IGNORED_KEYS)
-        if isinstance(self.action_head_cfg, dict):
-            self.action_head_cfg = _from_dict(ActionHeadConfig, self.action_head_cfg, "action_head_cfg")
         if self.model_type != "gr00t_n1_5":
-            raise ValueError(f"model_type must be 'gr00t_n1_5', got {self.model_type!r}")
+            raise ConfigError(f"model_type must be 'gr00t_n1_5', got {self.model_type!r}")
         if self.compute_dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
+            raise ConfigError(f"compute_dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
         if self.backbone_cfg.feature_dim != self.action_head_cfg.backbone_embedding_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"action_head_cfg.backbone_embedding_dim={self.action_head_cfg.backbone_embedding_dim} must "
                 f"equal the backbone feature width {self.backbone_cfg.feature_dim} "
                 f"(backbone_cfg.project_to_dim or backbone_cfg.llm.hidden_size)")
@@ -349,8 +323,7 @@ class GR00TConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GR00TConfig":
         """Build from a ``config.json`` dict (ours or a public GR00T N1.5 checkpoint's)."""
-        data = json.loads(json.dumps(data))  # deep copy
-        return _from_dict(cls, data, "config", cls.IGNORED_KEYS)
+        return from_dict(cls, json.loads(json.dumps(data)))  # a deep copy, read strictly
 
     def to_dict(self) -> dict[str, Any]:
         """The ``config.json`` dict: public N1.5 keys plus our nested ``vision`` / ``llm`` blocks."""
@@ -382,11 +355,11 @@ def load_config(name_or_path: str | os.PathLike, **overrides: Any) -> GR00TConfi
     elif not path.suffix and not path.exists():
         path = _CONFIG_DIR / f"{name_or_path}.json"
         if not path.exists():
-            raise FileNotFoundError(f"unknown model config {str(name_or_path)!r}; shipped configs: "
-                                    f"{list_configs()}, or pass a path to a config.json / checkpoint dir")
+            raise ConfigError(f"unknown model config {str(name_or_path)!r}; shipped configs: "
+                              f"{list_configs()}, or pass a path to a config.json / checkpoint dir")
     if not path.exists():
-        raise FileNotFoundError(f"model config file {path} does not exist (config.json is written by "
-                                f"save_pretrained / the SFT trainer, or ships with a GR00T checkpoint)")
+        raise ConfigError(f"model config file {path} does not exist (config.json is written by "
+                          f"save_pretrained / the SFT trainer, or ships with a GR00T checkpoint)")
     data = json.loads(path.read_text())
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(data.get(section), dict):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.models.gr00t.config import GR00TConfig, list_configs, load_config
 
 # config.json of the public GR00T N1.5 checkpoint (architecture keys as published)
@@ -92,5 +93,5 @@ def test_nested_errors_name_the_dotted_key():
 
 
 def test_unknown_name_lists_shipped_configs():
-    with pytest.raises(FileNotFoundError, match="gr00t_tiny"):
+    with pytest.raises(ConfigError, match="gr00t_tiny"):
         load_config("gr00t_huge")
