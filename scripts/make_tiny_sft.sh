@@ -16,9 +16,10 @@
 #
 # Measured (2-core CPU, defaults = the shipped checkpoints/gr00t_tiny_sft_stack2): demos ~2 min,
 # SFT 8000 steps at ~0.22-0.26 s/step (~33 min), final loss ~0.13 (noisy demos). Two-cube success
-# with eval_embodiment.sh, 200 episodes, 160-step limit: 0.22 [0.17, 0.28]. Stopping at 4000 of
-# the 8000 steps (lr not yet decayed) gave 0.015; clean demos and RANDOM_SHIFT=4 were worse
-# (docs/RESULTS.md). On the H100 box SFT is CPU-bound (~12-14 steps/s per process).
+# with eval_embodiment.sh, 200 episodes, 160-step limit: 0.385 [0.32, 0.45] re-planning every 4
+# actions, 0.22 [0.17, 0.28] executing all 16. Stopping at 4000 of the 8000 steps (lr not yet
+# decayed) gave 0.015; clean demos and RANDOM_SHIFT=4 are worse (docs/RESULTS.md#sft-recipe).
+# With DEVICE=cuda, SFT is CPU-bound (~12-14 steps/s per process on a 16-core H100 machine).
 set -euo pipefail
 
 TASK=${TASK:-MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0}
