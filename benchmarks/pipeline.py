@@ -64,8 +64,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     # stages' simulation). Overhead = the rest of the step: recording and stacking
     # trajectories, moving them to the actors and computing advantages (the "advantages"
     # phase: Ray transfers plus GAE, which is cheap), weight sync, driver bookkeeping.
-    # Sessions 4-5 counted the advantages phase as work; "overhead_excl_adv_frac" keeps that
-    # reading for comparison.
+    # "overhead_excl_adv_frac" counts the advantages phase as work instead.
     busy = out["time/env"] + out["time/env_wait"] + out["time/update"]
     out["overhead_s"] = max(0.0, out["time/step"] - busy)
     out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])

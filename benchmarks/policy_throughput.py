@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 VARIANTS = ("baseline", "optimised")
-# the naive probe on one H200 (eager attention, approximate head), samples/s
+# a naive probe on one H200 (eager attention, approximate head), samples/s: the reference point
 REFERENCE = {"rollout": 200.0, "train": 440.0}
 COMPILED_PARTS = ("backbone.eagle_model.vision_model", "backbone.eagle_model.language_model.model",
                   "action_head.vl_self_attention", "action_head.model")
@@ -423,7 +423,7 @@ def report(args: argparse.Namespace, meta: dict, rows: list[dict]) -> dict:
     for bs, s in result["speedup_vs_baseline"].items():
         print(f"speed-up optimised/baseline B={bs}: " + ", ".join(f"{k} x{v:.2f}" for k, v in s.items()))
     if "vs_h200_naive_probe" in result:
-        print(f"best vs the issue's naive H200 probe (200 rollout / 440 train samples/s): {result['vs_h200_naive_probe']}")
+        print(f"best vs the naive H200 probe (200 rollout / 440 train samples/s): {result['vs_h200_naive_probe']}")
     return result
 
 

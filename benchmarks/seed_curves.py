@@ -5,7 +5,7 @@ with, per global-step bin of ``--bin`` steps, the mean over runs of the training
 (``env/success_once``) and of the in-run evaluation (``eval/success_rate``), against the runs'
 mean training seconds (``train/wall_time_s``). Prints the table it plots.
 
-    python benchmarks/seed_curves.py /tmp/s12b/q* --bin 10 --png docs/results/s12_cpu_7seeds_success_vs_wall_time.png
+    python benchmarks/seed_curves.py logs/seeds/run* --bin 10 --png docs/results/cpu_quickstart_15min_7seeds_success_vs_wall_time.png
 """
 
 from __future__ import annotations

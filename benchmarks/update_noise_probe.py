@@ -13,7 +13,8 @@ same RMS per tensor (value head kept), to evaluate side by side:
         runner.resume_dir=/tmp/probe/random_116
 
 If the random change lowers success as much as the run's did, the run's updates were mostly
-noise (docs/RESULTS.md, session 11).
+noise. A random change of the same RMS moves actions far less than a trained one, so read the
+comparison with care.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Two Ray actors hold tensors with the trainable layout of the full-size GR00T N1.
 meta device, no weights made) in bf16. The sender hands its weights over the object store,
 the receiver copies them into its own tensors, as ``ClusterRunner.sync_weights`` does:
 
-* ``dict``: ``{name: tensor.cpu()}`` and ``tensor.to(device)`` per tensor (the old path);
+* ``dict``: ``{name: tensor.cpu()}`` and ``tensor.to(device)`` per tensor (Ray's default);
 * ``packed``: ``WeightPacker.pack`` (one reused host buffer, pinned on CUDA) and
   ``unpack_into`` (one host-to-device copy, then slices).
 

@@ -1,7 +1,7 @@
 """GPU tensors between worker processes on the same GPU, by CUDA IPC handle instead of bytes.
 
 Workers that share a GPU (``env,rollout,actor: all`` on one GPU, or the shared layouts) are
-still separate processes, so a tensor one of them holds on the GPU used to reach the other
+still separate processes: through Ray, a tensor one of them holds on the GPU reaches the other
 by a device-to-host copy, the object store and a host-to-device copy (for the full-size
 policy: 1.3 GB of stored backbone features and a 2.1 GB weight sync per global step). With
 :func:`share` the owner sends a CUDA IPC handle to the tensor's memory (a few hundred bytes);

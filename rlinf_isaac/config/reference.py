@@ -62,10 +62,19 @@ def _collapse(paths: list[tuple[str, ...]]) -> str:
     return ".".join(parts)
 
 
+def _family(tp: Any) -> list[type] | None:
+    """The registered members of a family base class (one that defines ``registered_subclasses``,
+    e.g. ``actor.model``'s PolicyConfig); None for any other annotation."""
+    if isinstance(tp, type) and "registered_subclasses" in vars(tp):
+        return list(tp.registered_subclasses())
+    return None
+
+
 def _nested_dataclasses(tp: Any) -> list[tuple[type, tuple[str, ...]]]:
     """Dataclasses inside annotation ``tp``, each with the path suffix that reaches it."""
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return [(tp, ())]
+        family = _family(tp)  # a registered family: document each member
+        return [(c, ()) for c in family] if family is not None else [(tp, ())]
     origin, args = get_origin(tp), get_args(tp)
     if origin is Literal or not args:
         return []
@@ -206,6 +215,9 @@ def _type_text(tp: Any, names: dict[type, Section]) -> str:
         return "null"
     if isinstance(tp, type) and tp in names:
         return f"[{tp.__name__}](#{_anchor(names[tp])})"
+    family = _family(tp)
+    if family is not None:  # by model_name: one of the registered configs
+        return "one of " + ", ".join(_type_text(c, names) for c in family)
     origin, args = get_origin(tp), get_args(tp)
     if origin is Literal:
         return "one of " + ", ".join(f"`{_value_text(a)}`" for a in args)
@@ -240,14 +252,14 @@ def _value_text(v: Any) -> str:
     return repr(v)
 
 
-def _default_text(f: dataclasses.Field, names: dict[type, Section]) -> str:
+def _default_text(f: dataclasses.Field, names: dict[type, Section], hint: Any = None) -> str:
     if f.default is not dataclasses.MISSING:
         value = f.default
     elif f.default_factory is not dataclasses.MISSING:
         value = f.default_factory()
     else:
         return "required"
-    if dataclasses.is_dataclass(value) and type(value) in names:
+    if dataclasses.is_dataclass(value) and (type(value) in names or _family(hint) is not None):
         return "see its section"
     return f"`{_value_text(value)}`"
 
@@ -291,7 +303,7 @@ def render(root: type = Config) -> str:
         lines += ["| key | type | default | description |", "|---|---|---|---|"]
         for f in _ordered_fields(s.cls, top=not s.prefix):
             key = f"{s.prefix}.{f.name}" if s.prefix else f.name
-            row = [f"`{key}`", _type_text(hints[f.name], names), _default_text(f, names),
+            row = [f"`{key}`", _type_text(hints[f.name], names), _default_text(f, names, hints[f.name]),
                    comments.get(f.name, "")]
             lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return "\n".join(lines) + "\n"

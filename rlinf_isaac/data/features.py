@@ -1,10 +1,10 @@
 """Stored policy inputs stay where they were computed until an actor takes them.
 
 A training rollout call stores what ``evaluate`` will need (``forward_inputs``: for the
-full-size policy 612 x 2048 bf16 backbone features per decision, 2.5 MB). These used to travel
-rollout worker -> env worker -> (stacked, joined, split) -> actor: four host copies of ~1.3 GB
-per global step for 32 envs, and a device-to-host copy inside every latency-bound policy
-call. Now the rollout worker keeps them (:class:`FeatureStore`, on its device) and replies
+full-size policy 612 x 2048 bf16 backbone features per decision, 2.5 MB; ~1.3 GB per global
+step for 32 envs). Sent along with the trajectory (rollout worker -> env worker -> stacked,
+joined, split -> actor) they would take four host copies and a device-to-host copy inside every
+latency-bound policy call. So the rollout worker keeps them (:class:`FeatureStore`, on its device) and replies
 with a :class:`FeatureRef`; the env worker's trajectory holds a :class:`FeatureIndex` (which
 rows of which stored call make up each chunk step); each actor fetches its rows straight
 from the rollout workers (:func:`fetch_features`): by CUDA IPC when both sit on the same GPU

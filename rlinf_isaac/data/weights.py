@@ -2,8 +2,8 @@
 
 The full-size policy has 314 trainable tensors (1.07 B parameters, 2.1 GB in bf16). Sent as a
 dict of tensors, every tensor is copied to the host on its own (a blocking, pageable copy),
-pickled, stored, unpickled and copied back to the GPU on its own: ~4.1-4.6 s per sync on an
-H200 box, a quarter of a global step (docs/PERFORMANCE.md). Packed, the actor copies all
+pickled, stored, unpickled and copied back to the GPU on its own: seconds per sync for the
+full-size policy (benchmarks/weight_sync.py). Packed, the actor copies all
 tensors into one reused (pinned, on CUDA) host buffer, Ray stores that one array (a numpy
 array is read zero-copy from the object store), and each rollout worker moves it to its
 device in one copy and slices the tensors out of it.

@@ -49,6 +49,11 @@ class PolicyConfig:
         check(self.action_dim >= 1, "actor.model.action_dim", self.action_dim, "an integer >= 1")
 
     @classmethod
+    def registered_subclasses(cls) -> list[type]:
+        """The config classes of every registered policy (the configuration reference lists them)."""
+        return [get_policy(name).config_class for name in list_policies()]
+
+    @classmethod
     def resolve_subclass(cls, data: dict) -> type:
         """The registered config class named by ``data["model_name"]`` (the strict loader's hook)."""
         return get_policy(data.get("model_name", DEFAULT_POLICY)).config_class

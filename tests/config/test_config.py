@@ -28,8 +28,8 @@ def test_full_model_configs_need_a_checkpoint(name):
 
 @pytest.mark.parametrize("layout", sorted(p.stem for p in (Path(__file__).parents[2] / "config" / "cluster").glob("*.yaml")))
 def test_every_cluster_layout_composes_and_parses(layout):
-    """YAML reads `env: 0` as an int: the 2-GPU hybrid and the separated layouts were refused
-    by the schema ("expected a string") on the first 4-GPU run, although the parser takes ints."""
+    """YAML reads `env: 0` as an int: the schema must take ints for the hybrid and separated
+    layouts as the parser does, not refuse them ("expected a string")."""
     cfg = load_config("mujoco_stack2_ppo_gr00t_tiny", [f"cluster={layout}"])
     c = cfg.cluster
     assert all(isinstance(v, str) for v in c.component_placement.values())

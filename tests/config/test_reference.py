@@ -13,6 +13,10 @@ DOC = Path(__file__).parents[2] / "docs" / "configuration.md"
 
 def _reachable(tp, seen):
     """Every dataclass reachable from annotation ``tp`` (also inside Optional / dict / list)."""
+    if isinstance(tp, type) and "registered_subclasses" in vars(tp):  # actor.model: every registered policy
+        for member in tp.registered_subclasses():
+            _reachable(member, seen)
+        return
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if tp in seen:
             return
@@ -64,7 +68,7 @@ def test_hand_checked_rows():
     text = reference.render()
     assert _row(text, "algorithm.gamma")[1:3] == ["float", "`0.99`"]
     key, typ, default, desc = _row(text, "algorithm.adv_type")
-    assert (typ, default) == ("one of `gae`, `grpo`", "`gae`")
+    assert (typ, default) == ("str", "`gae`") and "registered names" in desc
     key, typ, default, desc = _row(text, "runner.max_time_s")
     assert (typ, default) == ("float or null", "`null`")
     assert desc.startswith("stop after the global step during which")  # comment lines above the field
@@ -72,7 +76,8 @@ def test_hand_checked_rows():
     assert _row(text, "runner.max_steps")[2] == "required"
     # a dataclass used at two paths is one section, its keys name both
     assert _row(text, r"env.<train\|eval>.video_cfg.fps")[1:3] == ["int", "`20`"]
-    assert "[ModelConfig](#modelconfig)" in _row(text, "actor.model")[1]
+    assert "[GR00TPolicyConfig](#gr00tpolicyconfig)" in _row(text, "actor.model")[1]  # the registered policies
+    assert _row(text, "actor.model.noise_method")[1:3] == ["one of `flow_sde`, `flow_noise`", "`flow_sde`"]
 
 
 def test_main_prints_the_reference(capsys):

@@ -85,9 +85,9 @@ def test_grasp_yaw_turns_the_hand_bar_away_from_the_built_stack():
     assert expert._grasp_yaw(st, 2) == pytest.approx(0.0)
 
 
-def test_expert_stacks_three_on_a_reset_state_that_used_to_fail():
-    # Reset state 1914009000 (seed 0, env 5): the hand bar used to land on the red-blue stack
-    # while descending to the green cube, knocking red off blue.
+def test_expert_stacks_three_on_a_reset_state_where_the_hand_bar_meets_the_stack():
+    # Reset state 1914009000 (seed 0, env 5): a grasp footprint chosen without the hand bar in
+    # mind lands the bar on the red-blue stack while descending to the green cube.
     env = make_env(STACK_THREE.task_id, num_envs=1, seed=0, image_size=16, auto_reset=False)
     env.reset(reset_state_ids=[1914009000])
     expert = ScriptedExpert(STACK_THREE, 1, env.cfg.action_scale)

@@ -103,8 +103,8 @@ def test_next_request_is_queued_before_the_policy_is_free(rollout, sim_procs):
     pos = {e[:2]: k for k, e in enumerate(ev)}
     n = sum(e[:3:2] == ("queued", "predict") for e in ev)  # 2 stages x 2 chunk steps
     # each call from the third to the one after the last predict was queued before the call
-    # ahead of it ended (the old order queued stage 0's next request only after stage 1's chunk
-    # came back); the calls after that wait for the last chunks' simulation by necessity
+    # ahead of it ended (queued only after stage 1's chunk came back, the policy would idle
+    # between stages); the calls after that wait for the last chunks' simulation by necessity
     assert n == 4 and all(pos["queued", i] < pos["end", i - 1] for i in range(2, n + 1)), str(ev)
 
 

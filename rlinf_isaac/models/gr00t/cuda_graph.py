@@ -3,7 +3,7 @@
 The tiny policy's ``predict`` launches a few thousand small kernels per call (backbone, K
 denoising steps of the DiT, value head), so on a GPU it is bound by launch latency, not by
 compute: 30 ms per call of 64 envs on an idle H100, ~90 ms inside a training run that shares
-the box's cores; replayed from a graph, 8.8 ms (docs/PERFORMANCE.md, session 6). A CUDA graph
+the machine's cores; replayed from a graph, 8.8 ms (docs/PERFORMANCE.md). A CUDA graph
 records those launches once and replays them with one call.
 
 :class:`GraphCache` captures ``fn(inputs) -> dict of tensors`` once per input signature
