@@ -210,18 +210,21 @@ class VideoRecorder:
             :data:`VIEW_KEYS`), or a sequence of such arrays (one per view, left to right).
         rewards, successes, valid: [B, C] per env step (B >= N; the first N are used), or
             None (``valid``: the step was executed, ``info["valid"]``; it ends the success
-            marker of a frozen env when its next episode starts). C must be a multiple of F: frame f stands for steps [f C/F, (f+1) C/F)
-            (one frame per chunk, as a backend without per-step rendering gives, shows the
-            chunk's summed reward and its success if any step had it).
+            marker of a frozen env when its next episode starts). C must be a multiple of F:
+            frame f stands for steps [f C/F, (f+1) C/F) (one frame per chunk, as a backend
+            without per-step rendering gives, shows the chunk's summed reward and its success
+            if any step had it).
         instructions: the envs' instructions (``obs["task_descriptions"]``) or one string.
         """
-        arrs = [_to_numpy(views[k]) for k in VIEW_KEYS] if isinstance(views, Mapping) else [_to_numpy(v) for v in views]
+        if isinstance(views, Mapping):
+            views = [views[k] for k in VIEW_KEYS]
+        arrs = [_to_numpy(v) for v in views]
         for a in arrs:
             if a.ndim != 5 or a.dtype != np.uint8 or a.shape[-1] != 3 or a.shape[:2] != arrs[0].shape[:2]:
                 raise ValueError(f"VideoRecorder.add_chunk: views must be uint8 [N, F, H, W, 3] with one N and F, "
                                  f"got {[(str(x.dtype), tuple(x.shape)) for x in arrs]}")
         n, f = min(arrs[0].shape[0], self.max_envs), arrs[0].shape[1]
-        per = {name: None if x is None else _to_numpy(x).reshape(_to_numpy(x).shape[0], -1)[:n]
+        per = {name: None if x is None else _to_numpy(x).reshape(len(x), -1)[:n]
                for name, x in (("rewards", rewards), ("successes", successes), ("valid", valid))}
         c = next((x.shape[1] for x in per.values() if x is not None), f)
         if c % f or any(x is not None and x.shape != (n, c) for x in per.values()):
@@ -336,7 +339,7 @@ class VideoRecorder:
                 img.paste(Image.fromarray(self._header), (0, 0))
         r = None if rewards is None else _to_numpy(rewards).reshape(-1)
         for i, (y, x) in enumerate(origins):
-            text = f"#{i} t={self._steps}" + ("" if r is None else f" r={float(r[i]):.2f}")
+            text = f"#{i}  t={self._steps}" + ("" if r is None else f"  r={float(r[i]):.2f}")
             pos = (x + 2 * pad + 2, y + 2 * pad)
             box = draw.textbbox(pos, text, font=font)
             draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=(0, 0, 0))
