@@ -1,7 +1,8 @@
 """Env throughput: env-steps/s of the MuJoCo stack env with both 84x84 cameras.
 
 Modes: (a) observation rendered once per chunk of ``--chunk`` steps, as the RL pipeline
-does; (b) every step (``render_every_step``, as for videos). Runs 1 process and, with
+does; (b) every step (``render_every_step``: the table camera at the policy's size; what
+videos cost, both cameras at ``video_cfg.frame_size``, is ``video_cost.py``'s). Runs 1 process and, with
 ``--workers N``, a SubprocVectorEnv of N processes. Prints a table, then one JSON line.
 
     python benchmarks/env_throughput.py --num-envs 8 --workers 2 --chunks 6

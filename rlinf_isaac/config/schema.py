@@ -173,12 +173,19 @@ class AlgorithmConfig:
 
 @dataclass
 class VideoConfig:
+    """Rollout videos (logging/video.py): per env the table and wrist views side by side."""
+
     save_video: bool = False
-    info_on_video: bool = True  # overlay step, reward and success
+    info_on_video: bool = True  # overlay step, reward, success and the instruction
     video_base_dir: str = "video"
-    max_envs: int = 16  # envs tiled in one video
+    max_envs: int = 16  # envs tiled in one video (the first ones of env worker 0, stage 0)
     fps: int = 20
     interval: int = 1  # record every N-th rollout (train) / evaluation
+    frame_size: int = 256  # px of each view in the video, whatever image_size the policy sees
+
+    def __post_init__(self):
+        check(16 <= self.frame_size <= 1024, "video_cfg.frame_size", self.frame_size, "an integer in [16, 1024] (px per view)")
+        check(self.max_envs >= 1, "video_cfg.max_envs", self.max_envs, "an integer >= 1")
 
 
 @dataclass

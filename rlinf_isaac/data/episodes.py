@@ -40,7 +40,7 @@ class RolloutResult:
     env_steps: int
     time_env: float  # seconds spent stepping the simulator
     time_wait: float  # seconds spent waiting for the rollout worker
-    video: dict[str, Any] | None = None  # {"frames": [T][N,H,W,3], "rewards": ..., "successes": ...}
+    video: Any = None  # logging.video.RolloutVideo (mp4 bytes + TensorBoard preview) when recorded
 
 
 def episode_metrics(eps: EpisodeLog, prefix: str) -> dict[str, float]:

@@ -12,7 +12,7 @@ land on the stack already built when the last cube lies within ~13 cm of it alon
 CLI::
 
     python -m rlinf_isaac.demos.expert --task TASK --episodes N [--num-envs B] [--record DIR]
-        [--video PATH] [--seed S]
+        [--video PATH [--video-size S] [--video-envs N]] [--seed S]
     python -m rlinf_isaac.demos.expert --list
 
 The last output line is JSON: ``{"task": ..., "episodes": N, "success_rate": ...}``.
@@ -205,8 +205,11 @@ class ScriptedExpert:
 
 def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
                video: str | None = None, action_noise: float = 0.0, num_workers: int = 0,
-               **env_kwargs: Any) -> dict[str, Any]:
+               video_size: int = 256, video_envs: int = 16, **env_kwargs: Any) -> dict[str, Any]:
     """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict.
+
+    ``video``: write the rollout video there (the training videos' renderer, logging/video.py:
+    table and wrist views of the first ``video_envs`` envs at ``video_size`` px, every step).
 
     ``num_workers`` > 0 steps the envs in that many simulator processes (the env contract is
     the same; the recording stays in this process, one dataset).
@@ -227,21 +230,26 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     scale = env_kwargs.get("action_scale", MujocoStackConfig.action_scale)
     expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, scale)
     recorder = _Recorder(record, num_envs) if record else None
-    frames: list[np.ndarray] | None = [] if video else None
+    clip = None
+    if video:
+        from rlinf_isaac.logging.video import VideoRecorder
+
+        env.set_video(video_size, video_envs)
+        clip = VideoRecorder(frame_size=video_size, max_envs=video_envs, fps=20, preview_max_side=None)
     try:
-        results = _rollout(env, expert, episodes, recorder, frames, action_noise, seed)
+        results = _rollout(env, expert, episodes, recorder, clip, action_noise, seed)
+        if clip is not None and clip.num_frames:
+            clip.finish().save(video)
     finally:
         env.close()
         if recorder is not None:
             recorder.close()
-    if video and frames:
-        from rlinf_isaac.logging.video import write_rollout_video
-
-        write_rollout_video(video, frames, fps=20)
+        if clip is not None:
+            clip.close()
     return {"task": task_id, "episodes": len(results), "success_rate": float(np.mean(results)) if results else 0.0}
 
 
-def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames, action_noise: float = 0.0,
+def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, video, action_noise: float = 0.0,
              seed: int = 0) -> list[bool]:
     noise_rng = np.random.default_rng([seed, 0xDA27])
     obs = env.reset()
@@ -256,8 +264,9 @@ def _rollout(env, expert: ScriptedExpert, episodes: int, recorder, frames, actio
             executed[:, :6] += noise_rng.normal(0.0, action_noise, (act.shape[0], 6))
             executed[~active] = 0.0
         res = env.chunk_step(torch.from_numpy(executed)[:, None])  # [B, 7] -> [B, C=1, 7]
-        if frames is not None:
-            frames.append(obs["main_images"].numpy())
+        if video is not None:
+            video.add_chunk(res.info["video_frames"], res.reward, res.info["success"], res.info["valid"],
+                            res.obs["task_descriptions"])
         if recorder is not None:
             recorder.step(obs, act, res.reward[:, 0].numpy(), active)
         done = res.info["episode"].done.numpy()
@@ -329,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--num-workers", type=int, default=0,
                    help="simulator processes stepping the envs (0: in this process)")
     p.add_argument("--record", default=None, help="write a LeRobot dataset to this directory")
-    p.add_argument("--video", default=None, help="write a rollout video (main camera) to this path")
+    p.add_argument("--video", default=None, help="write a rollout video (table and wrist cameras) to this path")
+    p.add_argument("--video-size", type=int, default=256, help="px of each camera view in the video")
+    p.add_argument("--video-envs", type=int, default=16, help="envs shown in the video (the first ones)")
     p.add_argument("--image-size", type=int, default=84)
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to the executed arm actions (recorded actions stay clean)")
@@ -353,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"got {args.num_workers}")
     summary = run_expert(args.task, args.episodes, num_envs, args.seed, args.record, args.video,
                          action_noise=args.action_noise, num_workers=args.num_workers,
-                         image_size=args.image_size)
+                         video_size=args.video_size, video_envs=args.video_envs, image_size=args.image_size)
     print(json.dumps(summary))
     return 0
 

@@ -20,6 +20,15 @@ Episode semantics inside a chunk
   bootstrap a value at truncation). With ``auto_reset=False`` a finished env stays frozen
   (every later sub-step is invalid) until ``reset`` is called.
 
+Video views
+-----------
+Videos for people are rendered apart from the policy's observations. ``set_video(S, N)``
+asks the env for the views of its first N envs at S px (``env.*.video_cfg.frame_size``,
+independent of ``image_size``); from the next chunk on, ``info["video_frames"]`` holds them
+(until ``set_video(None)``). The observations stay exactly what they are without it.
+Backends that cannot render at another size upscale their observation images instead
+(:func:`upscaled_video_frames`, one frame per chunk; the Isaac Lab adapter does).
+
 Reset states
 ------------
 Every episode starts from a *reset state* named by an integer id. The same id gives a
@@ -46,6 +55,7 @@ __all__ = [
     "EnvSpec",
     "EpisodeStats",
     "validate_actions",
+    "upscaled_video_frames",
     "as_env_ids",
     "as_reset_state_ids",
     "wilson_interval",
@@ -106,6 +116,12 @@ class ChunkStepResult:
             (full batch; rows where ``episode.done`` is False repeat ``obs``);
         ``reset_state_ids`` int64 [B], the reset-state id of each env's current episode;
         ``diverged`` bool [B], the physics diverged and the env was reset.
+    and, only while a video is asked for (:meth:`BatchedEnv.set_video`),
+        ``video_frames`` ``{"main_images": uint8 [N, F, S, S', 3], "wrist_images": ...}``:
+            the table and wrist views of the first N envs at S px (S' = S for square
+            cameras), F = C frames (after each sub-step; envs whose episode ended earlier in
+            the chunk repeat their last frame) or F = 1 (after the chunk, upscaled
+            observations of a backend that cannot render at S).
     """
 
     obs: Obs
@@ -162,6 +178,20 @@ class BatchedEnv(abc.ABC):
         """Execute a chunk of actions float [B, C, A] and return a :class:`ChunkStepResult`."""
 
     _chunk_in_flight = False  # a chunk_step_async awaits its chunk_step_wait
+    video_request: tuple[int, int] | None = None  # (S, N) of the last set_video, None: no video
+
+    def set_video(self, frame_size: int | None, num_envs: int | None = None) -> None:
+        """Ask for video views (``info["video_frames"]``, see :class:`ChunkStepResult`) of the
+        first ``num_envs`` envs (None: all) at ``frame_size`` px from the next chunk on, or
+        stop (``frame_size=None``). Never changes the observations. Call it between chunks.
+        Backends override it to start their renderer (calling this one first)."""
+        if frame_size is None:
+            self.video_request = None
+            return
+        if int(frame_size) < 8:
+            raise ValueError(f"set_video: frame_size must be >= 8 px or None, got {frame_size}")
+        n = self.num_envs if num_envs is None else max(0, min(int(num_envs), self.num_envs))
+        self.video_request = (int(frame_size), n)
 
     def _chunk_sent(self) -> None:
         """Mark a chunk as started (every ``chunk_step_async`` calls it before starting one)."""
@@ -237,6 +267,22 @@ def validate_actions(actions: Any, num_envs: int, action_dim: int = ACTION_DIM) 
             f"chunk step {c}, dim {a}): refusing to send them to the simulator"
         )
     return actions.detach().to("cpu", torch.float32)
+
+
+def upscaled_video_frames(obs: Obs, frame_size: int, num_envs: int | None = None) -> dict[str, torch.Tensor]:
+    """Video views of a backend that renders only at the policy's size: the observation images
+    of the first ``num_envs`` envs resized (bilinear) to height ``frame_size``, one frame:
+    ``{"main_images": uint8 [N, 1, S, S', 3], "wrist_images": ...}`` (S' keeps the aspect)."""
+    import torch.nn.functional as F
+
+    out = {}
+    for key in ("main_images", "wrist_images"):
+        x = obs[key] if num_envs is None else obs[key][:num_envs]
+        h, w = x.shape[1:3]
+        size = (int(frame_size), max(1, round(frame_size * w / h)))
+        y = F.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", align_corners=False)
+        out[key] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)[:, None].contiguous()
+    return out
 
 
 def as_env_ids(env_ids: Sequence[int] | torch.Tensor | None, num_envs: int) -> torch.Tensor:

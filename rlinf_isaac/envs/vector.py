@@ -78,6 +78,8 @@ def _serve(env, cmd: str, payload: Any, views: list[np.ndarray]) -> Any:
         return _strip_images(obs, views), reward, term, trunc, info
     if cmd == "privileged_state":
         return env.privileged_state()
+    if cmd == "set_video":
+        return env.set_video(*payload)
     if cmd == "crash":  # test hook: die like a segfaulting simulator would
         os._exit(int(payload))
     raise ValueError(f"unknown worker command {cmd!r}")
@@ -232,6 +234,9 @@ class SubprocVectorEnv(BatchedEnv):
                                          for k in ("done", "success_once", "returns", "episode_len")))
         if "frames" in infos[0]:
             info["frames"] = torch.cat([f["frames"] for f in infos])
+        videos = [f["video_frames"] for f in infos if "video_frames" in f]  # shards holding the first N envs
+        if videos:
+            info["video_frames"] = {k: torch.cat([v[k] for v in videos]) for k in videos[0]}
         info["final_obs"] = self._final_obs(obs, infos)
         return ChunkStepResult(obs, cat(1), cat(2), cat(3), info)
 
@@ -244,6 +249,22 @@ class SubprocVectorEnv(BatchedEnv):
             for k in out:
                 out[k].append(f[k] if f is not None else obs[k][o : o + n])
         return Obs(**{k: torch.cat(v) for k, v in out.items()}, task_descriptions=list(obs["task_descriptions"]))
+
+    def set_video(self, frame_size: int | None, num_envs: int | None = None) -> None:
+        """See :meth:`BatchedEnv.set_video`; each shard renders those of the first N envs it holds
+        (video views travel through the pipes, ~0.4 MB per env and step at 256 px)."""
+        if self._chunk_in_flight:
+            raise RuntimeError("set_video called while a chunk is pending: call chunk_step_wait first")
+        before = self.video_request
+        super().set_video(frame_size, num_envs)
+        if self.video_request == before:
+            return
+        if self.video_request is None:
+            payloads = [(None, None)] * len(self._procs)
+        else:
+            s, n = self.video_request
+            payloads = [(s, max(0, min(n - o, k))) for o, k in zip(self._offsets, self._sizes)]
+        self._call("set_video", payloads)
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Concatenation of the shards' ``privileged_state()`` in env order."""

@@ -2,13 +2,15 @@
 
 __all__ = [
     "MetricLogger", "METRICS", "NAMESPACES", "check_metric_name", "metrics_markdown",
-    "ProgressBar", "make_grid", "grid_video_tensor", "write_rollout_video",
+    "ProgressBar", "make_grid", "grid_video_tensor", "write_rollout_video", "VideoRecorder", "RolloutVideo",
+    "frame_shape",
 ]
 
 _HOME = {
     "MetricLogger": "metrics", "METRICS": "metrics", "NAMESPACES": "metrics",
     "check_metric_name": "metrics", "metrics_markdown": "metrics", "ProgressBar": "console",
     "make_grid": "video", "grid_video_tensor": "video", "write_rollout_video": "video",
+    "VideoRecorder": "video", "RolloutVideo": "video", "frame_shape": "video",
 }
 
 

@@ -31,12 +31,8 @@ def run_eval(cfg: Config, controller: Controller | None = None) -> str:
         ev = cfg.env.eval or cfg.env.train
         eps, video = controller.evaluate(cfg.runner.eval_episodes, seed=ev.seed, record_video=ev.video_cfg.save_video)
         video_dir = None
-        if video is not None:
-            from rlinf_isaac.logging.video import write_rollout_video
-
-            path = Path(ev.video_cfg.video_base_dir) / "eval.mp4"
-            write_rollout_video(path, video["frames"], video["rewards"], video["successes"],
-                                fps=ev.video_cfg.fps, max_envs=ev.video_cfg.max_envs)
+        if video is not None:  # a logging.video.RolloutVideo, composed and encoded by the env worker
+            path = video.save(Path(ev.video_cfg.video_base_dir) / "eval.mp4")
             video_dir = str(path.parent)
         return write_eval_report(eps, video_dir)
     finally:

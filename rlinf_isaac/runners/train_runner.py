@@ -8,8 +8,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.envs.base import wilson_interval
@@ -159,15 +157,13 @@ class TrainRunner:
     def _eval_video_on(self) -> bool:
         return (self.cfg.env.eval or self.cfg.env.train).video_cfg.save_video
 
-    def _write_video(self, video: dict, split: str, step: int) -> None:
-        from rlinf_isaac.logging.video import make_grid, write_rollout_video
-
+    def _write_video(self, video, split: str, step: int) -> None:
+        """Save a :class:`~rlinf_isaac.logging.video.RolloutVideo` (composed and encoded by the env
+        worker) as ``video_base_dir/global_step_N.mp4``; TensorBoard gets the same frames, box-
+        downscaled to at most 512 px a side (``video.preview``)."""
         vcfg = (self.cfg.env.train if split == "train" else (self.cfg.env.eval or self.cfg.env.train)).video_cfg
-        path = Path(vcfg.video_base_dir) / f"global_step_{step}.mp4"
-        write_rollout_video(path, video["frames"], video["rewards"] if vcfg.info_on_video else None,
-                            video["successes"] if vcfg.info_on_video else None, fps=vcfg.fps, max_envs=vcfg.max_envs)
-        grid = np.stack([make_grid(f[: vcfg.max_envs]) for f in video["frames"]])  # [T, H', W', 3]
-        self.logger.log_video(f"{split}/rollout", grid[None], step, fps=vcfg.fps)
+        video.save(Path(vcfg.video_base_dir) / f"global_step_{step}.mp4")
+        self.logger.log_video(f"{split}/rollout", video.preview, step, fps=vcfg.fps)
 
     def _maybe_resume(self) -> int:
         from rlinf_isaac.runners.checkpoint import load_checkpoint, restore_rng_states

@@ -23,7 +23,7 @@ from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.data.episodes import EpisodeLog, RolloutResult
 from rlinf_isaac.data.requests import EvalRequest, RolloutRequest
-from rlinf_isaac.envs.base import BatchedEnv, Obs
+from rlinf_isaac.envs.base import BatchedEnv, Obs, upscaled_video_frames
 from rlinf_isaac.envs.registry import add_task_modules, get_task, make_env
 from rlinf_isaac.cluster.handles import is_ready, resolve
 from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
@@ -87,7 +87,7 @@ class EnvWorker(WorkerBase):
             self._obs = [self._reset_stage(s, req.group_size, req.reset_seed) for s in range(S)]
         refs = [rollout_handles[s].predict.remote(self._obs[s], "train") for s in range(S)]
         records: list[list[StepRecord]] = [[] for _ in range(S)]
-        video = {"frames": [], "rewards": [], "successes": []} if req.record_video else None
+        video = self._start_video(self.stages[0], self.cfg, req.record_video)
         timing = {"env": 0.0, "wait": 0.0}
         extras_of: list[dict | None] = [None] * S
         in_flight: deque[int] = deque()  # stages whose chunk is simulating, oldest first
@@ -143,7 +143,7 @@ class EnvWorker(WorkerBase):
         env_ids = torch.arange(S * self.stage_size) + first
         traj = stack_stages(records, last, env_ids)
         steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
-        result = RolloutResult(log_eps, steps, t_env, t_wait, video)
+        result = RolloutResult(log_eps, steps, t_env, t_wait, None if video is None else video.finish())
         return (result, *split_envs(traj, req.pieces))
 
     def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
@@ -179,14 +179,23 @@ class EnvWorker(WorkerBase):
         )
 
     @staticmethod
-    def _add_video_frames(video: dict, res) -> None:
-        frames = res.info.get("frames")  # uint8 [B, C, H, W, 3] when the env renders every step
-        if frames is None:
-            frames = res.obs["main_images"][:, None]  # one frame per chunk
-        for c in range(frames.shape[1]):
-            video["frames"].append(np.asarray(frames[:, c]))
-            video["rewards"].append(res.reward[:, min(c, res.reward.shape[1] - 1)].numpy())
-            video["successes"].append(res.info["success"][:, min(c, res.reward.shape[1] - 1)].numpy())
+    def _start_video(env: BatchedEnv, cfg: EnvConfig, record: bool):
+        """Ask ``env`` for video views at ``cfg.video_cfg.frame_size`` px (or stop asking) and
+        return a :class:`~rlinf_isaac.logging.video.VideoRecorder` (None when not recording)."""
+        v = cfg.video_cfg
+        env.set_video(v.frame_size if record else None, v.max_envs)
+        if not record:
+            return None
+        from rlinf_isaac.logging.video import VideoRecorder
+
+        return VideoRecorder(frame_size=v.frame_size, max_envs=v.max_envs, fps=v.fps, overlay=v.info_on_video)
+
+    @staticmethod
+    def _add_video_frames(video, res) -> None:
+        """Feed one chunk's video views to the recorder: ``info["video_frames"]``, or (a backend
+        that ignores ``set_video``) its observation images upscaled."""
+        views = res.info.get("video_frames") or upscaled_video_frames(res.obs, video.frame_size, video.max_envs)
+        video.add_chunk(views, res.reward, res.info["success"], res.info["valid"], res.obs["task_descriptions"])
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, req: EvalRequest) -> tuple[EpisodeLog, dict | None]:
@@ -204,7 +213,7 @@ class EnvWorker(WorkerBase):
         for r in range(rounds):
             obs = env.reset(seed=derive_seed(req.seed, "eval_episodes", self.rank, r))
             done = torch.zeros(env.num_envs, dtype=torch.bool)
-            vid = {"frames": [], "rewards": [], "successes": []} if (req.record_video and r == 0) else None
+            vid = self._start_video(env, self.eval_cfg, req.record_video and r == 0)
             while not bool(done.all()):
                 actions, _ = resolve(rollout_handle.predict.remote(obs, "eval"))
                 res = env.chunk_step(actions)
@@ -214,7 +223,7 @@ class EnvWorker(WorkerBase):
                 if vid is not None:
                     self._add_video_frames(vid, res)
                 obs = res.obs
-            video = video or vid
+            video = video if vid is None else vid.finish()
         keep = req.num_episodes
         out = EpisodeLog(eps.success_once[:keep], eps.returns[:keep], eps.episode_len[:keep])
         return out, video

@@ -19,6 +19,7 @@ from rlinf_isaac.demos.expert import (
 )
 from rlinf_isaac.envs.mujoco.kinematics import R_DOWN
 from rlinf_isaac.envs.registry import list_tasks, make_env
+from rlinf_isaac.sft.dataset import decode_video
 from rlinf_isaac.tasks.stack_cube import STACK_THREE, STACK_TWO
 
 
@@ -51,6 +52,8 @@ def test_cli_record_and_video(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["success_rate"] == 1.0
     assert len(list((tmp_path / "ds").rglob("episode_000000*"))) >= 1
     assert (tmp_path / "v.mp4").stat().st_size > 0
+    video = decode_video(tmp_path / "v.mp4")  # 1 env: table | wrist at 256 px each, below the instruction
+    assert video.shape[0] > 20 and video.shape[2] == 2 * 256 and 256 < video.shape[1] < 320
 
 
 def _state(cubes_xyz):

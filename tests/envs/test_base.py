@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from rlinf_isaac.envs.base import as_env_ids, as_reset_state_ids, validate_actions, wilson_interval
+from rlinf_isaac.envs.base import (
+    Obs,
+    as_env_ids,
+    as_reset_state_ids,
+    upscaled_video_frames,
+    validate_actions,
+    wilson_interval,
+)
 
 
 def test_validate_actions_accepts_and_converts():
@@ -55,3 +62,14 @@ def test_wilson_interval_contains_rate():
     # p = 0.5, n = 100: Wilson 95% interval is about [0.404, 0.596]
     assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_upscaled_video_frames_fallback():
+    """A backend that renders only at the policy's size: its observations, resized, one frame per chunk."""
+    main = torch.zeros(3, 8, 16, 3, dtype=torch.uint8)
+    main[:, :, 8:] = 200  # right half bright
+    obs = Obs(main_images=main, wrist_images=main.clone(), states=torch.zeros(3, 8), task_descriptions=["t"] * 3)
+    v = upscaled_video_frames(obs, 32, num_envs=2)
+    assert set(v) == {"main_images", "wrist_images"}
+    assert v["main_images"].shape == (2, 1, 32, 64, 3) and v["main_images"].dtype == torch.uint8  # aspect kept
+    assert (v["main_images"][:, 0, :, :28] == 0).all() and (v["main_images"][:, 0, :, 36:] == 200).all()

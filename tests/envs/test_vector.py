@@ -76,3 +76,23 @@ def test_async_stepping_runs_two_envs_concurrently_and_matches_sync():
     finally:
         for env in (a_env, b_env, ref):
             env.close()
+
+
+def test_video_views_through_workers_match_single_process_env():
+    # 3 envs over 2 workers (2 + 1): video views of the first 2 come from worker 0 only
+    vec = make_env(TWO, num_envs=3, num_workers=2, seed=5, image_size=24)
+    one = make_env(TWO, num_envs=3, seed=5, image_size=24)
+    try:
+        for e in (vec, one):
+            e.set_video(48, num_envs=2)
+            e.reset(reset_state_ids=[9, 4, 9])
+        a = torch.rand(3, 2, 7) - 0.5
+        rv, r1 = vec.chunk_step(a), one.chunk_step(a)
+        for k in ("main_images", "wrist_images"):
+            assert rv.info["video_frames"][k].shape == (2, 2, 48, 48, 3)
+            assert torch.equal(rv.info["video_frames"][k], r1.info["video_frames"][k])
+        vec.set_video(None)
+        assert "video_frames" not in vec.chunk_step(a).info
+    finally:
+        vec.close()
+        one.close()

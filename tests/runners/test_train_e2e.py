@@ -13,6 +13,7 @@ import pytest
 from rlinf_isaac.config import load_config
 from rlinf_isaac.runners.eval_runner import run_eval
 from rlinf_isaac.runners.train_runner import TrainRunner
+from rlinf_isaac.sft.dataset import decode_video
 
 pytest.importorskip("ray")
 
@@ -68,6 +69,17 @@ def test_ppo_end_to_end_logs_metrics_checkpoints_and_evaluates(tmp_path):
     assert (tmp_path / "checkpoints" / "global_step_2").is_dir()
     videos = list((tmp_path / "video" / "train").glob("*.mp4"))
     assert len(videos) == 2
+    # stage 0 of the env worker holds 2 envs: 2 (table | wrist) tiles of 256 px views in one
+    # column, one frame per env step (2 chunk steps x 16); TensorBoard got the same frames, box-
+    # downscaled by an integer factor to at most 512 px a side
+    video = decode_video(videos[0])
+    assert video.shape[0] == 32 and video.shape[2] == 2 * 256 and video.shape[1] > 2 * 256
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    (first, *_) = acc.Images("train/rollout")
+    assert (first.width, first.height) == (video.shape[2] // 2, video.shape[1] // 2)  # > 512 px high: halved
 
 
 def test_grpo_end_to_end_and_time_limit(tmp_path):

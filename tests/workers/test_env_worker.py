@@ -1,5 +1,6 @@
 """Env worker pipelining: stages overlap, yet the collected data is the same as stepping in order."""
 
+import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,8 @@ from rlinf_isaac.cluster.handles import LocalHandle
 from rlinf_isaac.data.requests import RolloutRequest
 from rlinf_isaac.workers import EnvWorker, RolloutWorker
 from rlinf_isaac.data.features import FeatureIndex, FeatureRef, fetch_features
+from rlinf_isaac.logging.video import GAP, RolloutVideo
+from rlinf_isaac.sft.dataset import decode_video
 
 OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32", "actor.model.num_action_chunks=16"]
 
@@ -58,7 +61,7 @@ class QueuedHandle:
         return _Method()
 
 
-def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True, handle=None):
+def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True, handle=None, record_video=False):
     env_cfg = cfg.env.train
     env_cfg.num_workers = sim_procs
     worker = EnvWorker(env_cfg, rank=0, num_envs=4, num_stages=stages, total_envs=4,
@@ -66,7 +69,7 @@ def _collect(cfg, rollout, stages, sim_procs, bootstrap_values=True, handle=None
     try:
         rollout.reseed(11)
         result, traj = worker.rollout(RolloutRequest([handle or LocalHandle(rollout)] * stages, num_chunk_steps=2,
-                                                     reset_seed=5))
+                                                     reset_seed=5, record_video=record_video))
     finally:
         worker.close()
     # the stored inputs stayed on the rollout worker: fetch them as an actor does, then drop them
@@ -106,6 +109,24 @@ def test_next_request_is_queued_before_the_policy_is_free(rollout, sim_procs):
     # ahead of it ended (queued only after stage 1's chunk came back, the policy would idle
     # between stages); the calls after that wait for the last chunks' simulation by necessity
     assert n == 4 and all(pos["queued", i] < pos["end", i - 1] for i in range(2, n + 1)), str(ev)
+
+
+def test_rollout_video_leaves_the_data_unchanged(rollout, tmp_path):
+    """Recording a video (env views at frame_size, through a simulator process) changes nothing the
+    policy sees or learns from; the video holds stage 0's first max_envs envs, one frame per step."""
+    cfg, rw = rollout
+    cfg = copy.deepcopy(cfg)
+    cfg.env.train.video_cfg.frame_size, cfg.env.train.video_cfg.max_envs = 64, 3
+    plain, t0 = _collect(cfg, rw, stages=2, sim_procs=0)
+    rec, t1 = _collect(cfg, rw, stages=2, sim_procs=1, record_video=True)
+    for name in ("rewards", "terminated", "truncated", "valid", "logprobs", "values"):
+        assert torch.equal(getattr(t0, name), getattr(t1, name)), name
+    assert torch.equal(t0.forward_inputs["chain"], t1.forward_inputs["chain"])
+    assert plain.video is None and isinstance(rec.video, RolloutVideo)
+    v = rec.video  # stage 0 holds 2 envs: 2 tiles of (table | wrist) at 64 px, 1 column
+    assert v.num_frames == 2 * 16 and v.frame_hw[1] == 2 * 64 and v.frame_hw[0] > 2 * 64 + GAP
+    back = decode_video(v.save(tmp_path / "r.mp4"))
+    assert back.shape == (32, *v.frame_hw, 3) and v.preview.shape == back.shape
 
 
 def test_final_values_only_when_something_reads_them(rollout):

@@ -26,6 +26,7 @@ from rlinf_isaac.envs.base import (
     Obs,
     as_env_ids,
     as_reset_state_ids,
+    upscaled_video_frames,
     validate_actions,
 )
 from rlinf_isaac.envs.isaaclab.process import SimulatorError, SimulatorProcess
@@ -201,9 +202,16 @@ class IsaacLabEnv(BatchedEnv):
         return self._chunk_in_flight and self.sim.ready()
 
     def chunk_step_wait(self) -> ChunkStepResult:
-        """The simulator's result of the pending chunk (at most ``step_timeout_s`` away)."""
+        """The simulator's result of the pending chunk (at most ``step_timeout_s`` away).
+
+        While a video is asked for (``set_video``), ``info["video_frames"]`` holds the chunk's
+        last observation images upscaled to the video size: the cameras render only at
+        ``image_size`` (one frame per chunk)."""
         self._chunk_collected()
-        return ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
+        res = ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
+        if self.video_request is not None:
+            res.info["video_frames"] = upscaled_video_frames(res.obs, *self.video_request)
+        return res
 
     @property
     def alive(self) -> bool:

@@ -38,6 +38,13 @@ MuJoCo bad-qpos/qvel/qacc warning) ends the episode as truncated with reward 0, 
 ``info["diverged"]`` and logs a warning. MuJoCo's own C warnings go to the
 ``rlinf_isaac.envs.mujoco`` logger (see ``gl.route_mujoco_warnings``), never to a
 ``MUJOCO_LOG.TXT`` in the working directory.
+
+Rendering: the policy's two cameras are rendered at ``image_size`` once per chunk (and after
+resets). While a video is asked for (:meth:`MujocoStackEnv.set_video`), a second renderer with
+its own offscreen buffer renders both cameras of the first N envs at the video size after every
+sub-step into ``info["video_frames"]``; the policy's renderer and images are untouched by it.
+``render_every_step`` (benchmarks) adds ``info["frames"]``, the table camera at ``image_size``
+after every sub-step.
 """
 
 from __future__ import annotations
@@ -140,6 +147,7 @@ class MujocoStackEnv(BatchedEnv):
                             self.cfg.max_episode_steps, self.cfg.control_hz)
         self._ids()
         self._renderer = None
+        self._video_renderer = None  # video views at set_video's size (its own GL context and buffer)
         self._closed = False
         b = num_envs
         self._main = np.zeros((b, h, w, 3), np.uint8)
@@ -239,6 +247,7 @@ class MujocoStackEnv(BatchedEnv):
         reward = np.zeros((b_, c_), np.float32)
         done, diverged = np.zeros(b_, bool), np.zeros(b_, bool)
         frames = self._new_frames(c_)
+        video = self._new_video_frames(c_)
         for c in range(c_):
             for b in range(b_):
                 stepped = not (self._frozen[b] or done[b])
@@ -247,6 +256,8 @@ class MujocoStackEnv(BatchedEnv):
                     done[b] = out["terminated"][b, c] or out["truncated"][b, c]
                 if frames is not None:
                     self._frame(b, c, frames, stepped)
+                if video is not None and b < len(video["main_images"]):
+                    self._video_frame(b, c, video, stepped)
         self._observe(np.flatnonzero(out["valid"].any(1)).tolist())
         episode = self._episode_stats(done)
         final_obs = self._finish_episodes(done)
@@ -260,6 +271,8 @@ class MujocoStackEnv(BatchedEnv):
         }
         if frames is not None:
             info["frames"] = torch.from_numpy(frames)
+        if video is not None:
+            info["video_frames"] = {k: torch.from_numpy(v) for k, v in video.items()}
         return ChunkStepResult(self._obs_from_cache(), torch.from_numpy(reward),
                                torch.from_numpy(out["terminated"]), torch.from_numpy(out["truncated"]), info)
 
@@ -441,6 +454,40 @@ class MujocoStackEnv(BatchedEnv):
         else:
             frames[b, c] = frames[b, c - 1] if c > 0 else self._main[b]
 
+    def set_video(self, frame_size: int | None, num_envs: int | None = None) -> None:
+        """See :meth:`BatchedEnv.set_video`: starts a renderer at ``frame_size`` px (its own
+        offscreen buffer, grown in the model's visual options if needed) for the video views."""
+        super().set_video(frame_size, num_envs)
+        if self.video_request is None:
+            return
+        s = self.video_request[0]
+        r = self._video_renderer
+        if r is not None and (r.height, r.width) != (s, s):
+            r.close()
+            self._video_renderer = r = None
+        if r is None:
+            self._ensure_renderer()  # the policy's renderer keeps the buffer it was made with
+            g = self.model.vis.global_
+            g.offwidth, g.offheight = max(g.offwidth, s), max(g.offheight, s)
+            self._video_renderer = self._mj.Renderer(self.model, s, s)
+
+    def _new_video_frames(self, c: int) -> dict[str, np.ndarray] | None:
+        if self.video_request is None or self.video_request[1] == 0:
+            return None
+        s, n = self.video_request
+        return {k: np.zeros((n, c, s, s, 3), np.uint8) for k in ("main_images", "wrist_images")}
+
+    def _video_frame(self, b: int, c: int, video: dict[str, np.ndarray], stepped: bool) -> None:
+        """Both cameras of env b at the video size after sub-step c (an env that did not step
+        repeats its previous frame; at c = 0 its current state is rendered)."""
+        for key, camera in (("main_images", "table_cam"), ("wrist_images", "wrist_cam")):
+            if stepped or c == 0:
+                r = self._video_renderer
+                r.update_scene(self.datas[b], camera=camera)
+                r.render(out=video[key][b, c])
+            else:
+                video[key][b, c] = video[key][b, c - 1]
+
     def _obs_from_cache(self) -> Obs:
         return Obs(
             main_images=torch.from_numpy(self._main.copy()),
@@ -466,9 +513,11 @@ class MujocoStackEnv(BatchedEnv):
         if self._closed:
             return
         self._closed = True
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for name in ("_renderer", "_video_renderer"):
+            r = getattr(self, name)
+            if r is not None:
+                r.close()
+                setattr(self, name, None)
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter shutdown
         try:

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from rlinf_isaac.envs.base import upscaled_video_frames
 from rlinf_isaac.envs.isaaclab import IsaacLabEnv, IsaacLabEnvCfg, SimulatorError
 from rlinf_isaac.envs.registry import list_tasks, make_env
 
@@ -48,6 +49,12 @@ def test_contract_through_the_simulator_process():
         r = env.chunk_step(torch.zeros(2, 4, 7))  # 6-step episodes: truncated at sub-step 1
         assert r.truncated[:, 1].all() and not r.info["valid"][:, 2:].any()
         assert r.info["episode"].done.all() and r.info["episode"].episode_len.tolist() == [6, 6]
+        assert "video_frames" not in r.info
+        env.set_video(48, num_envs=1)  # no rendering at another size here: upscaled observations
+        r = env.chunk_step(torch.zeros(2, 4, 7))
+        v = r.info["video_frames"]
+        assert v["main_images"].shape == v["wrist_images"].shape == (1, 1, 48, 48, 3)
+        assert torch.equal(v["main_images"], upscaled_video_frames(r.obs, 48, 1)["main_images"])
         pid = env.sim.proc.pid
     assert _gone(pid)
 
