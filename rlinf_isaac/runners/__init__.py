@@ -1,4 +1,4 @@
-"""Runners: the training loop, evaluation, the worker cluster facade and checkpoints."""
+"""Runners: the training loop, evaluation, the controller that drives the worker groups, checkpoints."""
 
 __all__ = [
     "TrainRunner", "Controller", "run_eval", "save_checkpoint", "load_checkpoint",

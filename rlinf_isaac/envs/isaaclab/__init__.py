@@ -1,5 +1,4 @@
-"""Isaac Lab backend. This package's top level runs in the env worker (the env, the simulator
-process client, the wire format); ``sim/`` runs inside the simulator process."""
+"""Isaac Lab backend: this level runs in the env worker (env, simulator client, wire format); ``sim/`` in the simulator process."""
 
 __all__ = ["DEFAULT_BUILDER", "IsaacLabEnv", "IsaacLabEnvCfg", "SimulatorError"]
 
