@@ -51,6 +51,7 @@ progress() {
   for f in "$D"/work/*/console.log; do
     [ -f "$f" ] && echo "$(basename "$(dirname "$f")"): $(tail -n 1 "$f" | cut -c1-220)"
   done
+  return 0
 }
 
 watch_for() {  # seconds: progress every 60 s; returns as soon as the job ends
