@@ -92,6 +92,9 @@ if [ "$DRY" = 1 ]; then
   exit 0
 fi
 
+if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/wheelhouse.json" ]; then
+  echo "$OUT exists and is not a wheelhouse: choose another --out" >&2; exit 2
+fi
 [ "$have_py" = "$PYV" ] || echo "warning: resolving with Python $have_py for a $PYV node: environment markers" \
   "are evaluated for $have_py (pass --build-python python$PYV if you have it)" >&2
 WORK=$(mktemp -d)
@@ -140,7 +143,7 @@ fi
 # 4. optional GL loader packages (Debian) for EGL rendering
 if [ "$WITH_GL" = 1 ]; then
   case $PLATFORM in *aarch64) arch=arm64 ;; *) arch=amd64 ;; esac
-  o=(-oAPT::Architecture=$arch -oAPT::Architectures=$arch -oDir::State::Lists=$WORK/apt-lists)
+  o=("-oAPT::Architecture=$arch" "-oAPT::Architectures=$arch" "-oDir::State::Lists=$WORK/apt-lists")
   mkdir -p "$WORK/apt-lists/partial" "$OUT/gl"
   apt-get "${o[@]}" update -qq
   (cd "$OUT/gl" && apt-get "${o[@]}" download $GL_PACKAGES >/dev/null)

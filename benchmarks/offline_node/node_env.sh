@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts in this folder: the environment for running the project on a GPU node
 # from a copy of the repository (no install of the package itself: the copy goes first on
 # PYTHONPATH).

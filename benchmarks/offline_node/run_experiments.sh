@@ -35,7 +35,7 @@ CPUS_PER_RUN=${CPUS_PER_RUN:-}
 mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
-cd "$HERE/../.."
+cd "$HERE/../.." || exit 1
 if [ -n "$CPUS_PER_RUN" ]; then CLUSTER=${CLUSTER:-cpu}; fi
 CLUSTER=${CLUSTER:-$($PYTHON -c "import torch; print('1gpu' if torch.cuda.is_available() else 'cpu')")}
 

@@ -20,7 +20,7 @@ EVAL_EPISODES=${EVAL_EPISODES:-100}
 mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
-cd "$HERE/../.."
+cd "$HERE/../.." || exit 1
 PY=$PYTHON
 DEVICE=${DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 

@@ -158,6 +158,13 @@ def test_build_wheelhouse_dry_run_lists_pyproject_requirements_minus_excludes():
     assert {"torch", "numpy", "ray"} <= set(re.findall(r"^  ([A-Za-z0-9_.-]+)[=<>]", out.stdout, flags=re.M))
 
 
+def test_build_wheelhouse_never_empties_a_folder_that_is_not_a_wheelhouse(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = _bash(TOOLS / "build_wheelhouse.sh", "--out", str(tmp_path))  # refused before any network use
+    assert out.returncode == 2 and "not a wheelhouse" in out.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
 def test_node_packages_and_closure_selection(tmp_path):
     """--node-packages excludes what the node lists; the closure keeps what a kept package
     needs and drops what only an excluded one needs."""
