@@ -35,27 +35,3 @@ def test_bad_input_fails_before_workers_start(tmp_path):
     assert out.returncode == 2 and "make_tiny_sft.sh" in out.stdout + out.stderr
     assert "placement on" not in out.stdout
 
-
-def test_gpu_background_runs_a_job_across_calls(tmp_path):
-    """benchmarks/gpu_background.sh: start launches a detached job from a copy of the repo (without
-    .venv/logs/outputs), watch reports its progress, collect waits for it and copies its $OUT."""
-    repo = tmp_path / "repo"
-    (repo / "benchmarks").mkdir(parents=True)
-    for name in ("gpu_background.sh", "gpu_setup.sh"):
-        (repo / "benchmarks" / name).write_text((ROOT / "benchmarks" / name).read_text())
-    (repo / ".venv").mkdir()
-    (repo / "job.sh").write_text('mkdir -p "$WORK/run1"; for i in 1 2 3; do echo "step $i/3" >> "$WORK/run1/console.log";'
-                                 ' sleep 3; done; echo "$GREETING" > "$OUT/result.txt"\n')
-    env = {**ENV, "BG": str(tmp_path / "bg"), "WATCH_S": "1", "GREETING": "hello", "MUJOCO_GL": "egl"}
-
-    def call(*args, **extra):
-        return subprocess.run(["bash", "benchmarks/gpu_background.sh", *args], cwd=repo, capture_output=True,
-                              text=True, env={**env, **extra}, timeout=60)
-
-    out = call("start", "job.sh")
-    assert out.returncode == 0 and "started job.sh" in out.stdout, out.stdout + out.stderr
-    assert not (tmp_path / "bg" / "repo" / ".venv").exists() and (tmp_path / "bg" / "repo" / "job.sh").exists()
-    assert "a job is already running" in call("start", "job.sh").stdout
-    done = call("collect", OUT=str(tmp_path / "out"), WATCH_S="30")
-    assert done.returncode == 0 and "job finished" in done.stdout and "run1: step 3/3" in done.stdout
-    assert (tmp_path / "out" / "result.txt").read_text().strip() == "hello"

@@ -1,13 +1,14 @@
-"""Shrink a wheel for the GPU box's 64 MiB carry limit: members over 200 kB are recompressed with LZMA.
+"""Shrink a wheel for a size-limited transfer: members over 200 kB are recompressed with LZMA.
 
 pip installs such a wheel unchanged (it unpacks with ``zipfile``, which reads LZMA members);
 file contents, names, permissions and RECORD hashes stay as they were. ``--drop PREFIX`` also
-leaves out every member under PREFIX (and its RECORD line), for parts of a package the
-benchmarks never import. Ray's 2.60 wheel, trimmed as benchmarks/make_carry.sh does: 36.4 ->
-26.2 MB; mujoco-core 4.0.0: 9.7 -> 7.3 MB.
+leaves out every member under PREFIX (and its RECORD line), for parts of a package that are
+never imported. Ray 2.60 without its Java jars, RLlib, Data, Serve, Tune, Train, LLM, AIR,
+the dashboard's web client and the runtime-env agent's vendored aiohttp (what
+``build_wheelhouse.sh --trim-ray`` drops): 36.4 -> 26.2 MB; mujoco-core 4.0.0: 9.7 -> 7.3 MB.
 
-    python benchmarks/repack_wheel.py .whl/mujoco_core-4.0.0-*.whl
-    python benchmarks/repack_wheel.py .whlray2/ray-2.60.0-*.whl --drop ray/rllib/ --drop ray/data/
+    python benchmarks/offline_node/repack_wheel.py WHEELHOUSE/mujoco_core-4.0.0-*.whl
+    python benchmarks/offline_node/repack_wheel.py WHEELHOUSE/ray-2.60.0-*.whl --drop ray/rllib/ --drop ray/data/
 """
 
 from __future__ import annotations

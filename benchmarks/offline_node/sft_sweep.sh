@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# SFT variants side by side on a one-GPU machine (the lent box: no package index), each
-# intermediate checkpoint evaluated, to choose the shipped SFT starting points (issue 6).
+# SFT variants side by side on one GPU node, each intermediate checkpoint evaluated, to choose
+# an SFT starting point for RL.
 #
 #   VARIANTS="s2_8k:TWO:outputs/sft2_rel/demos:8000 s3_8k:THREE:outputs/sft3_rel/demos:8000" \
-#     bash benchmarks/gpu_sft_sweep.sh
+#     bash benchmarks/offline_node/sft_sweep.sh
 #
 # A variant is NAME:TASK:DEMOS:STEPS[:KEY=V,KEY=V] (TASK: TWO or THREE, DEMOS: a LeRobot dataset
 # made by `python -m rlinf_isaac.demos.expert --record`, or recordN to record N expert demos
-# first; KEY=V: make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4). Every variant trains with
-# scripts/make_tiny_sft.sh on the GPU, all at once, then each checkpoint-<step>/ is evaluated
-# on EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz
+# first; KEY=V: scripts/make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4).
+# Every variant trains with scripts/make_tiny_sft.sh on the GPU, all at once (SFT_TIMEOUT
+# bounds each), then each checkpoint-<step>/ is evaluated on EVAL_EPISODES episodes
+# (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz
 # (one checkpoint, see PICK_LOW below), $OUT/sweep.jsonl (one line per evaluated checkpoint)
-# and $OUT/logs.tgz (logs and SFT TensorBoard curves).
+# and $OUT/logs.tgz (logs and SFT TensorBoard curves): few files, to keep what comes back small.
 set -uo pipefail
 OUT=${OUT:-/tmp/sft_sweep}
 WORK=${WORK:-/tmp/sweep}
 EVAL_EPISODES=${EVAL_EPISODES:-100}
-mkdir -p "$OUT" "$WORK"
-source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
-PY=${PYTHON:-python3}
+mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
+cd "$HERE/../.." || exit 1
+PY=$PYTHON
 DEVICE=${DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 
 task_id() { case $1 in TWO) echo MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0 ;;
@@ -43,7 +46,7 @@ one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, 
   done
   wait
   cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"
-  # bring back one checkpoint (the machine returns at most 8 files): the most successful one
+  # keep one checkpoint per variant: the most successful one
   # inside [PICK_LOW, PICK_HIGH], else the one nearest that range
   local pick
   pick=$(cat "$dir"/sft/checkpoint-*.eval.json | $PY -c "

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# Learning results on a one-GPU machine (the lent box: no package index): several training
-# runs side by side, each stopped by runner.max_time_s, then evaluated with eval_embodiment.sh
-# on fresh seeds, with PNG curves. Feeds docs/RESULTS.md (issue 6).
+# Learning experiments on one GPU node: several training runs side by side, each stopped by
+# runner.max_time_s, then evaluated with eval_embodiment.sh on fresh seeds, with PNG curves.
 #
 #   RUNS="ppo2:mujoco_stack2_ppo_gr00t_tiny grpo2:mujoco_stack2_grpo_gr00t_tiny" TRAIN_S=420 \
-#     bash benchmarks/gpu_rl_results.sh [extra key=value overrides for every run]
+#     bash benchmarks/offline_node/run_experiments.sh [extra key=value overrides for every run]
 #
-# A run is NAME:CONFIG[:key=value,key=value...]; runner.resume_dir=DIR,runner.max_time_s=S continues a
-# checkpoint for TRAIN_S more seconds (S is cumulative: the checkpoint's seconds + TRAIN_S); a NAME starting with "base" (or TRAIN_S=0)
-# only evaluates the config's starting checkpoint (the SFT baseline). Each run is its own Ray cluster on the same
-# GPU, with SIM_PROCS simulator processes (env.train.num_workers). Writes, per run,
-# $OUT/NAME.tgz (tensorboard/, plots/*.png, console.log, eval.log, eval.json and, with
-# KEEP_CKPT=1, the newest checkpoint) and prints each eval JSON line. For runs longer than one
-# device call, start it through benchmarks/gpu_background.sh.
+# A run is NAME:CONFIG[:key=value,key=value...]; runner.resume_dir=DIR,runner.max_time_s=S
+# continues a checkpoint for TRAIN_S more seconds (S is cumulative: the checkpoint's seconds +
+# TRAIN_S); a NAME starting with "base" (or TRAIN_S=0) only evaluates the config's starting
+# checkpoint (the SFT baseline). Each run is its own Ray cluster on the same GPU, with SIM_PROCS
+# simulator processes (env.train.num_workers). Writes, per run, $OUT/NAME.tgz (tensorboard/,
+# plots/*.png, console.log, eval.log, eval.json and, with KEEP_CKPT=1, the newest checkpoint)
+# and prints each eval JSON line. With VARIANTS set, an SFT sweep (sft_sweep.sh, at lower CPU
+# priority SWEEP_NICE, evaluated on SWEEP_EVAL_EPISODES episodes) runs beside the RL runs.
+# For runs longer than one command may last, start this through detached.sh.
 #
-# CPU recipes on the box's many cores: CPUS_PER_RUN=2 pins run i (and its evaluation) to cores
-# [2i, 2i+1] with taskset and trains with cluster=cpu, so each run sees what the 2-core CPU
-# machine gives it (set SIM_PROCS=0 as the quickstart does; EVAL_PROCS sets the evaluation's
-# simulator processes). EVAL_EACH=1 evaluates every kept checkpoint (global_step_N), not only
-# the newest: keep them with runner.keep_checkpoints=... and a runner.save_interval.
+# CPU recipes on a node with many cores: CPUS_PER_RUN=2 pins run i (and its evaluation) to
+# cores [2i, 2i+1] with taskset and trains with cluster=cpu, so each run sees what a 2-core
+# machine gives it (set SIM_PROCS=0 as the CPU quickstart does; EVAL_PROCS sets the
+# evaluation's simulator processes). EVAL_EACH=1 evaluates every kept checkpoint
+# (global_step_N), not only the newest: keep them with runner.keep_checkpoints=... and a
+# runner.save_interval.
 set -uo pipefail
 OUT=${OUT:-/tmp/rl_results}
 WORK=${WORK:-/tmp/rl_runs}
@@ -30,9 +32,10 @@ TAIL_S=${TAIL_S:-150}  # a training run is killed TRAIN_S + TAIL_S seconds after
 EVAL_TIMEOUT=${EVAL_TIMEOUT:-240}
 EVAL_PROCS=${EVAL_PROCS:-$SIM_PROCS}
 CPUS_PER_RUN=${CPUS_PER_RUN:-}
-mkdir -p "$OUT" "$WORK"
-source "$(dirname "${BASH_SOURCE[0]}")/gpu_setup.sh"
-export PYTHON=${PYTHON:-python3}
+mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
+cd "$HERE/../.." || exit 1
 if [ -n "$CPUS_PER_RUN" ]; then CLUSTER=${CLUSTER:-cpu}; fi
 CLUSTER=${CLUSTER:-$($PYTHON -c "import torch; print('1gpu' if torch.cuda.is_available() else 'cpu')")}
 
@@ -78,6 +81,10 @@ one() {  # INDEX NAME CONFIG OVERRIDES(comma-separated) EXTRA...
 }
 
 t0=$(date +%s)
+if [ -n "${VARIANTS:-}" ]; then  # an SFT sweep beside the RL runs
+  EVAL_EPISODES=${SWEEP_EVAL_EPISODES:-100} OUT=$OUT/sweep WORK=$WORK/sweep nice -n "${SWEEP_NICE:-5}" \
+    bash "$HERE/sft_sweep.sh" > "$WORK/sweep.out" 2>&1 &
+fi
 i=0
 for r in ${RUNS:?set RUNS="NAME:CONFIG[:k=v,k=v] ..."}; do
   IFS=: read -r name config ov <<< "$r"
@@ -86,4 +93,5 @@ for r in ${RUNS:?set RUNS="NAME:CONFIG[:k=v,k=v] ..."}; do
   sleep 5  # stagger Ray start-ups
 done
 wait
+[ -n "${VARIANTS:-}" ] && tail -n 20 "$WORK/sweep.out"
 echo "=== done in $(( $(date +%s) - t0 )) s ==="

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Run a job longer than one command may last, on a node that keeps files and processes between
+# consecutive commands: start it detached, look at it from later commands, then collect its
+# results.
+#
+#   bash benchmarks/offline_node/detached.sh start JOB [ARGS...]  # launch; then watch for WATCH_S
+#   bash benchmarks/offline_node/detached.sh status               # running or finished (exit 0 / 1)
+#   bash benchmarks/offline_node/detached.sh watch                # progress for up to WATCH_S seconds
+#   bash benchmarks/offline_node/detached.sh collect              # wait (up to WATCH_S) for the end,
+#                                                                 # copy its results into $OUT
+#   bash benchmarks/offline_node/detached.sh stop                 # end the job (its process group)
+#
+# JOB is a script (JOB.sh runs with bash) or a command, e.g.
+#   detached.sh start benchmarks/offline_node/run_benchmarks.sh --set full
+# It runs in a new process group of its own (setsid), so it outlives the command that started it, from
+# a private copy of the repository (DETACHED_DIR/repo, without .git, .venv, logs/ and the
+# wheelhouse folders), so files uploaded with a later command cannot change the code under a
+# running job. `start` installs the wheelhouse first (node_env.sh) and passes the environment
+# on (RUNS, TRAIN_S, ... for the scripts in this folder). The job writes its results to $OUT
+# (DETACHED_DIR/out) and may keep runs under $WORK (DETACHED_DIR/work); `collect` copies
+# DETACHED_DIR/out and the job's log into this command's $OUT (default ./detached_out).
+# Progress: the end of the job's output and the newest line of every $WORK/*/console.log.
+#
+# WATCH_S (default 540) bounds how long start, watch and collect wait: keep it under the
+# node's time limit for one command. DETACHED_DIR defaults to /tmp/detached.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+D=${DETACHED_DIR:-/tmp/detached}
+WATCH_S=${WATCH_S:-540}
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+
+running() { [ -f "$D/pid" ] && kill -0 "$(cat "$D/pid")" 2>/dev/null; }
+
+state() {
+  if running; then
+    echo "job running (pid $(cat "$D/pid"), started $(cat "$D/started" 2>/dev/null), $(( $(date +%s) - $(stat -c %Y "$D/pid") )) s)"
+  elif [ -f "$D/rc" ]; then
+    echo "job finished with exit code $(cat "$D/rc")"
+  elif [ -f "$D/pid" ]; then
+    echo "job finished (ended without an exit code: killed?)"
+  else
+    echo "no job in $D"
+  fi
+}
+
+progress() {
+  echo "--- $(date +%T) $(state) ---"
+  tail -n 6 "$D/job.log" 2>/dev/null
+  for f in "$D"/work/*/console.log; do
+    [ -f "$f" ] && echo "$(basename "$(dirname "$f")"): $(tail -n 1 "$f" | cut -c1-220)"
+  done
+  return 0
+}
+
+watch_for() {  # seconds: progress every 60 s; returns as soon as the job ends
+  local end=$(( $(date +%s) + $1 )) last=0
+  while [ "$(date +%s)" -lt "$end" ] && running; do
+    if [ $(( $(date +%s) - last )) -ge 60 ]; then progress; last=$(date +%s); fi
+    sleep 1
+  done
+  progress
+}
+
+case $cmd in
+start)
+  [ $# -gt 0 ] || { echo "start needs a job: a script or a command" >&2; exit 2; }
+  if running; then echo "a job is already running (pid $(cat "$D/pid"))"; exit 1; fi
+  rm -rf "$D" && mkdir -p "$D/out" "$D/work" "$D/repo"
+  source "$HERE/node_env.sh"  # the wheelhouse (from this upload) and the node's settings
+  tar -C "$ROOT" --exclude=./.git --exclude=./.venv --exclude=./logs --exclude=./.wheelhouse \
+    --exclude=./.wheelhouse-parts -cf - . | tar -C "$D/repo" -xf -
+  cd "$D/repo" || exit 1
+  export PYTHONPATH=$D/repo${PYTHONPATH:+:$PYTHONPATH} OUT=$D/out WORK=$D/work
+  job=("$@")
+  case $1 in *.sh) job=(bash "$@") ;; esac
+  date +%T > "$D/started"
+  # the exit code goes to $D/rc when the job ends
+  setsid nohup bash -c '"$@"; echo $? > "'"$D"'/rc"' job "${job[@]}" > "$D/job.log" 2>&1 < /dev/null &
+  echo $! > "$D/pid"
+  echo "started ${job[*]} (pid $(cat "$D/pid")) at $(cat "$D/started"), from $D/repo"
+  watch_for "$WATCH_S"
+  ;;
+status) state; running ;;
+watch) watch_for "$WATCH_S" ;;
+collect)
+  [ -d "$D" ] || { echo "no job in $D"; exit 1; }
+  watch_for "$WATCH_S"
+  running && echo "job still running after ${WATCH_S}s: collecting what exists"
+  OUT=${OUT:-$PWD/detached_out}
+  mkdir -p "$OUT" && cp -r "$D/out/." "$OUT/" && cp "$D/job.log" "$OUT/job.log"
+  ls -la "$OUT"
+  ;;
+stop)
+  if running; then kill -TERM -- "-$(cat "$D/pid")" && echo "stopped job $(cat "$D/pid")"; else state; fi
+  ;;
+*) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
+esac

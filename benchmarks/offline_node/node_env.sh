@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Sourced by the scripts in this folder: the environment for running the project on a GPU node
+# from a copy of the repository (no install of the package itself: the copy goes first on
+# PYTHONPATH).
+#
+# - installs the wheelhouse in $WHEELHOUSE (default: .wheelhouse in the repository root) into
+#   $SITE (default /tmp/site) when there is one (install_wheelhouse.sh; quick once installed),
+#   then loads $SITE/env.sh when it exists;
+# - one thread per process for OpenMP and llvmpipe (the simulator processes share the cores),
+#   MuJoCo rendering through EGL, unbuffered Python output;
+# - NVLink multicast (NVLS) off in NCCL, PyTorch symmetric memory and NVSHMEM: many container
+#   setups lack the fabric-manager support it needs. Set any of these beforehand to override.
+_node_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} LP_NUM_THREADS=${LP_NUM_THREADS:-1}
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0} TORCH_SYMM_MEM_DISABLE_MULTICAST=${TORCH_SYMM_MEM_DISABLE_MULTICAST:-1}
+export NVSHMEM_DISABLE_NVLS=${NVSHMEM_DISABLE_NVLS:-1}
+export PYTHON=${PYTHON:-python3}
+SITE=${SITE:-/tmp/site}
+WHEELHOUSE=${WHEELHOUSE:-$_node_root/.wheelhouse}
+if [ -d "$WHEELHOUSE" ]; then
+  bash "$_node_root/benchmarks/offline_node/install_wheelhouse.sh" --wheelhouse "$WHEELHOUSE" --target "$SITE" \
+    --python "$PYTHON" > /dev/null || echo "warning: the wheelhouse in $WHEELHOUSE is not installed (see install_wheelhouse.sh)" >&2
+fi
+if [ -f "$SITE/env.sh" ]; then
+  case ":${PYTHONPATH:-}:" in *":$SITE:"*) ;; *) source "$SITE/env.sh" ;; esac
+fi
+case ":${PYTHONPATH:-}:" in *":$_node_root:"*) ;; *) export PYTHONPATH=$_node_root${PYTHONPATH:+:$PYTHONPATH} ;; esac
+unset _node_root

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Run the benchmark set on a node (a GPU node, or a CPU machine for the smoke set), each result
+# as JSON in the output folder, optionally each next to the same benchmark from a baseline tree.
+#
+#   bash benchmarks/offline_node/run_benchmarks.sh [--set smoke|full] [--out DIR] [--baseline-tree DIR]
+#        [--only NAME,...] [--device auto|cuda|cpu] [--list]
+#
+#   --set smoke   small sizes of every benchmark (minutes; CPU or GPU): checks that all run
+#   --set full    the sizes docs/PERFORMANCE.md reports (GPU; about 30 minutes on one GPU, more
+#                 with several: the pipeline then also runs under the multi-GPU layouts that fit)
+#   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
+#                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
+#                 exit code, seconds, JSON file)
+#   --baseline-tree DIR   an older checkout of the repository (at least rlinf_isaac/, benchmarks/
+#                 and config/), e.g. `git archive OLD rlinf_isaac benchmarks config | tar -x -C DIR`:
+#                 every benchmark runs from it right after the current tree, as NAME.base.json,
+#                 so each number has its baseline measured on the same node in the same run
+#   --only        a subset, by name (--list prints the names and commands of a set)
+#   --device      what the smoke set runs on (auto: cuda when torch sees a GPU)
+#
+# A benchmark that fails or passes its time limit is logged and the set goes on. For a set
+# longer than one command may last, start it with detached.sh:
+#   bash benchmarks/offline_node/detached.sh start benchmarks/offline_node/run_benchmarks.sh --set full
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SET=smoke OUTDIR=${OUT:-/tmp/bench_out} BASE="" ONLY="" DEVICE=auto LIST=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --set) SET=$2; shift ;;
+    --out) OUTDIR=$2; shift ;;
+    --baseline-tree) BASE=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    --device) DEVICE=$2; shift ;;
+    --list) LIST=1 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1 (--help lists them)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $SET in smoke|full) ;; *) echo "--set is smoke or full, not $SET" >&2; exit 2 ;; esac
+if [ -n "$BASE" ]; then
+  BASE=$(cd "$BASE" 2>/dev/null && pwd) || { echo "no baseline tree at $BASE" >&2; exit 2; }
+fi
+
+if [ "$LIST" = 1 ]; then  # no environment needed: placeholders for what the node decides
+  PY=python3 NCPU='$NCPU' NGPU=${NGPU:-1} DEV=${DEVICE/auto/cuda}
+else
+  source "$HERE/node_env.sh"
+  PY=$PYTHON
+  mkdir -p "$OUTDIR" && OUTDIR=$(cd "$OUTDIR" && pwd)
+  NCPU=$("$PY" -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc: it honours OMP_NUM_THREADS
+  NGPU=${NGPU:-$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)}
+  DEV=$DEVICE
+  [ "$DEV" = auto ] && { [ "$NGPU" -gt 0 ] && DEV=cuda || DEV=cpu; }
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+    "$PY" - <<'EOF'
+import platform
+from importlib import metadata
+have = []
+for name in ("torch", "transformers", "diffusers", "mujoco", "ray", "numpy"):
+    try:
+        have.append(f"{name} {metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        have.append(f"{name} missing")
+print("python", platform.python_version() + ",", ", ".join(have))
+EOF
+    echo "cpus $NCPU, gpus $NGPU, set $SET, device $DEV, tree $ROOT${BASE:+, baseline $BASE}"
+  } | tee "$OUTDIR/node.txt"
+fi
+SIM=$([ "$LIST" = 1 ] && echo '$SIM' || echo $(( NCPU < 8 ? NCPU : 8 )))  # simulator processes
+CLUSTER=cpu; [ "$DEV" = cuda ] && CLUSTER=1gpu
+CKPT=$ROOT/checkpoints/gr00t_tiny_sft_stack2  # both trees measure the same checkpoint
+TOK=${TMPDIR:-/tmp}/bench_tokenizer_gr00t_n1_5
+
+# The full-size policy with random weights; its own tokenizer is not shipped, so a benchmark
+# tokenizer (the tiny BPE with the special tokens at the full model's ids) stands in: token
+# values do not change the compute.
+FULL=(actor.model.config_name=gr00t_n1_5 actor.model.allow_random_init=true actor.model.precision=bf16
+  actor.model.checkpoint_path=null "actor.model.tokenizer_path=$TOK" env.train.total_num_envs=32
+  env.train.max_episode_steps=64 actor.global_batch_size=64 actor.micro_batch_size=16 algorithm.update_epochs=1)
+TINY=(actor.model.checkpoint_path=null env.train.total_num_envs=64 actor.global_batch_size=256
+  algorithm.update_epochs=1)
+
+wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+run_in() {  # TREE SUFFIX NAME TIMEOUT SCRIPT ARGS...: one benchmark from one tree
+  local tree=$1 suffix=$2 name=$3 t=$4 script=$5; shift 5
+  local log=$OUTDIR/$name$suffix.log json=$OUTDIR/$name$suffix.json args=("$@") t0 rc label=baseline
+  [ "$tree" = "$ROOT" ] && label=current
+  if [ ! -f "$tree/benchmarks/$script" ]; then
+    echo "[$name$suffix] $script is not in the $label tree: skipped"
+    echo "{\"name\": \"$name\", \"tree\": \"$label\", \"rc\": null, \"skipped\": true}" >> "$OUTDIR/summary.jsonl"
+    return
+  fi
+  # --json FILE where the script has it (an older tree's may not), before any `--`
+  grep -q '"--json"' "$tree/benchmarks/$script" && args=(--json "$json" "${args[@]}")
+  echo "=== $name$suffix ($label tree, $(date +%T)) ==="
+  t0=$(date +%s)
+  (cd "$tree" && PYTHONPATH=$tree:$PYTHONPATH timeout "$t" "$PY" "benchmarks/$script" "${args[@]}") > "$log" 2>&1
+  rc=$?
+  # a script without --json prints its JSON as the last line of its output
+  [ -f "$json" ] || "$PY" - "$log" "$json" <<'EOF'
+import json, sys
+lines = [l for l in open(sys.argv[1], errors="replace").read().splitlines() if l.startswith("{")]
+if lines:
+    try:
+        json.dump(json.loads(lines[-1]), open(sys.argv[2], "w"), indent=1)
+    except ValueError:
+        pass
+EOF
+  local j=null; [ -f "$json" ] && j="\"$(basename "$json")\""
+  echo "{\"name\": \"$name\", \"tree\": \"$label\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 )), \"json\": $j}" \
+    >> "$OUTDIR/summary.jsonl"
+  echo "[$name$suffix] exit $rc in $(( $(date +%s) - t0 )) s$([ "$rc" = 124 ] && echo ' (time limit)')"
+  tail -n 8 "$log"
+}
+
+bench() {  # NAME TIMEOUT SCRIPT ARGS...: from the current tree, then from the baseline tree
+  local name=$1; wanted "$name" || return 0
+  if [ "$LIST" = 1 ]; then shift 2; echo "$name: $PY benchmarks/$*"; return; fi
+  run_in "$ROOT" "" "$@"
+  [ -n "$BASE" ] && run_in "$BASE" .base "$@"
+}
+
+tokenizer() {  # the full-size policy's benchmark tokenizer, once
+  [ "$LIST" = 1 ] || [ -f "$TOK/tokenizer_config.json" ] || \
+    (cd "$ROOT" && "$PY" benchmarks/policy_throughput.py --config gr00t_n1_5 --save-tokenizer "$TOK" > /dev/null)
+}
+
+if [ "$SET" = smoke ]; then
+  bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2
+  bench policy 300 policy_throughput.py --config gr00t_tiny --device "$DEV" --dtype fp32 --batch-sizes 8 \
+    --steps 2 --warmup 1 --time-budget-s 120
+  bench predict 240 predict_latency.py --checkpoint "$CKPT" --device "$DEV" --batch 8 --calls 5 --warmup 2
+  bench weight_sync 240 weight_sync.py --device "$DEV" --scale 0.05 --repeats 2
+  bench ray_transfer 240 ray_transfer.py --envs 4 --steps 2 --repeats 2
+  bench pipeline 480 pipeline.py --config mujoco_stack2_ppo_gr00t_tiny --stages 1 2 --steps 2 --sim-procs 2 -- \
+    "cluster=$CLUSTER" actor.model.checkpoint_path=null env.train.total_num_envs=8 env.train.max_episode_steps=32 \
+    actor.global_batch_size=64 actor.micro_batch_size=32 algorithm.update_epochs=1
+else
+  if wanted gpu_tests && "$PY" -c "import pytest" 2>/dev/null; then
+    if [ "$LIST" = 1 ]; then echo "gpu_tests: $PY -m pytest -q -m gpu tests"
+    else
+      echo "=== gpu_tests ($(date +%T)) ==="
+      (cd "$ROOT" && timeout 300 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider) > "$OUTDIR/gpu_tests.log" 2>&1
+      echo "[gpu_tests] exit $?"; tail -n 5 "$OUTDIR/gpu_tests.log"
+    fi
+  fi
+  bench env 150 env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6
+  bench policy 420 policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64 128 \
+    --compile --time-budget-s 300
+  bench predict 240 predict_latency.py --checkpoint "$CKPT" --device cuda --batch 32 64 128 --calls 20
+  bench weight_sync 240 weight_sync.py --device cuda --repeats 3
+  bench ray_transfer 240 ray_transfer.py --envs 32 --steps 8 --repeats 3
+  bench pipeline_tiny 300 pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 3 --sim-procs "$SIM" \
+    -- cluster=1gpu "${TINY[@]}" actor.micro_batch_size=64
+  wanted pipeline_full && tokenizer
+  bench pipeline_full 480 pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 2 --sim-procs "$SIM" \
+    -- cluster=1gpu "${FULL[@]}"
+  # the layouts that fit this node's GPUs (config/cluster/): shared, hybrid, separated
+  for n in 2 4 8; do
+    [ "$NGPU" -ge "$n" ] || continue
+    for layout in shared hybrid separated; do
+      bench "pipeline_${n}gpu_$layout" 240 pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 \
+        --sim-procs "$SIM" -- "cluster=${n}gpu_$layout" "${TINY[@]}" actor.micro_batch_size=32
+    done
+  done
+fi
+[ "$LIST" = 1 ] || echo "=== done $(date +%T): $OUTDIR ==="
