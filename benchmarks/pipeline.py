@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -107,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr, ipc == "on"))
         print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
     base = results[0]["env/steps_per_s"]
-    head = f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}"
+    head = (f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} "
+            f"{'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}")
     print(head)
     for r in results:
         print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")

@@ -319,6 +319,13 @@ def run_phase(phase: str, make_fn: Callable[[], Callable], bs: int, flops: int |
         return row, out
 
 
+def _step_fn(phase: str, policy: Any, obs: dict, gen: torch.Generator, extras: Any, opt: Any):
+    """The measured step of ``phase``, bound to this batch's inputs."""
+    if phase == "rollout":
+        return lambda: rollout_step(policy, obs, gen)
+    return lambda: train_step(policy, extras, opt)
+
+
 def run_variant(policy: Any, name: str, args: argparse.Namespace, found: dict, budget: Budget) -> list[dict]:
     """All batch sizes x (rollout, train) of one variant; errors become rows, not crashes."""
     desc, parts, opt = setup_variant(policy, name, args)
@@ -332,8 +339,7 @@ def run_variant(policy: Any, name: str, args: argparse.Namespace, found: dict, b
             if budget.left() <= 0 or (phase == "train" and extras is None):
                 rows.append({**base, "skipped": "time budget" if budget.left() <= 0 else "no rollout extras"})
                 continue
-            make_fn = (lambda: rollout_step(policy, obs, gen)) if phase == "rollout" else (
-                lambda: train_step(policy, extras, opt))
+            make_fn = _step_fn(phase, policy, obs, gen, extras, opt)
             try:
                 row, out = run_phase(phase, make_fn, bs, found.get((phase, bs), {}).get("flops"), parts, args)
                 if phase == "rollout":

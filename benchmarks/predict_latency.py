@@ -24,10 +24,11 @@ import torch
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
-from rlinf_isaac.data.features import FeatureStore  # noqa: E402
-from rlinf_isaac.workers.rollout_worker import reply  # noqa: E402
 from policy_throughput import make_obs  # noqa: E402  (this folder is on sys.path)
+
+from rlinf_isaac.data.features import FeatureStore  # noqa: E402
+from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig  # noqa: E402
+from rlinf_isaac.workers.rollout_worker import reply  # noqa: E402
 
 
 def time_calls(policy: GR00TPolicy, obs: dict, mode: str, device: str, calls: int, warmup: int) -> list[float]:

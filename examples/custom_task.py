@@ -153,10 +153,9 @@ def train(argv: Sequence[str]) -> int:
     import os
 
     import ray
+    from ray import cloudpickle
 
     from rlinf_isaac.runners.cli import main_train
-
-    from ray import cloudpickle
 
     if __name__ != "__main__":  # imported under a name Ray workers cannot import: ship the code itself
         cloudpickle.register_pickle_by_value(sys.modules[__name__])

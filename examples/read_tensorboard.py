@@ -24,7 +24,8 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["KEY_METRICS", "CURVES", "load_scalars", "env_steps_by_step", "metric_table", "list_videos", "write_curves", "plot_series", "main"]
+__all__ = ["KEY_METRICS", "CURVES", "load_scalars", "env_steps_by_step", "metric_table", "list_videos", "write_curves",
+           "plot_series", "main"]
 
 KEY_METRICS = ("env/success_once", "eval/success_rate", "env/return", "rollout/returns_mean",
                "actor/policy_loss", "actor/value_loss", "actor/approx_kl", "actor/grad_norm",

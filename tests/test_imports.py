@@ -42,3 +42,20 @@ def test_package_docstrings_and_exports():
             doc = (mod.__doc__ or "").strip()
             assert doc and "\n" not in doc, f"{m.name}: needs a one-line docstring"
             assert isinstance(getattr(mod, "__all__", None), list), f"{m.name}: needs __all__"
+
+
+def test_history_check_flags_history_and_passes_the_product(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("check_no_history",
+                                                  Path(__file__).parents[1] / "tools" / "check_no_history.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    doc = tmp_path / "notes.md"
+    doc.write_text("PPO reaches 0.90 on one H200 (2026-11-22).\n"
+                   "Measured in session 11 on the GPU box.\n"
+                   "See Isaac Lab issue #123 upstream.\n"
+                   "Carried in .carry/base for device time.\n")
+    assert [n for n, _ in check.offending_lines(doc)] == [2, 4]
+    assert check.main([str(doc)]) == 1 and check.main([str(tmp_path / "missing.md")]) == 0

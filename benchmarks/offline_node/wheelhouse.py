@@ -389,7 +389,7 @@ def gather(src: Path, spool: Path, installed_id: str = "") -> tuple[str, str, li
             sums[name] = digest
     dest = spool / wid
     dest.mkdir(parents=True, exist_ok=True)
-    for k, n, p in found[wid]:
+    for _k, _n, p in found[wid]:
         if sums and sha256(p) != sums.get(p.name):
             raise SystemExit(f"{p.name} does not match {sumfile.name}: upload it again")
         target = dest / p.name

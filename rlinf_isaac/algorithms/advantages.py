@@ -235,7 +235,8 @@ def _group_stats(scores: torch.Tensor, group_ids: torch.Tensor):
     count = torch.zeros(g, dtype=torch.float64).index_add_(0, inv, torch.ones_like(x))
     mean = torch.zeros(g, dtype=torch.float64).index_add_(0, inv, x) / count  # mu_g = sum_i s_i / G
     sq_dev = (x - mean[inv]) ** 2
-    var = torch.zeros(g, dtype=torch.float64).index_add_(0, inv, sq_dev) / (count - 1).clamp(min=1)  # sigma_g^2 = sum (s_i - mu_g)^2 / (G - 1)
+    # sigma_g^2 = sum (s_i - mu_g)^2 / (G - 1)
+    var = torch.zeros(g, dtype=torch.float64).index_add_(0, inv, sq_dev) / (count - 1).clamp(min=1)
     return mean[inv], var.sqrt()[inv], count[inv], inv
 
 

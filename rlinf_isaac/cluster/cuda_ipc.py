@@ -17,7 +17,6 @@ IPC off (the host path everywhere), for comparison or if a container forbids it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch

@@ -69,7 +69,7 @@ def setup_worker_logging(log_file: str | None) -> None:
         return
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     f = open(log_file, "a", buffering=1)
-    sys.stdout = sys.stderr = f  # noqa: plain prints of simulators land in the file too
+    sys.stdout = sys.stderr = f  # plain prints of simulators land in the file too
     logging.basicConfig(level=logging.INFO, stream=f, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -313,7 +313,8 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
           f"a multiple of actor.micro_batch_size x actor workers ({mb} x {actor_ranks} = {mb * actor_ranks})")
     samples = n_env * (steps // c) * cfg.algorithm.rollout_epoch
     check(samples % gb == 0, "actor.global_batch_size", gb,
-          f"a divisor of the samples per global step ({samples} = envs {n_env} x chunk steps {steps // c} x rollout_epoch {cfg.algorithm.rollout_epoch})")
+          f"a divisor of the samples per global step ({samples} = envs {n_env} x chunk steps {steps // c} "
+          f"x rollout_epoch {cfg.algorithm.rollout_epoch})")
     ev = cfg.env.eval or tr
     check(ev.total_num_envs % env_ranks == 0, "env.eval.total_num_envs", ev.total_num_envs,
           f"a multiple of the number of env workers ({env_ranks})")

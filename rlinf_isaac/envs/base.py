@@ -230,7 +230,7 @@ class BatchedEnv(abc.ABC):
         actions, self._pending_actions = self._pending_actions, None
         return self.chunk_step(actions)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: nothing to release by default)
         """Release simulator resources (processes, renderers). Idempotent."""
 
     def __enter__(self) -> "BatchedEnv":

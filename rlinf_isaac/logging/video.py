@@ -409,6 +409,11 @@ class VideoRecorder:
             pass
 
 
+def _column(seq, t: int):
+    """Step ``t`` of a per-step sequence as a [B, 1] array (None stays None)."""
+    return None if seq is None else _to_numpy(seq[t]).reshape(-1, 1)
+
+
 def write_rollout_video(path: str | os.PathLike, frames: Sequence[Any],
                         rewards: Sequence[Any] | None = None,
                         successes: Sequence[Any] | None = None, fps: int = 20,
@@ -437,8 +442,7 @@ def write_rollout_video(path: str | os.PathLike, frames: Sequence[Any],
                 raise ValueError(f"write_rollout_video: frames[{t}] must be uint8 [B, H, W, 3] or "
                                  f"[B, V, H, W, 3], got {x.dtype} {tuple(x.shape)}")
             views = [x] if x.ndim == 4 else list(x.transpose(1, 0, 2, 3, 4))
-            col = lambda seq: None if seq is None else _to_numpy(seq[t]).reshape(-1, 1)  # noqa: E731
-            rec.add_chunk([v[:, None] for v in views], col(rewards), col(successes))
+            rec.add_chunk([v[:, None] for v in views], _column(rewards, t), _column(successes, t))
         return rec.finish().save(path)
     finally:
         rec.close()

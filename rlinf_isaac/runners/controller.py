@@ -21,13 +21,13 @@ from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
 from rlinf_isaac.config.environment import describe_switches
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
-from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 from rlinf_isaac.data.requests import AdvantageRequest, EvalRequest, RolloutRequest
-from rlinf_isaac.workers.env_worker import EnvWorker
 from rlinf_isaac.models.registry import resolve_checkpoint_path
 from rlinf_isaac.runners.groups import ActorGroup, EnvGroup, RolloutGroup
 from rlinf_isaac.seeding import derive_seed
+from rlinf_isaac.workers.actor_worker import ActorWorker
+from rlinf_isaac.workers.env_worker import EnvWorker
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
 __all__ = ["Controller", "RolloutOutput", "resolve_placement"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
+from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 from rlinf_isaac.envs.base import wilson_interval
 from rlinf_isaac.runners.controller import Controller
 from rlinf_isaac.seeding import derive_seed
-from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 
 __all__ = ["TrainRunner", "write_eval_report"]
 

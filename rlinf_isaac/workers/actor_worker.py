@@ -17,15 +17,15 @@ import torch.distributed as dist
 
 from rlinf_isaac.algorithms.base import TrainBatch, build_algorithm
 from rlinf_isaac.algorithms.registry import import_modules
+from rlinf_isaac.cluster.handles import resolve
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig
-from rlinf_isaac.distributed import fsdp
 from rlinf_isaac.data.features import FeatureIndex, fetch_features
 from rlinf_isaac.data.requests import AdvantageRequest
-from rlinf_isaac.cluster.handles import resolve
-from rlinf_isaac.models.registry import build_policy
 from rlinf_isaac.data.trajectory import concat_envs
 from rlinf_isaac.data.weights import WeightPacker
+from rlinf_isaac.distributed import fsdp
+from rlinf_isaac.models.registry import build_policy
 from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["ActorWorker", "update_threads"]

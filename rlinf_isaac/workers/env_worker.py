@@ -14,19 +14,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from rlinf_isaac.cluster.handles import is_ready, resolve
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
 from rlinf_isaac.data.episodes import EpisodeLog, RolloutResult
 from rlinf_isaac.data.requests import EvalRequest, RolloutRequest
+from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
 from rlinf_isaac.envs.base import BatchedEnv, Obs, upscaled_video_frames
 from rlinf_isaac.envs.registry import add_task_modules, get_task, make_env
-from rlinf_isaac.cluster.handles import is_ready, resolve
-from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
 from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["EnvWorker"]

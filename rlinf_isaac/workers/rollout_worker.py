@@ -9,11 +9,10 @@ import torch
 
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig
-from rlinf_isaac.models.registry import PolicyConfig
-from rlinf_isaac.envs.base import Obs
 from rlinf_isaac.data.features import FeatureStore
-from rlinf_isaac.models.registry import build_policy
 from rlinf_isaac.data.weights import PackedWeights, unpack_into
+from rlinf_isaac.envs.base import Obs
+from rlinf_isaac.models.registry import PolicyConfig, build_policy
 from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["RolloutWorker", "reply"]

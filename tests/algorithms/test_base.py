@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.algorithms.base import build_train_batch
+from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.data.requests import AdvantageRequest
 from rlinf_isaac.data.trajectory import Trajectory
 
@@ -74,7 +74,7 @@ def _policy_traj(num_envs: int = 4, steps: int = 2):
     policy = build_policy(model, algo, seed=0)
     g = torch.Generator().manual_seed(0)
     records = []
-    for t in range(steps):
+    for _t in range(steps):
         obs = {"main_images": torch.randint(0, 256, (num_envs, 84, 84, 3), generator=g, dtype=torch.uint8),
                "wrist_images": torch.randint(0, 256, (num_envs, 84, 84, 3), generator=g, dtype=torch.uint8),
                "states": torch.rand(num_envs, 8, generator=g), "task_descriptions": ["stack"] * num_envs}

@@ -90,7 +90,8 @@ def test_batch_divisibility_errors():
     with pytest.raises(ConfigError, match="actor.global_batch_size = 720: expected a multiple of actor.micro_batch_size"):
         validate(cfg, env_ranks=1, actor_ranks=1)
     cfg = load_config("cpu_quickstart", ["env.train.max_episode_steps=102"])
-    with pytest.raises(ConfigError, match="env.train.max_episode_steps = 102: expected a multiple of actor.model.num_action_chunks \\(4\\)"):
+    with pytest.raises(ConfigError,
+                       match="env.train.max_episode_steps = 102: expected a multiple of actor.model.num_action_chunks \\(4\\)"):
         validate(cfg, env_ranks=1, actor_ranks=1)
 
 

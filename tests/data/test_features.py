@@ -4,8 +4,8 @@ fetching the rows back (from several rollout workers) equal to the tensors thems
 import pytest
 import torch
 
-from rlinf_isaac.data.features import FeatureIndex, FeatureStore, fetch_features
 from rlinf_isaac.cluster.handles import LocalHandle
+from rlinf_isaac.data.features import FeatureIndex, FeatureStore, fetch_features
 from rlinf_isaac.data.trajectory import StepRecord, concat_envs, split_envs, stack_stages
 
 

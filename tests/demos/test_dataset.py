@@ -62,9 +62,9 @@ def test_layout_meta_and_exact_parquet(tmp_path):
     assert modality["action"]["gripper"] == {"start": 6, "end": 7}
     assert modality["video"]["table"]["original_key"] == "observation.images.table"
     assert "human.task_description" in modality["annotation"]
-    tasks = [json.loads(l) for l in (root / "meta/tasks.jsonl").read_text().splitlines()]
+    tasks = [json.loads(line) for line in (root / "meta/tasks.jsonl").read_text().splitlines()]
     assert tasks == [{"task_index": 0, "task": INSTR}]
-    rows = [json.loads(l) for l in (root / "meta/episodes.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (root / "meta/episodes.jsonl").read_text().splitlines()]
     assert [r["length"] for r in rows] == [12, 9] and rows[0]["tasks"] == [INSTR]
     # parquet: states/actions exact, global index continues across episodes
     tab = pq.read_table(root / "data/chunk-000/episode_000001.parquet").to_pydict()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Sequence
+from typing import Sequence
 
 __all__ = ["CUBE_SIZE", "HAND_START", "write_gantry_usd", "make_kitless_stack_cfg", "build_kitless_env"]
 

@@ -7,7 +7,6 @@ Warp kernels for minutes (cached in ~/.cache/warp afterwards); each env step tak
 """
 
 import os
-import sys
 import time
 
 import pytest

@@ -1,8 +1,8 @@
 """Which episodes the evaluations during training play (runner.val_fixed_seed)."""
 
 from rlinf_isaac.config import load_config
-from rlinf_isaac.runners.train_runner import TrainRunner
 from rlinf_isaac.data.episodes import EpisodeLog
+from rlinf_isaac.runners.train_runner import TrainRunner
 from rlinf_isaac.seeding import derive_seed
 
 

@@ -1,6 +1,5 @@
 """LeRobotDataset: items, action-chunk padding, image fidelity, cache bound, errors."""
 
-import json
 
 import numpy as np
 import pytest

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from rlinf_isaac.config import load_config
 from rlinf_isaac.cluster.handles import LocalHandle
-from rlinf_isaac.data.requests import RolloutRequest
-from rlinf_isaac.workers import EnvWorker, RolloutWorker
+from rlinf_isaac.config import load_config
 from rlinf_isaac.data.features import FeatureIndex, FeatureRef, fetch_features
+from rlinf_isaac.data.requests import RolloutRequest
 from rlinf_isaac.logging.video import GAP, RolloutVideo
 from rlinf_isaac.sft.dataset import decode_video
+from rlinf_isaac.workers import EnvWorker, RolloutWorker
 
 OVR = ["actor.model.checkpoint_path=null", "env.train.max_episode_steps=32", "actor.model.num_action_chunks=16"]
 

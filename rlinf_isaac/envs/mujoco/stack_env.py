@@ -71,7 +71,13 @@ from rlinf_isaac.envs.base import (
 )
 from rlinf_isaac.envs.mujoco import scene
 from rlinf_isaac.envs.mujoco.gl import import_mujoco
-from rlinf_isaac.envs.mujoco.kinematics import R_DOWN, axis_angle_to_matrix, dls_step, matrix_to_axis_angle, matrix_to_quat
+from rlinf_isaac.envs.mujoco.kinematics import (
+    R_DOWN,
+    axis_angle_to_matrix,
+    dls_step,
+    matrix_to_axis_angle,
+    matrix_to_quat,
+)
 from rlinf_isaac.envs.mujoco.task_spec import StackTaskSpec
 
 __all__ = ["MujocoStackConfig", "MujocoStackEnv", "REWARD_TYPES"]

@@ -170,7 +170,7 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE, corpus: list[str] | 
                          f"tokens + 256 bytes), got {vocab_size}")
     merges = train_byte_bpe(corpus if corpus is not None else tiny_corpus(), vocab_size - base)
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    for b, ch in sorted(_bytes_to_unicode().items()):
+    for _b, ch in sorted(_bytes_to_unicode().items()):
         vocab[ch] = len(vocab)
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))

@@ -31,7 +31,9 @@ def test_ode_constant_velocity_exact_euler():
 
 def test_ode_time_dependent_velocity_is_euler_not_exact_integral():
     # v = t: Euler gives sum_k dt * t_k = 0.25 * (0 + .25 + .5 + .75) = 0.375 (the exact ODE gives 0.5).
-    vel = lambda x, t: t.view(-1, 1, 1).expand_as(x)
+    def vel(x, t):
+        return t.view(-1, 1, 1).expand_as(x)
+
     chain = F.ode_sample(vel, torch.zeros(1, 1, 1), num_steps=4)
     assert chain[0, -1, 0, 0].item() == 0.375
 

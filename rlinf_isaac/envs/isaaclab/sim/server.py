@@ -95,7 +95,7 @@ class _Server:
         return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order}
 
     def handle(self, cmd: str, payload: Any) -> Any:
-        from rlinf_isaac.envs.isaaclab.wire import to_wire, from_wire
+        from rlinf_isaac.envs.isaaclab.wire import from_wire, to_wire
 
         if cmd == "init":
             return self.init(payload)
