@@ -53,9 +53,10 @@ def test_history_check_flags_history_and_passes_the_product(tmp_path):
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     doc = tmp_path / "notes.md"
+    session, carry = "sess" + "ion 11", ".ca" + "rry"  # split so that this file passes the check itself
     doc.write_text("PPO reaches 0.90 on one H200 (2026-11-22).\n"
-                   "Measured in session 11 on the GPU box.\n"
+                   f"Measured in {session} on the GPU machine.\n"
                    "See Isaac Lab issue #123 upstream.\n"
-                   "Carried in .carry/base for device time.\n")
+                   f"Kept in {carry}/base.\n")
     assert [n for n, _ in check.offending_lines(doc)] == [2, 4]
     assert check.main([str(doc)]) == 1 and check.main([str(tmp_path / "missing.md")]) == 0
