@@ -12,7 +12,7 @@ import math
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlinf_isaac.algorithms.base import build_algorithm
 from rlinf_isaac.cluster import cuda_ipc
@@ -30,6 +30,9 @@ from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.workers.env_worker import EnvWorker
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
 
+if TYPE_CHECKING:
+    from rlinf_isaac.logging.video import RolloutVideo
+
 __all__ = ["Controller", "RolloutOutput", "resolve_placement"]
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,7 @@ class RolloutOutput:
     pieces: list[list[Any]]  # per actor rank: object refs of its trajectory shards
     metrics: dict[str, float]
     env_steps: int
-    video: dict | None
+    video: "RolloutVideo | None"  # the first env worker's video when recorded
 
 
 def resolve_placement(cfg: Config) -> Placement:
@@ -183,7 +186,7 @@ class Controller:
     def update(self, step: int) -> dict[str, float]:
         return _mean_dicts(self.actors.update(step))
 
-    def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, dict | None]:
+    def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, "RolloutVideo | None"]:
         """``episodes`` episodes of the deterministic policy, all drawn from ``seed``: env rank r's
         round i resets from ``derive_seed(seed, "eval_episodes", r, i)`` and rollout rank r's noise
         (the flow's x_0) restarts from ``derive_seed(seed, "eval_noise", r)``. The same seed plays

@@ -3,7 +3,7 @@ an IDE follows every call from the controller to the worker that runs it."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rlinf_isaac.cluster.worker_group import WorkerBase, WorkerGroup
 from rlinf_isaac.data.episodes import EpisodeLog
@@ -11,6 +11,9 @@ from rlinf_isaac.data.requests import AdvantageRequest, EvalRequest, RolloutRequ
 from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.workers.env_worker import EnvWorker
 from rlinf_isaac.workers.rollout_worker import RolloutWorker
+
+if TYPE_CHECKING:
+    from rlinf_isaac.logging.video import RolloutVideo
 
 __all__ = ["ActorGroup", "EnvGroup", "RolloutGroup"]
 
@@ -91,7 +94,7 @@ class EnvGroup(_Group):
         return [self.call(EnvWorker.rollout, req, ranks=[r], num_returns=1 + req.pieces)[0]
                 for r, req in enumerate(requests)]
 
-    def evaluate(self, requests: list[EvalRequest]) -> list[tuple[EpisodeLog, dict | None]]:
+    def evaluate(self, requests: list[EvalRequest]) -> list[tuple[EpisodeLog, "RolloutVideo | None"]]:
         return self.wait(self.call(EnvWorker.evaluate, per_rank_args=[(r,) for r in requests]), what="evaluate")
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from rlinf_isaac.data.trajectory import StepRecord, split_envs, stack_stages
 from rlinf_isaac.envs.base import BatchedEnv, Obs, upscaled_video_frames
 from rlinf_isaac.envs.registry import add_task_modules, get_task, make_env
 from rlinf_isaac.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from rlinf_isaac.logging.video import RolloutVideo
 
 __all__ = ["EnvWorker"]
 
@@ -197,7 +201,7 @@ class EnvWorker(WorkerBase):
         video.add_chunk(views, res.reward, res.info["success"], res.info["valid"], res.obs["task_descriptions"])
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, req: EvalRequest) -> tuple[EpisodeLog, dict | None]:
+    def evaluate(self, req: EvalRequest) -> tuple[EpisodeLog, "RolloutVideo | None"]:
         """Run ``req.num_episodes`` episodes with the deterministic policy (see :class:`EvalRequest`).
 
         Envs don't auto-reset: each round resets all eval envs, runs until every env's
