@@ -195,6 +195,9 @@ class IsaacLabOptions:
     # interpreter of the simulator process, e.g. Isaac Lab's python.sh; null: the env worker's own.
     # RLINF_ISAACLAB_PYTHON overrides
     python: Optional[str] = None
+    # the simulator stack: isaac_sim (Kit, PhysX, RTX cameras), newton (Isaac Lab 3.0 kit-less:
+    # MuJoCo-Warp physics, Warp cameras; no Isaac Sim) or auto (Isaac Sim when it is installed)
+    stack: Literal["auto", "newton", "isaac_sim"] = "auto"
 
 
 @dataclass

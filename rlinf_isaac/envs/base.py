@@ -230,6 +230,10 @@ class BatchedEnv(abc.ABC):
         actions, self._pending_actions = self._pending_actions, None
         return self.chunk_step(actions)
 
+    def describe(self) -> str:
+        """One line on what simulates these envs (printed at start-up)."""
+        return f"{type(self).__name__}: {self.spec.task_id}, {self.num_envs} envs"
+
     def close(self) -> None:  # noqa: B027  (optional hook: nothing to release by default)
         """Release simulator resources (processes, renderers). Idempotent."""
 

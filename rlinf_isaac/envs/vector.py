@@ -271,6 +271,9 @@ class SubprocVectorEnv(BatchedEnv):
         parts = self._call("privileged_state", [None] * len(self._procs))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
+    def describe(self) -> str:
+        return f"MuJoCo: {self.spec.task_id}, {self.num_envs} envs in {len(self._procs)} simulator processes"
+
     def close(self) -> None:
         """Stop workers (polite 'close', then terminate, then kill), free shared memory and, unless
         a worker failed, the worker logs' temporary folder. Idempotent."""

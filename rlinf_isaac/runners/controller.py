@@ -125,6 +125,7 @@ class Controller:
                  total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values, seed=seed)
             for r in range(self.n_env)], log_dir, t, nodes)
         self.groups.append(self.envs)
+        print(f"env: {self.envs.describe()}", flush=True)
 
     # ------------------------------------------------------------------ phases
     def sync_weights(self, version: int) -> None:

@@ -97,5 +97,9 @@ class EnvGroup(_Group):
     def evaluate(self, requests: list[EvalRequest]) -> list[tuple[EpisodeLog, "RolloutVideo | None"]]:
         return self.wait(self.call(EnvWorker.evaluate, per_rank_args=[(r,) for r in requests]), what="evaluate")
 
+    def describe(self) -> str:
+        """Env worker 0's line on its simulator."""
+        return self.run(EnvWorker.describe, ranks=[0])[0]
+
     def close(self) -> None:
         self.run(EnvWorker.close)

@@ -65,13 +65,24 @@ class EnvWorker(WorkerBase):
 
     def _make(self, cfg: EnvConfig, n: int, seed: int, auto_reset: bool | None = None) -> BatchedEnv:
         add_task_modules(cfg.task_modules)
-        backend_kwargs = {"python": cfg.isaaclab.python} if get_task(cfg.task_id).backend == "isaaclab" else {}
+        backend_kwargs = self._backend_kwargs(cfg)
         return make_env(
             cfg.task_id, num_envs=n, image_size=cfg.image_size, reward_type=cfg.reward_type,
             max_episode_steps=cfg.max_episode_steps, auto_reset=cfg.auto_reset if auto_reset is None else auto_reset,
             seed=seed, num_workers=cfg.num_workers, render_backend=cfg.render_backend,
-            action_scale=cfg.action_scale, **backend_kwargs, **cfg.extra,
+            action_scale=cfg.action_scale, **{**backend_kwargs, **cfg.extra},
         )
+
+    def _backend_kwargs(self, cfg: EnvConfig) -> dict:
+        """Factory arguments of the task's backend: the Isaac Lab simulator's interpreter, stack
+        and device (this worker's: the simulator process inherits its GPUs)."""
+        if get_task(cfg.task_id).backend != "isaaclab":
+            return {}
+        return {"python": cfg.isaaclab.python, "stack": cfg.isaaclab.stack, "device": self.device}
+
+    def describe(self) -> str:
+        """One line on the simulator of this worker's training envs (the start-up banner prints it)."""
+        return self.stages[0].describe()
 
     # ------------------------------------------------------------------ training rollouts
     def rollout(self, req: RolloutRequest) -> tuple:

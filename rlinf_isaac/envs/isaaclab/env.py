@@ -51,6 +51,8 @@ class IsaacLabEnvCfg:
     device: simulation device in the simulator process ("cuda:0", or "cpu" for 3.0 kit-less).
     python: interpreter of the simulator process (``env.<group>.isaaclab.python``; None: this
         one), e.g. Isaac Lab's python.sh.
+    stack: ``env.<group>.isaaclab.stack``: ``isaac_sim`` (Kit, PhysX, RTX cameras), ``newton``
+        (kit-less: MuJoCo-Warp physics, Warp cameras) or ``auto`` (Isaac Sim when installed).
     builder / builder_kwargs: how the simulator process builds the env (tests swap it).
     startup_timeout_s: app launch + env creation (+ shader / Warp compilation) limit.
     step_timeout_s: limit of one reset or one chunk; past it the simulator is killed.
@@ -68,6 +70,7 @@ class IsaacLabEnvCfg:
     headless: bool = True
     enable_cameras: bool = True
     python: str | None = None
+    stack: str = "auto"
     builder: str = DEFAULT_BUILDER
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     startup_timeout_s: float = 900.0
@@ -92,6 +95,8 @@ class IsaacLabEnvCfg:
             value = getattr(self, key)
             _check(value > 0, f"env.extra.{key}", value, "a number of seconds > 0")
         _check(":" in self.builder, "env.extra.builder", self.builder, "'package.module:function'")
+        _check(self.stack in ("auto", "newton", "isaac_sim"), "env.isaaclab.stack", self.stack,
+               "'auto', 'newton' or 'isaac_sim'")
 
     @classmethod
     def from_factory_kwargs(cls, task_id: str, **kwargs: Any) -> "IsaacLabEnvCfg":
@@ -120,7 +125,7 @@ class IsaacLabEnvCfg:
             "device": self.device,
         }
         if self.builder == DEFAULT_BUILDER:
-            base.update(headless=self.headless, enable_cameras=self.enable_cameras)
+            base.update(headless=self.headless, enable_cameras=self.enable_cameras, stack=self.stack)
         return {**base, **self.builder_kwargs}
 
 
@@ -173,6 +178,10 @@ class IsaacLabEnv(BatchedEnv):
         if int(self.info["num_envs"]) != cfg.num_envs:
             self.close()
             raise SimulatorError(f"simulator built {self.info['num_envs']} envs, asked for {cfg.num_envs}")
+
+    def describe(self) -> str:
+        """The simulator process's own line: Isaac Lab version, task id, stack, envs and device."""
+        return self.info.get("description") or super().describe()
 
     def reset(
         self,

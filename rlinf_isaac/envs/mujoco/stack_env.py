@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import weakref
 import zlib
 from dataclasses import dataclass
@@ -514,6 +515,10 @@ class MujocoStackEnv(BatchedEnv):
             "ee_quat": np.stack([matrix_to_quat(d.site_xmat[self._tcp].reshape(3, 3)) for d in ds]),
             "fingers": np.stack([d.qpos[self._finger_qpos] for d in ds]),
         }
+
+    def describe(self) -> str:
+        return (f"MuJoCo {self._mj.__version__}: {self.spec.task_id}, {self.num_envs} envs, "
+                f"{os.environ.get('MUJOCO_GL', 'default')} rendering")
 
     def close(self) -> None:
         if self._closed:

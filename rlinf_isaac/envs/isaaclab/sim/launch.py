@@ -28,6 +28,7 @@ __all__ = [
     "load_env_cfg",
     "configure_env_cfg",
     "build_isaaclab_env",
+    "resolve_stack",
 ]
 
 _TASK_PACKAGES = ("isaaclab_tasks", "isaaclab_tasks.contrib.stack", "isaaclab_contrib")
@@ -111,14 +112,56 @@ def _launch_app_23(headless: bool, enable_cameras: bool, device: str):
     return AppLauncher(headless=headless, enable_cameras=enable_cameras, device=device).app
 
 
+STACKS = ("auto", "newton", "isaac_sim")
+NEWTON_PACKAGES = ("isaaclab_newton", "newton", "mujoco_warp", "warp")
+NEWTON_INSTALL = "bash scripts/isaaclab_lane/run.sh --install (or pip install the pins of scripts/isaaclab_lane/)"
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_stack(stack: str, version: str) -> str:
+    """The simulator stack to run: ``isaac_sim`` (Kit, PhysX, RTX cameras) or ``newton``
+    (kit-less: MuJoCo-Warp physics, Warp cameras). ``auto``: Isaac Sim when it is installed (and
+    always for Isaac Lab 2.x), Newton otherwise. Errors name what is missing and how to fix it."""
+    if stack not in STACKS:
+        raise ValueError(f"env.isaaclab.stack = {stack!r}: expected one of {STACKS}")
+    major = int(version.split(".")[0])
+    if stack == "auto":
+        stack = "isaac_sim" if major < 3 or _installed("isaacsim") else "newton"
+    if stack == "newton":
+        if major < 3:
+            raise RuntimeError(f"env.isaaclab.stack = newton needs Isaac Lab 3.0 (installed: {version}); "
+                               f"Isaac Lab 2.x runs only with Isaac Sim (stack: isaac_sim)")
+        missing = [m for m in NEWTON_PACKAGES if not _installed(m)]
+        if missing:
+            raise RuntimeError(f"env.isaaclab.stack = newton: missing packages {missing}; install them: {NEWTON_INSTALL}")
+    elif not _installed("isaacsim"):
+        raise RuntimeError("env.isaaclab.stack = isaac_sim: Isaac Sim is not installed in the simulator's Python, "
+                           "so the RTX cameras cannot render; use stack: newton (kit-less: MuJoCo-Warp physics, "
+                           f"Newton's Warp ray-traced cameras; {NEWTON_INSTALL})")
+    return stack
+
+
 def build_isaaclab_env(task_id: str, num_envs: int, image_size, max_episode_steps: int, reward_type: str,
                        action_scale=None, seed: int = 0, device: str = "cuda:0", headless: bool = True,
-                       enable_cameras: bool = True, launcher_args: dict | None = None, app: Any = None) -> dict:
+                       enable_cameras: bool = True, launcher_args: dict | None = None, app: Any = None,
+                       stack: str = "auto", cfg_hook: str | None = None, cfg_hook_kwargs: dict | None = None) -> dict:
     """Simulator-process builder (see :class:`~rlinf_isaac.envs.isaaclab.process.SimulatorProcess`).
 
     app: Isaac Sim app already started by the simulator process (2.3); started here if None.
+    stack: ``auto``, ``newton`` or ``isaac_sim`` (:func:`resolve_stack`).
+    cfg_hook: ``"module:function"`` called as ``function(env_cfg, **cfg_hook_kwargs)`` on the
+        finished env cfg before the env is built (e.g. an extra event term).
     """
     version = isaaclab_version()
+    stack = resolve_stack(stack, version)
     major = int(version.split(".")[0])
     if major < 3 and app is None:
         app = _launch_app_23(headless, enable_cameras, device)
@@ -129,11 +172,21 @@ def build_isaaclab_env(task_id: str, num_envs: int, image_size, max_episode_step
     import_task_packages()
     isaaclab_id = resolve_isaaclab_id(task.isaaclab_ids)
     env_cfg = load_env_cfg(isaaclab_id)
+    refresh = None
+    if stack == "newton":
+        from rlinf_isaac.envs.isaaclab.sim import newton
+
+        newton.apply_newton_overrides(env_cfg, task)
+        refresh = newton.refresh_after_reset
     from isaaclab.managers import RewardTermCfg
 
     configure_env_cfg(env_cfg, task, num_envs=num_envs, image_size=image_size,
                       max_episode_steps=max_episode_steps, reward_type=reward_type,
                       action_scale=action_scale, seed=seed, device=device, reward_term_cls=RewardTermCfg)
+    if cfg_hook:
+        from rlinf_isaac.envs.isaaclab.sim.server import load_callable
+
+        load_callable(cfg_hook)(env_cfg, **(cfg_hook_kwargs or {}))
     closers = []
     if major >= 3:
         from isaaclab.app import launch_simulation
@@ -147,14 +200,21 @@ def build_isaaclab_env(task_id: str, num_envs: int, image_size, max_episode_step
     env_cls = _entry_point_class(isaaclab_id)
     env = env_cls(cfg=env_cfg)
     step_dt = float(env_cfg.sim.dt * env_cfg.decimation)
-    print(f"[rlinf_isaac] Isaac Lab {version}: {isaaclab_id} with {num_envs} envs on {device} "
+    desc = STACK_DESCRIPTIONS[stack]
+    print(f"[rlinf_isaac] Isaac Lab {version}: {isaaclab_id} with {num_envs} envs on {device}, {desc} "
           f"(pid {os.getpid()})", flush=True)
     return {
         "env": env,
         "stepper": {"quat_order": quat_order_for(version)},
-        "info": {"isaaclab_id": isaaclab_id, "isaaclab_version": version, "step_dt": step_dt},
+        "info": {"isaaclab_id": isaaclab_id, "isaaclab_version": version, "step_dt": step_dt, "stack": stack,
+                 "description": f"Isaac Lab {version} {isaaclab_id}, {desc}, {num_envs} envs on {device}"},
         "close": (lambda: [c() for c in closers]) if closers else None,
+        "refresh": refresh,
     }
+
+
+STACK_DESCRIPTIONS = {"newton": "kit-less Newton (MuJoCo-Warp physics, Warp cameras)",
+                      "isaac_sim": "Isaac Sim (PhysX physics, RTX cameras)"}
 
 
 def _entry_point_class(isaaclab_id: str):

@@ -90,7 +90,7 @@ class _Server:
         for key in ("image_size", "camera_terms", "state_terms"):
             if key in stepper_kwargs:
                 stepper_kwargs[key] = tuple(stepper_kwargs[key])
-        self.stepper = ChunkStepper(built["env"], StepperCfg(**stepper_kwargs))
+        self.stepper = ChunkStepper(built["env"], StepperCfg(**stepper_kwargs), refresh=built.get("refresh"))
         self.closer = built.get("close")
         return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order}
 

@@ -210,8 +210,11 @@ class ChunkStepper:
     (same arguments, same returns); this object lives where the simulator lives.
     """
 
-    def __init__(self, env: Any, cfg: StepperCfg):
-        self.env, self.cfg = env, cfg
+    def __init__(self, env: Any, cfg: StepperCfg, refresh: Callable[[Any], dict] | None = None):
+        """refresh: ``refresh(env) -> observation groups`` recomputed after a reset, for backends
+        whose sensors update only when physics steps (Newton's frame sensors: without it the
+        end-effector pose of a reset env reads its pre-reset value)."""
+        self.env, self.cfg, self.refresh = env, cfg, refresh
         self.B = int(env.num_envs)
         self.device = torch.device(str(env.device))
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -279,6 +282,8 @@ class ChunkStepper:
         self.state_ids[ids] = self.pending_ids[ids]
         full = ids.numel() == self.B
         obs, _ = self.env.reset(env_ids=None if full else ids.to(self.device))
+        if self.refresh is not None:
+            obs = self.refresh(self.env)
         self.pending_ids[ids] = self._draw(ids.numel())
         self.ep_return[ids], self.ep_len[ids], self.ep_success[ids] = 0.0, 0, False
         self.frozen[ids] = False
