@@ -4,7 +4,10 @@
 #
 #   bash scripts/isaaclab_lane/run.sh              # install (cached) + run tests/isaaclab_lane
 #   bash scripts/isaaclab_lane/run.sh --install    # only create / refresh the cached venv
-#   bash scripts/isaaclab_lane/run.sh -k spec      # extra args go to pytest
+#   bash scripts/isaaclab_lane/run.sh -k spec      # extra args go to pytest (no training run then)
+#
+# Without pytest arguments it then trains two PPO steps of the tiny policy on the real task through
+# the whole pipeline (Ray workers in the project's .venv, the simulator in this venv; CPU).
 #
 # The venv holds torch (Isaac Lab 3.0 pins 2.11.0; PyPI's Linux build is the CUDA one, which also
 # runs on a CPU), the packages of requirements-nodeps.txt without their dependencies and those
@@ -45,6 +48,21 @@ echo "[isaaclab-lane] venv ready in $(( $(date +%s) - start )) s ($(du -sh "$VEN
 [ "${1:-}" = "--install" ] && exit 0
 
 t0=$(date +%s)
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest tests/isaaclab_lane -m isaaclab \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest tests/isaaclab_lane -m isaaclab -W ignore::DeprecationWarning -W ignore::FutureWarning \
   -p no:cacheprovider -q "$@"
 echo "[isaaclab-lane] tests took $(( $(date +%s) - t0 )) s"
+[ $# -gt 0 ] && exit 0
+if [ ! -x .venv/bin/python ]; then
+  echo "[isaaclab-lane] no project .venv (bash scripts/install.sh): training run skipped"
+  exit 0
+fi
+t0=$(date +%s)
+log=$(mktemp -d)
+RLINF_ISAACLAB_PYTHON="$VENV/bin/python" bash run_embodiment.sh isaaclab_stack_ppo_gr00t_tiny cluster=cpu \
+  env.train.total_num_envs=4 env.eval.total_num_envs=2 env.train.max_episode_steps=32 env.eval.max_episode_steps=32 \
+  env.train.image_size=64 env.eval.image_size=64 actor.global_batch_size=16 actor.micro_batch_size=8 \
+  runner.max_steps=2 runner.val_check_interval=2 runner.eval_episodes=2 runner.logger.log_path="$log" \
+  > "$log.out" 2>&1 || { tail -40 "$log.out"; echo "[isaaclab-lane] training run failed" >&2; exit 1; }
+grep -E "^env: |\[train\] step 2/2" "$log.out"
+[ -d "$log/checkpoints/global_step_2" ] || { echo "[isaaclab-lane] no checkpoint written" >&2; exit 1; }
+echo "[isaaclab-lane] 2 PPO steps on the real task took $(( $(date +%s) - t0 )) s"
