@@ -9,6 +9,10 @@
 # with EVAL_EPISODES > 0, sft/eval.json (success rate of the deterministic policy).
 # Re-running resumes the SFT from its latest checkpoint-<step>/ (demos are kept if present).
 #
+# Isaac Lab's task kit-less on a CPU (the simulator in the Python 3.12 venv of docs/isaaclab.md):
+#   TASK=IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor SIM_DEVICE=cpu ISAACLAB_STACK=newton \
+#   ISAACLAB_PYTHON=~/.cache/rlinf_isaac/isaaclab-lane/bin/python MAX_EPISODE_STEPS=320 bash scripts/make_tiny_sft.sh
+#
 # DEVICE=cuda trains and evaluates on a GPU; ACTION_NOISE=0.01 records DART-style demos (noisy
 # execution, clean labels); SAVE_EVERY sets the checkpoint interval.
 # The shipped three-cube checkpoint took three SFT runs (the first and third of this script), each
@@ -42,9 +46,19 @@ ACTION_NOISE=${ACTION_NOISE:-0.01}  # DART-style noise on the expert's executed 
 EVAL_EPISODES=${EVAL_EPISODES:-16}
 EVAL_CHUNK=${EVAL_CHUNK:-16}
 DEVICE=${DEVICE:-cpu}  # cuda: SFT and the evaluation's policy on the GPU
+MAX_EPISODE_STEPS=${MAX_EPISODE_STEPS:-}  # episode limit of the demos and the evaluation (default: the task's)
+# Isaac Lab tasks: the simulator process's device, stack and interpreter (docs/isaaclab.md)
+SIM_DEVICE=${SIM_DEVICE:-cuda:0}
+ISAACLAB_STACK=${ISAACLAB_STACK:-auto}
+ISAACLAB_PYTHON=${ISAACLAB_PYTHON:-}
 OUT=${OUT:-outputs/tiny_sft}
-case "$TASK" in *Two-Cube*) NAME=stack2 ;; *) NAME=stack3 ;; esac
-# where the RL configs (config/mujoco_${NAME}_*_gr00t_tiny.yaml) look for the SFT checkpoint
+case "$TASK" in *Two-Cube*) NAME=stack2 ;; Isaac*) NAME=isaaclab_stack ;; *) NAME=stack3 ;; esac
+ENV_ARGS=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"})
+case "$TASK" in
+  Isaac*) ENV_ARGS+=(--sim-device "$SIM_DEVICE" --isaaclab-stack "$ISAACLAB_STACK"
+                     ${ISAACLAB_PYTHON:+--isaaclab-python "$ISAACLAB_PYTHON"}) ;;
+esac
+# where the RL configs (config/mujoco_${NAME}_*_gr00t_tiny.yaml, config/${NAME}_*_gr00t_tiny.yaml) look for it
 CKPT=${CKPT:-checkpoints/gr00t_tiny_sft_${NAME}}
 PYTHON=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} LP_NUM_THREADS=${LP_NUM_THREADS:-1}
@@ -53,7 +67,7 @@ mkdir -p "$OUT"
 if [[ ! -f "$OUT/demos/meta/info.json" ]]; then
   echo "[make_tiny_sft] recording $EPISODES expert episodes of $TASK -> $OUT/demos"
   "$PYTHON" -m rlinf_isaac.demos.expert --task "$TASK" --episodes "$EPISODES" --num-envs "$NUM_ENVS" \
-    --seed "$SEED" --action-noise "$ACTION_NOISE" --num-workers "$NUM_WORKERS" --record "$OUT/demos"
+    --seed "$SEED" --action-noise "$ACTION_NOISE" --num-workers "$NUM_WORKERS" --record "$OUT/demos" "${ENV_ARGS[@]}"
 else
   echo "[make_tiny_sft] reusing demos in $OUT/demos"
 fi
@@ -71,7 +85,7 @@ if (( EVAL_EPISODES > 0 )); then
   rm -f "$OUT/sft/eval.json"
   "$PYTHON" -m rlinf_isaac.sft.evaluate "$OUT/sft/final" --task "$TASK" --episodes "$EVAL_EPISODES" \
     --num-envs "$NUM_ENVS" --seed "$((SEED + 1000))" --device "$DEVICE" --num-action-chunks "$EVAL_CHUNK" \
-    --json "$OUT/sft/eval.json"
+    --json "$OUT/sft/eval.json" "${ENV_ARGS[@]}"
 fi
 mkdir -p "$(dirname "$CKPT")"
 rm -rf "$CKPT.tmp" && cp -r "$OUT/sft/final" "$CKPT.tmp" && rm -rf "$CKPT" && mv "$CKPT.tmp" "$CKPT"

@@ -3,7 +3,8 @@
 For each stacking pair (top, bottom) the expert walks through waypoints: above the top
 cube, descend, close, lift, above the bottom cube, descend, open, retreat. Each step it
 turns the waypoint error into the env's 7-D IK-Rel action:
-``a[:3] = clip(p_wp - p_ee, max_step) / scale``, ``a[3:6] = axis_angle(R_wp R_ee^T) / scale``,
+``a[:3] = clip(g (p_wp - p_ee), max_step) / scale``, ``a[3:6] = clip(g axis_angle(R_wp R_ee^T), max_rot_step) / scale``
+(``g``: the tracking gain),
 ``a[6] = -1`` (close) or ``+1`` (open). If a lift finds the cube not held, it retries the pair.
 The grasp yaw is face-aligned with the cube and, of the two footprints a parallel gripper
 has, the one whose 20 cm hand bar and fingers clear the other cubes (the bar would otherwise
@@ -12,7 +13,8 @@ land on the stack already built when the last cube lies within ~13 cm of it alon
 CLI::
 
     python -m rlinf_isaac.demos.expert --task TASK --episodes N [--num-envs B] [--record DIR]
-        [--video PATH [--video-size S] [--video-envs N]] [--seed S]
+        [--video PATH [--video-size S] [--video-envs N]] [--seed S] [--max-episode-steps T]
+        [--sim-device cpu --isaaclab-stack newton --isaaclab-python PY]   # Isaac Lab tasks
     python -m rlinf_isaac.demos.expert --list
 
 The last output line is JSON: ``{"task": ..., "episodes": N, "success_rate": ...}``.
@@ -54,9 +56,13 @@ class ExpertConfig:
     close_steps: int = 6
     open_steps: int = 4
     clearance: float = 0.01  # wanted xy gap (m) between the gripper footprint and other cubes at a grasp
+    # commanded motion = tracking_gain x waypoint error (capped at the step): > 1 where the arm
+    # covers only part of each commanded step (a controller whose joint targets lag)
+    tracking_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol", "rot_tol", "clearance"):
+        for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol", "rot_tol", "clearance",
+                  "tracking_gain"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"expert.{k} must be > 0, got {getattr(self, k)}")
 
@@ -164,8 +170,9 @@ class ScriptedExpert:
         n_rot = np.linalg.norm(rot_err)
         aligned = self._phase[b] != ABOVE or n_rot < self.cfg.rot_tol  # descend only once turned to the grasp yaw
         self._advance(b, s, top, np.linalg.norm(err) < tol and aligned)
-        dpos = err * min(1.0, step / max(np.linalg.norm(err), 1e-9))
-        drot = rot_err * min(1.0, self.cfg.max_rot_step / max(n_rot, 1e-9))
+        gain = self.cfg.tracking_gain
+        dpos = gain * err * min(1.0, step / max(gain * np.linalg.norm(err), 1e-9))
+        drot = gain * rot_err * min(1.0, self.cfg.max_rot_step / max(gain * n_rot, 1e-9))
         return np.concatenate([dpos / self.scale, drot / self.scale, [grip]]).astype(np.float32)
 
     def _waypoint(self, b: int, s: dict, top: int, bottom: int) -> tuple[np.ndarray, float, float, float]:
@@ -203,6 +210,34 @@ class ScriptedExpert:
                 self._phase[b] = ABOVE
 
 
+# Per backend. Isaac Lab's IK-Rel task drives the arm with joint PD gains 400 / 80 (a 0.2 s
+# time constant): within one 50 ms control step the arm covers about a fifth of the commanded
+# motion, so its expert commands larger steps with gain on the error (it still converges without
+# overshoot at ~3 mm / step near a waypoint).
+EXPERT_CONFIGS = {
+    "mujoco": ExpertConfig(),
+    "isaaclab": ExpertConfig(max_step=0.06, slow_step=0.03, max_rot_step=0.4, tracking_gain=3.0),
+}
+
+
+def _expert_task(task_id: str) -> tuple[StackTaskSpec, str, float]:
+    """(the task as the expert sees it, backend, the env's default arm action scale)."""
+    from rlinf_isaac.envs.registry import get_task
+
+    backend = get_task(task_id).backend
+    if backend == "mujoco":
+        from rlinf_isaac.envs.mujoco.stack_env import MujocoStackConfig
+        from rlinf_isaac.tasks.stack_cube import TASK_SPECS
+
+        return TASK_SPECS[task_id], backend, MujocoStackConfig.action_scale
+    if backend == "isaaclab":
+        from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS
+
+        task = ISAACLAB_STACK_TASKS[task_id]
+        return task.expert_spec, backend, task.arm_action_scale
+    raise ValueError(f"task {task_id!r} is a {backend} task; the scripted expert knows mujoco and isaaclab tasks")
+
+
 def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
                video: str | None = None, action_noise: float = 0.0, num_workers: int = 0,
                video_size: int = 256, video_envs: int = 16, **env_kwargs: Any) -> dict[str, Any]:
@@ -220,15 +255,15 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     """
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0, got {action_noise}")
-    from rlinf_isaac.envs.mujoco.stack_env import MujocoStackConfig
     from rlinf_isaac.envs.registry import make_env
-    from rlinf_isaac.tasks.stack_cube import TASK_SPECS
 
-    env = make_env(task_id, num_envs=num_envs, seed=seed, render_every_step=False, num_workers=num_workers,
-                   **env_kwargs)
+    spec, backend, default_scale = _expert_task(task_id)
+    if backend == "mujoco":
+        env_kwargs.setdefault("render_every_step", False)
+    env = make_env(task_id, num_envs=num_envs, seed=seed, num_workers=num_workers, **env_kwargs)
     # the env's scale (simulator processes expose no cfg to read it from): as passed, else its default
-    scale = env_kwargs.get("action_scale", MujocoStackConfig.action_scale)
-    expert = ScriptedExpert(TASK_SPECS[task_id], num_envs, scale)
+    scale = env_kwargs.get("action_scale") or default_scale
+    expert = ScriptedExpert(spec, num_envs, scale, EXPERT_CONFIGS[backend])
     recorder = _Recorder(record, num_envs) if record else None
     clip = None
     if video:
@@ -330,6 +365,8 @@ class _Recorder:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rlinf_isaac.envs.isaaclab.cli import add_simulator_arguments, simulator_kwargs
+
     p = argparse.ArgumentParser(prog="python -m rlinf_isaac.demos.expert", description=__doc__.split("\n")[0])
     p.add_argument("--task", help="registered task id (see --list)")
     p.add_argument("--episodes", type=int, default=10)
@@ -344,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=84)
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to the executed arm actions (recorded actions stay clean)")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="episode length (default: the env's)")
+    add_simulator_arguments(p)
     p.add_argument("--list", action="store_true", help="print registered task ids, one per line")
     args = p.parse_args(argv)
     from rlinf_isaac.envs.registry import get_task, list_tasks
@@ -354,17 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.task is None:
         p.error("--task is required (or --list)")
     entry = get_task(args.task)
-    if entry.backend != "mujoco":
-        p.error(f"--task {args.task!r} is a {entry.backend} task; the scripted expert needs a mujoco task")
+    if entry.backend not in EXPERT_CONFIGS:
+        p.error(f"--task {args.task!r} is a {entry.backend} task; the scripted expert knows {sorted(EXPERT_CONFIGS)} tasks")
     if args.episodes < 1 or args.num_envs < 1:
         p.error(f"--episodes and --num-envs must be >= 1, got {args.episodes}, {args.num_envs}")
     num_envs = min(args.num_envs, args.episodes)
     if not 0 <= args.num_workers <= num_envs:
         p.error(f"--num-workers must be in [0, {num_envs}] (the envs are split over the processes), "
                 f"got {args.num_workers}")
+    env_kwargs: dict[str, Any] = {"image_size": args.image_size}
+    if args.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = args.max_episode_steps
+    env_kwargs.update(simulator_kwargs(args, entry.backend))
     summary = run_expert(args.task, args.episodes, num_envs, args.seed, args.record, args.video,
                          action_noise=args.action_noise, num_workers=args.num_workers,
-                         video_size=args.video_size, video_envs=args.video_envs, image_size=args.image_size)
+                         video_size=args.video_size, video_envs=args.video_envs, **env_kwargs)
     print(json.dumps(summary))
     return 0
 

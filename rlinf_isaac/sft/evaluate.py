@@ -21,7 +21,8 @@ __all__ = ["evaluate_checkpoint", "main"]
 
 def evaluate_checkpoint(ckpt: str | Path, task: str, episodes: int, num_envs: int = 8, seed: int = 1000,
                         device: str = "cpu", num_action_chunks: int = 16,
-                        max_episode_steps: int | None = None) -> dict[str, Any]:
+                        max_episode_steps: int | None = None, **env_kwargs: Any) -> dict[str, Any]:
+    """``env_kwargs`` go to the env factory (e.g. an Isaac Lab task's device, stack and python)."""
     import torch
 
     from rlinf_isaac.envs.base import wilson_interval
@@ -32,8 +33,9 @@ def evaluate_checkpoint(ckpt: str | Path, task: str, episodes: int, num_envs: in
                                                                  num_action_chunks=num_action_chunks), device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
     successes = finished = 0
-    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    with make_env(task, num_envs=min(num_envs, episodes), auto_reset=True, **kwargs) as env:
+    if max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = max_episode_steps
+    with make_env(task, num_envs=min(num_envs, episodes), auto_reset=True, **env_kwargs) as env:
         obs = env.reset(seed=seed)
         while finished < episodes:
             with torch.no_grad():
@@ -50,25 +52,30 @@ def evaluate_checkpoint(ckpt: str | Path, task: str, episodes: int, num_envs: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rlinf_isaac.envs.isaaclab.cli import add_simulator_arguments, simulator_kwargs
+    from rlinf_isaac.envs.registry import get_task
+
     p = argparse.ArgumentParser(prog="python -m rlinf_isaac.sft.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", help="local checkpoint directories (config.json + model.safetensors)")
     p.add_argument("--task", required=True)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--num-envs", type=int, default=8)
     p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="the policy's device")
     p.add_argument("--num-action-chunks", type=int, default=16, help="actions executed per policy call")
     p.add_argument("--max-episode-steps", type=int, default=None, help="default: the task's own limit")
     p.add_argument("--json", default=None, help="also append the JSON lines to this file")
+    add_simulator_arguments(p)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     if a.episodes < 1 or a.num_envs < 1:
         p.error(f"--episodes and --num-envs must be >= 1, got {a.episodes}, {a.num_envs}")
     for ckpt in a.checkpoints:
         if not (Path(ckpt) / "config.json").is_file():
             p.error(f"{ckpt!r} is not a checkpoint directory (no config.json); pass e.g. OUT/sft/final")
+    env_kwargs = simulator_kwargs(a, get_task(a.task).backend)
     for ckpt in a.checkpoints:
         line = json.dumps(evaluate_checkpoint(ckpt, a.task, a.episodes, a.num_envs, a.seed, a.device,
-                                              a.num_action_chunks, a.max_episode_steps))
+                                              a.num_action_chunks, a.max_episode_steps, **env_kwargs))
         print(line, flush=True)
         if a.json:
             with open(a.json, "a") as f:

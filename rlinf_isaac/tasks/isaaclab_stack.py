@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlinf_isaac.envs.mujoco.task_spec import CubeSpec, StackTaskSpec
 from rlinf_isaac.envs.registry import register_task
 
 __all__ = [
@@ -103,6 +104,16 @@ class IsaacLabStackTask:
     arm_action_scale: float = 0.5
     decimation: int = 5
     sim_dt: float = 0.01  # 100 Hz physics, 20 Hz control
+    cube_edge: float = 0.0468  # m: the stack height Isaac Lab's cubes_stacked checks
+
+    @property
+    def expert_spec(self) -> StackTaskSpec:
+        """The task as the scripted expert sees it: cube_1 (blue), cube_2 (red), cube_3 (green);
+        red goes on blue, then green on red."""
+        cubes = (CubeSpec("cube_1", (0.1, 0.25, 0.9, 1.0)), CubeSpec("cube_2", (0.9, 0.12, 0.1, 1.0)),
+                 CubeSpec("cube_3", (0.15, 0.8, 0.2, 1.0)))
+        return StackTaskSpec(task_id=self.task_id, instruction=self.instruction, cubes=cubes,
+                             stack_pairs=(("cube_2", "cube_1"), ("cube_3", "cube_2")), cube_size=self.cube_edge)
 
 
 _V23 = "Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor{}-v0"

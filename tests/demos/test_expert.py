@@ -181,3 +181,51 @@ def test_recording_with_simulator_processes_matches_in_process(tmp_path):
     torch.testing.assert_close(a.all_states(), b.all_states())
     with pytest.raises(SystemExit):  # more processes than envs: an argparse error naming the flag
         main(["--task", task_id, "--episodes", "2", "--num-envs", "2", "--num-workers", "3"])
+
+
+def test_tracking_gain_scales_the_error_and_keeps_the_caps():
+    from rlinf_isaac.demos.expert import ExpertConfig
+
+    s = 0.047
+    cfg = ExpertConfig(max_step=0.06, max_rot_step=0.4, tracking_gain=3.0)
+    expert = ScriptedExpert(STACK_TWO, num_envs=1, action_scale=0.5, config=cfg)
+    red = np.array([0.5, 0.0, s / 2])
+
+    def state(ee_offset):
+        return {"cube_pos": np.array([[0.5, 0.15, s / 2], red])[None], "cube_quat": np.tile([1.0, 0, 0, 0], (1, 2, 1)),
+                "ee_pos": (red + [0, 0, cfg.hover] + ee_offset)[None], "ee_quat": np.array([[0.0, 1.0, 0.0, 0.0]]),
+                "fingers": np.full((1, 2), 0.04)}
+
+    # 1 cm from the hover point: a[:3] = 3 x (-0.01, 0, 0) / 0.5 = (-0.06, 0, 0), under the 0.06 m cap
+    np.testing.assert_allclose(expert.act(state([0.01, 0, 0]))[0, :3], [-0.06, 0, 0], atol=1e-6)
+    # 10 cm away: 3 x 0.1 = 0.3 m is capped at max_step 0.06 -> a = -0.06 / 0.5 = -0.12
+    np.testing.assert_allclose(expert.act(state([0.1, 0, 0]))[0, :3], [-0.12, 0, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="expert.tracking_gain must be > 0"):
+        ExpertConfig(tracking_gain=0.0)
+
+
+def test_isaaclab_task_as_the_expert_sees_it():
+    from rlinf_isaac.demos.expert import EXPERT_CONFIGS, _expert_task
+    from rlinf_isaac.tasks.isaaclab_stack import STACK_INSTRUCTION
+
+    spec, backend, scale = _expert_task("IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor")
+    assert (backend, scale) == ("isaaclab", 0.5) and EXPERT_CONFIGS[backend].tracking_gain > 1
+    # Isaac Lab's cubes: cube_1 blue (bottom), cube_2 red, cube_3 green; edge 0.0468 m
+    assert [c.name for c in spec.cubes] == ["cube_1", "cube_2", "cube_3"]
+    assert spec.stack_pairs == (("cube_2", "cube_1"), ("cube_3", "cube_2")) and spec.cube_size == 0.0468
+    assert spec.instruction == STACK_INSTRUCTION
+    assert _expert_task("MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0") == (STACK_TWO, "mujoco", 0.5)
+
+
+def test_cli_passes_simulator_options_to_isaaclab_tasks_only(monkeypatch, capsys):
+    import rlinf_isaac.demos.expert as expert_module
+
+    seen = {}
+    monkeypatch.setattr(expert_module, "run_expert", lambda task, *a, **kw: seen.update(task=task, **kw) or {})
+    main(["--task", "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor", "--episodes", "1", "--sim-device", "cpu",
+          "--isaaclab-stack", "newton", "--isaaclab-python", "/opt/py312/bin/python", "--max-episode-steps", "320"])
+    assert {k: seen[k] for k in ("device", "stack", "python", "max_episode_steps")} == {
+        "device": "cpu", "stack": "newton", "python": "/opt/py312/bin/python", "max_episode_steps": 320}
+    seen.clear()
+    main(["--task", "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0", "--episodes", "1", "--sim-device", "cpu"])
+    assert seen["task"].startswith("MuJoCo") and not {"device", "stack", "python"} & set(seen)

@@ -47,6 +47,8 @@ def test_fingers_are_coupled_leader_driven_follower_mimics(stage):
     for j in (lead, follow):
         assert (j.GetAttribute("physics:lowerLimit").Get(), j.GetAttribute("physics:upperLimit").Get()) == \
             pytest.approx((0.0, 0.04))
+        # the same geared-drive inertia on both: the coupling holds under the leader's damping
+        assert j.GetAttribute("newton:armature").Get() == pytest.approx(franka.FINGER_ARMATURE)
 
 
 def test_body_frames_compose_to_our_mujoco_franka(stage):

@@ -209,3 +209,46 @@ def test_ik_rel_action_moves_the_hand_as_commanded(stepper):
     p1 = stepper.chunk_step(_hold(1))["obs"]["states"][0, :3]
     d = stepper.chunk_step(a)["obs"]["states"][0, :3] - p1
     assert 0.03 < d[0].item() < 0.2 and d[1].abs().item() < 0.01 and d[2].abs().item() < 0.01, d.tolist()
+
+
+def test_privileged_state_is_the_scene_in_the_robot_base_frame(stepper):
+    _stacked_envs(stepper.env, [])
+    obs = stepper.reset(reset_state_ids=[12, 13])
+    s = stepper.privileged_state()
+    assert {k: v.shape for k, v in s.items()} == {
+        "cube_pos": (2, 3, 3), "cube_quat": (2, 3, 4), "ee_pos": (2, 3), "ee_quat": (2, 4), "fingers": (2, 2)}
+    edge = ISAACLAB_STACK_TASKS[TASK].cube_edge
+    assert abs(s["cube_pos"][..., 2] - edge / 2).max() < 2e-3  # resting on the table (top at z = 0)
+    # upright, turned about z only (the task's reset draws a yaw): (w, 0, 0, z), unit length
+    assert abs(s["cube_quat"][..., 1:3]).max() < 1e-3 and abs((s["cube_quat"] ** 2).sum(-1) - 1).max() < 1e-4
+    torch.testing.assert_close(torch.from_numpy(s["ee_pos"]), obs["states"][:, :3], atol=1e-4, rtol=0)
+    assert abs(s["fingers"] - 0.04).max() < 1e-3  # open
+
+
+def test_fingers_close_together(stepper):
+    """The follower finger mirrors the driven one at every step of a close (the coupling holds
+    under the leader's drive damping), and both stop on a cube's width when one is between them."""
+    _stacked_envs(stepper.env, [])
+    stepper.reset(reset_state_ids=[14, 14])
+    close = _hold(12)
+    close[..., 6] = -1.0
+    gaps = []
+    for t in range(12):
+        stepper.chunk_step(close[:, t : t + 1])
+        q = stepper.privileged_state()["fingers"]
+        gaps.append(abs(q[:, 0] - q[:, 1]).max())
+    assert max(gaps) < 1e-3, gaps
+    assert (q < 0.025).all() and (q >= -1e-3).all()  # closing (0.2 m/s), never past the limit
+
+
+def test_scripted_expert_stacks_the_three_cubes():
+    """The scripted expert from privileged state (the expert's Isaac Lab settings) on two fresh
+    episodes through the adapter, the simulator in its own process."""
+    from rlinf_isaac.demos.expert import run_expert
+
+    t0 = time.monotonic()
+    out = run_expert(TASK, episodes=2, num_envs=2, seed=3, image_size=32, max_episode_steps=320, device="cpu",
+                     stack="newton", startup_timeout_s=1500, step_timeout_s=600,
+                     extra_env={"PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"})
+    print(f"\n[real task] expert, 2 episodes x 2 envs: {time.monotonic() - t0:.1f} s")
+    assert out["success_rate"] == 1.0, out

@@ -51,3 +51,36 @@ def test_sft_command_line_parses_into_the_tuned_config():
     # INIT_FROM (the three-cube recipe starts from the two-cube checkpoint) reaches --init-from
     cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv({**defaults, "INIT_FROM": "ckpt2"}))))
     assert cfg.init_from == "ckpt2"
+
+
+def _name_and_env_args(**env: str) -> tuple[str, list[str]]:
+    """NAME and ENV_ARGS as the script sets them for the given variables (its defaults otherwise)."""
+    text = SCRIPT.read_text()
+    block = text[text.index('case "$TASK" in *Two-Cube*'):]
+    block = block[: block.index("esac\n", block.index("ENV_ARGS=(")) + 4]
+    defaults = {**_defaults(), **env}
+    assigns = "\n".join(f"{k}={v!r}" for k, v in defaults.items())
+    out = subprocess.run(["bash", "-c", f'{assigns}\n{block}\necho "$NAME"; for a in "${{ENV_ARGS[@]}}"; do echo "$a"; done'],
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+    name, *args = out.stdout.splitlines()
+    return name, args
+
+
+def test_isaaclab_task_gets_its_own_checkpoint_name_and_the_simulator_options():
+    assert _name_and_env_args() == ("stack2", [])
+    assert _name_and_env_args(TASK="MuJoCo-Stack-Cube-Franka-IK-Rel-Visuomotor-v0", MAX_EPISODE_STEPS="250") == (
+        "stack3", ["--max-episode-steps", "250"])
+    name, args = _name_and_env_args(TASK="IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor", SIM_DEVICE="cpu",
+                                    ISAACLAB_STACK="newton", ISAACLAB_PYTHON="/venv312/bin/python")
+    assert name == "isaaclab_stack"
+    assert args == ["--sim-device", "cpu", "--isaaclab-stack", "newton", "--isaaclab-python", "/venv312/bin/python"]
+    # the same options parse in both tools the script calls
+    import argparse
+
+    from rlinf_isaac.envs.isaaclab.cli import add_simulator_arguments, simulator_kwargs
+
+    p = argparse.ArgumentParser()
+    add_simulator_arguments(p)
+    assert simulator_kwargs(p.parse_args(args), "isaaclab") == {
+        "device": "cpu", "stack": "newton", "python": "/venv312/bin/python"}
+    assert simulator_kwargs(p.parse_args(args), "mujoco") == {}

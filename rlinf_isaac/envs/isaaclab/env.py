@@ -179,6 +179,11 @@ class IsaacLabEnv(BatchedEnv):
             self.close()
             raise SimulatorError(f"simulator built {self.info['num_envs']} envs, asked for {cfg.num_envs}")
 
+    def privileged_state(self) -> dict:
+        """Simulator truth for scripted experts (``ChunkStepper.privileged_state``): cube_pos
+        [B, N, 3], cube_quat [B, N, 4] (w, x, y, z), ee_pos [B, 3], ee_quat [B, 4], fingers [B, 2]."""
+        return self.sim.call("privileged", None, self.cfg.step_timeout_s)
+
     def describe(self) -> str:
         """The simulator process's own line: Isaac Lab version, task id, stack, envs and device."""
         return self.info.get("description") or super().describe()

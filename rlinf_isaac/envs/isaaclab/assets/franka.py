@@ -55,7 +55,17 @@ FINGER_Z = 0.0584  # finger joints above the hand origin
 ARM_EFFORT = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # N m
 ARM_ARMATURE = 0.01  # kg m^2, reflected rotor inertia (small: the task's PD gains track well)
 FINGER_EFFORT = 200.0  # N
-FINGER_DRIVE = (2000.0, 100.0)  # leading finger: stiffness N/m, damping N s/m
+# kg, reflected inertia of the gripper's geared drive, on both fingers. MuJoCo's implicitfast
+# integrator applies the leading finger's drive damping after the constraint solve, so the
+# follower of the finger coupling, which has no damping of its own, runs ahead of the leader
+# (on 15 g fingers it overshot its joint limit) unless the damping impulse per physics step is
+# small against the finger inertia: 150 N s/m x 2 ms / 2 kg = 0.15. Measured: closing from open,
+# the fingers stay within 0.5 mm of each other.
+FINGER_ARMATURE = 2.0
+# leading finger: stiffness N/m, damping N s/m. Overdamped: the fingers close at ~0.2 m/s
+# (Franka's gripper: 0.1 m/s per finger) instead of kicking the cube away; a closed grip on a
+# 4.7 cm cube presses with ~23 N per finger.
+FINGER_DRIVE = (1000.0, 150.0)
 ARM_DRIVE = (400.0, 80.0)  # the task's high-PD gains (its robot cfg sets them too)
 WHITE, DARK = (0.92, 0.92, 0.95), (0.15, 0.15, 0.15)
 
@@ -273,6 +283,7 @@ def _gripper(stage, parents: dict) -> None:
         j.CreateAxisAttr("Y")
         j.CreateLowerLimitAttr(FINGER_RANGE[0])
         j.CreateUpperLimitAttr(FINGER_RANGE[1])
+        j.GetPrim().CreateAttribute("newton:armature", Sdf.ValueTypeNames.Float).Set(FINGER_ARMATURE)
         if k == 0:
             _drive(j, "linear", *FINGER_DRIVE, FINGER_EFFORT)
         else:  # the follower: q2 = coef0 + coef1 * q1

@@ -103,6 +103,8 @@ class _Server:
             return to_wire(self.stepper.reset(**from_wire(payload)))
         if cmd == "chunk_step":
             return to_wire(self.stepper.chunk_step(from_wire(payload)))
+        if cmd == "privileged":
+            return self.stepper.privileged_state()
         if cmd == "ping":
             return "pong"
         raise ValueError(f"unknown simulator command {cmd!r}")

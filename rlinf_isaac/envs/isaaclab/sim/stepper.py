@@ -71,6 +71,12 @@ class StepperCfg:
     camera_terms: tuple[str, str] = ("table_cam", "wrist_cam")
     state_terms: tuple[str, str, str] = ("eef_pos", "eef_quat", "gripper_pos")
     capture_final_obs: bool = True
+    # scene entities behind privileged_state(): the cubes (in stacking order), the end-effector
+    # frame sensor, the robot and its finger joints
+    object_names: tuple[str, ...] = ("cube_1", "cube_2", "cube_3")
+    ee_frame: str = "ee_frame"
+    robot: str = "robot"
+    finger_joints: tuple[str, str] = ("panda_finger_joint1", "panda_finger_joint2")
 
     def __post_init__(self):
         if self.quat_order not in QUAT_ORDERS:
@@ -262,6 +268,24 @@ class ChunkStepper:
             "wrist_images": self._image(group[wrist]),
             "states": states,
             "task_descriptions": [self.cfg.instruction] * self.B,
+        }
+
+    def privileged_state(self) -> dict[str, np.ndarray]:
+        """Simulator truth for scripted experts, in each env's robot base frame (the env origin):
+        cube_pos [B, N, 3], cube_quat [B, N, 4] (w, x, y, z), ee_pos [B, 3], ee_quat [B, 4] (the
+        end-effector frame: the tool centre point), fingers [B, 2] (m, per finger)."""
+        scene, order = self.env.scene, self.cfg.quat_order
+        origins = as_torch(scene.env_origins)[:, :3].float().cpu()  # [B, 3]
+        cubes = [scene[name].data for name in self.cfg.object_names]
+        ee = scene[self.cfg.ee_frame].data
+        robot = scene[self.cfg.robot]
+        fingers = [robot.joint_names.index(j) for j in self.cfg.finger_joints]
+        return {
+            "cube_pos": torch.stack([as_torch(c.root_pos_w).float().cpu() - origins for c in cubes], 1).numpy(),
+            "cube_quat": torch.stack([to_wxyz(as_torch(c.root_quat_w).float().cpu(), order) for c in cubes], 1).numpy(),
+            "ee_pos": (as_torch(ee.target_pos_w)[:, 0].float().cpu() - origins).numpy(),
+            "ee_quat": to_wxyz(as_torch(ee.target_quat_w)[:, 0].float().cpu(), order).numpy(),
+            "fingers": as_torch(robot.data.joint_pos)[:, fingers].float().cpu().numpy(),
         }
 
     # ---------------------------------------------------------------- reset
