@@ -220,11 +220,13 @@ class IsaacLabEnv(BatchedEnv):
 
         While a video is asked for (``set_video``), ``info["video_frames"]`` holds the chunk's
         last observation images upscaled to the video size: the cameras render only at
-        ``image_size`` (one frame per chunk)."""
+        ``image_size`` (one frame per chunk). An env whose episode ended in the chunk shows its
+        episode's last view, not the next episode's first."""
         self._chunk_collected()
         res = ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
         if self.video_request is not None:
-            res.info["video_frames"] = upscaled_video_frames(res.obs, *self.video_request)
+            shown = res.info.get("final_obs") or res.obs  # final_obs: full batch, ended rows terminal
+            res.info["video_frames"] = upscaled_video_frames(shown, *self.video_request)
         return res
 
     @property

@@ -55,6 +55,11 @@ def test_contract_through_the_simulator_process():
         v = r.info["video_frames"]
         assert v["main_images"].shape == v["wrist_images"].shape == (1, 1, 48, 48, 3)
         assert torch.equal(v["main_images"], upscaled_video_frames(r.obs, 48, 1)["main_images"])
+        r = env.chunk_step(torch.zeros(2, 4, 7))  # the second episode ends at sub-step 1
+        assert r.info["episode"].done.all()
+        final = upscaled_video_frames(r.info["final_obs"], 48, 1)["main_images"]
+        assert not torch.equal(final, upscaled_video_frames(r.obs, 48, 1)["main_images"])  # obs: next episode
+        assert torch.equal(r.info["video_frames"]["main_images"], final)  # the video: the ended episode's view
         pid = env.sim.proc.pid
     assert _gone(pid)
 
