@@ -14,7 +14,6 @@ C action horizon (16), A padded action dim (32), S padded state dim (64), K deno
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,10 +40,14 @@ def sinusoidal_encoding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     """Sin/cos encoding of (bucketed) timesteps.
 
     timesteps: [B, C] (any numeric dtype). Returns float32 [B, C, dim]: the first dim/2 channels
-    are sin(t * 10000^(-i / (dim/2))), the last dim/2 the matching cos.
+    are sin(t * 10000^(-i / (dim/2))), the last dim/2 the matching cos. The frequencies are
+    computed in GR00T N1.5's order, ``exp(-i * (log(10000) / (dim/2)))`` in float32, which rounds
+    differently from ``exp(-log(10000) * i / (dim/2))`` (by one unit in the last place at a third
+    of the frequencies at dim 1536).
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=timesteps.device) / half)  # [dim/2]
+    step = torch.log(torch.tensor(10000.0, device=timesteps.device)) / half  # float32 scalar
+    freqs = torch.exp(-torch.arange(half, dtype=torch.float32, device=timesteps.device) * step)  # [dim/2]
     angles = timesteps.float().unsqueeze(-1) * freqs  # [B, C, 1] * [dim/2] -> [B, C, dim/2]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # [B, C, dim]
 

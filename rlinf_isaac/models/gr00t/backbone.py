@@ -43,7 +43,8 @@ def build_qwen3_config(cfg: BackboneConfig):
                      num_hidden_layers=cfg.select_layer, num_attention_heads=m.num_attention_heads,
                      num_key_value_heads=m.num_key_value_heads, head_dim=m.head_dim, rms_norm_eps=m.rms_norm_eps,
                      max_position_embeddings=m.max_position_embeddings, tie_word_embeddings=m.tie_word_embeddings,
-                     hidden_act=m.hidden_act, pad_token_id=cfg.pad_token_id, use_cache=False,
+                     hidden_act=m.hidden_act, pad_token_id=cfg.pad_token_id, bos_token_id=m.bos_token_id,
+                     eos_token_id=m.eos_token_id, use_cache=False,
                      rope_parameters={"rope_type": "default", "rope_theta": m.rope_theta})
     qc._attn_implementation = cfg.attn_implementation
     return qc

@@ -30,6 +30,7 @@ __all__ = [
     "VLSelfAttentionConfig",
     "ActionHeadConfig",
     "GR00TConfig",
+    "eagle25_llm",
     "load_config",
     "list_configs",
     "ATTN_IMPLEMENTATIONS",
@@ -91,7 +92,7 @@ class LLMConfig:
     ``backbone_cfg.select_layer`` layers are built.
     """
 
-    vocab_size: int = 151936
+    vocab_size: int = 151680  # Eagle 2.5's Qwen3 (published embed_tokens: [151680, 2048])
     hidden_size: int = 2048
     intermediate_size: int = 6144
     num_hidden_layers: int = 28
@@ -103,15 +104,29 @@ class LLMConfig:
     max_position_embeddings: int = 40960
     tie_word_embeddings: bool = True
     hidden_act: str = "silu"
+    # informational (GR00T generates no text); None: not stated. Eagle 2.5: 151643 / 151645
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
 
     def __post_init__(self) -> None:
         p = "backbone_cfg.llm"
         _check_positive(p, self, ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                                   "num_attention_heads", "num_key_value_heads", "head_dim",
                                   "max_position_embeddings"))
+        for name in ("bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and 0 <= value < self.vocab_size):
+                raise ConfigError(f"{p}.{name} must be null or lie in [0, {p}.vocab_size={self.vocab_size}), "
+                                  f"got {value!r}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(f"{p}.num_attention_heads={self.num_attention_heads} must be a multiple "
                              f"of {p}.num_key_value_heads={self.num_key_value_heads}")
+
+
+def eagle25_llm() -> LLMConfig:
+    """The language model of GR00T N1.5's Eagle 2.5 VLM (Qwen3-1.7B): what applies when a
+    checkpoint's ``backbone_cfg`` has no ``llm`` block, as in the published one."""
+    return LLMConfig(bos_token_id=151643, eos_token_id=151645)
 
 
 @dataclass
@@ -119,7 +134,7 @@ class BackboneConfig:
     """Eagle 2.5 VLM backbone: SigLIP -> ``mlp1`` projector -> Qwen3 truncated at ``select_layer``."""
 
     vision: VisionConfig = field(default_factory=VisionConfig)
-    llm: LLMConfig = field(default_factory=LLMConfig)
+    llm: LLMConfig = field(default_factory=eagle25_llm)
     select_layer: int = 12
     image_token_index: int = 151669  # the ``<IMG_CONTEXT>`` token of the Eagle 2.5 tokenizer
     pad_token_id: int = 151643
@@ -128,13 +143,16 @@ class BackboneConfig:
     mlp_connector_layers: int = 1
     project_to_dim: int | None = None  # N1.5: None -> ``eagle_linear`` is the identity
     tune_llm: bool = False
-    tune_visual: bool = False
+    tune_visual: bool = True  # as published; the policy's own tune_* switches decide what trains
     reproject_vision: bool = False
     attn_implementation: str = "sdpa"
+    # as published; informational: the attention kernel is attn_implementation (flash_attention_2
+    # where the flash-attn package and a GPU are there)
+    use_flash_attention: bool = True
     eagle_path: str | None = None  # informational (name of the source VLM); nothing is fetched
 
     # keys of public checkpoints' backbone_cfg that carry no architecture information
-    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("load_bf16", "use_flash_attention")
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("load_bf16",)
 
     def __post_init__(self) -> None:
         p = "backbone_cfg"

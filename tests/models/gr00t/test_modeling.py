@@ -11,7 +11,7 @@ from rlinf_isaac.models.gr00t import GR00TN15, build_model, load_config
 from rlinf_isaac.models.gr00t.summary import parameter_shapes
 
 MANIFEST = Path(__file__).parent / "data" / "gr00t_n1_5_param_shapes.json"
-FULL_PARAMS = 2_398_808_816
+FULL_PARAMS = 2_398_284_528
 
 # Names and shapes checked against the public GR00T N1.5 code/config (Isaac-GR00T, lerobot port):
 # Qwen3-1.7B attention (16 q heads x 128, 8 kv heads x 128), mlp1 = one Linear 1152 -> 2048,
@@ -20,7 +20,7 @@ PUBLIC_NAMES = {
     "backbone.eagle_model.vision_model.vision_model.embeddings.patch_embedding.weight": (1152, 3, 14, 14),
     "backbone.eagle_model.vision_model.vision_model.embeddings.position_embedding.weight": (256, 1152),
     "backbone.eagle_model.mlp1.0.weight": (2048, 1152),
-    "backbone.eagle_model.language_model.model.embed_tokens.weight": (151936, 2048),
+    "backbone.eagle_model.language_model.model.embed_tokens.weight": (151680, 2048),
     "backbone.eagle_model.language_model.model.layers.0.self_attn.q_proj.weight": (2048, 2048),
     "backbone.eagle_model.language_model.model.layers.0.self_attn.k_proj.weight": (1024, 2048),
     "backbone.eagle_model.language_model.model.layers.11.mlp.down_proj.weight": (2048, 6144),
