@@ -35,3 +35,20 @@ def test_bad_input_fails_before_workers_start(tmp_path):
     assert out.returncode == 2 and "make_tiny_sft.sh" in out.stdout + out.stderr
     assert "placement on" not in out.stdout
 
+
+
+def test_a_checkpoint_that_would_not_load_stops_the_run_with_the_checkers_report(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(ROOT / "checkpoints" / "gr00t_tiny_sft_stack2", ckpt)
+    sd = load_file(str(ckpt / "model.safetensors"))
+    del sd["action_head.vlln.weight"]
+    save_file(sd, str(ckpt / "model.safetensors"))
+    out = _run("run_embodiment.sh", "cpu_quickstart", f"actor.model.checkpoint_path={ckpt}", tmp_path=tmp_path)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "would not load" in text, text[-2000:]
+    assert "missing from the checkpoint (1):\n    action_head.vlln.weight" in text and f"FAIL: {ckpt}: 1 missing" in text
+    assert "placement on" not in out.stdout  # stopped before any worker

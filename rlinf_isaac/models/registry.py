@@ -26,8 +26,8 @@ from rlinf_isaac.config.structured import ConfigError, check
 if TYPE_CHECKING:
     from rlinf_isaac.config.schema import AlgorithmConfig
 
-__all__ = ["PolicyConfig", "PolicyEntry", "build_policy", "get_policy", "list_policies", "register_policy",
-           "resolve_checkpoint_path"]
+__all__ = ["PolicyConfig", "PolicyEntry", "build_policy", "check_policy_checkpoint", "get_policy", "list_policies",
+           "register_policy", "resolve_checkpoint_path"]
 
 DEFAULT_POLICY = "gr00t"
 _BUILTIN_MODULES = ("rlinf_isaac.models.gr00t.policy_config",)
@@ -61,24 +61,35 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class PolicyEntry:
-    """A registered policy: its name, ``actor.model`` config class and builder ("module:function")."""
+    """A registered policy: its name, ``actor.model`` config class, builder and optional
+    checkpoint checker (each "module:function")."""
 
     name: str
     config_class: type
     build: str
+    check: Optional[str] = None
 
     def builder(self) -> Callable[..., Any]:
-        module, _, fn = self.build.partition(":")
-        return getattr(importlib.import_module(module), fn)
+        return _import(self.build)
+
+    def checker(self) -> Optional[Callable[[Path], Any]]:
+        return _import(self.check) if self.check else None
+
+
+def _import(target: str) -> Callable[..., Any]:
+    module, _, fn = target.partition(":")
+    return getattr(importlib.import_module(module), fn)
 
 
 _POLICIES: dict[str, PolicyEntry] = {}
 
 
-def register_policy(name: str, build: str) -> Callable[[C], C]:
+def register_policy(name: str, build: str, check: Optional[str] = None) -> Callable[[C], C]:
     """Class decorator: register a :class:`PolicyConfig` subclass as ``actor.model`` of policy
     ``name``, built by ``build`` = "module:function" (``function(cfg, *, device, seed,
-    logprob_granularity, value_granularity)`` returns the policy)."""
+    logprob_granularity, value_granularity)`` returns the policy). ``check`` = "module:function"
+    (``function(checkpoint_dir)`` returns a report with ``ok``, ``verdict()`` and ``format()``)
+    inspects ``actor.model.checkpoint_path`` before any worker starts."""
 
     def wrap(config_class: C) -> C:
         if not (isinstance(config_class, type) and issubclass(config_class, PolicyConfig)):
@@ -86,7 +97,7 @@ def register_policy(name: str, build: str) -> Callable[[C], C]:
         old = _POLICIES.get(name)
         if old is not None and old.config_class.__qualname__ != config_class.__qualname__:
             raise ValueError(f"policy {name!r} is registered twice ({old.config_class} and {config_class})")
-        _POLICIES[name] = PolicyEntry(name, config_class, build)
+        _POLICIES[name] = PolicyEntry(name, config_class, build, check)
         return config_class
 
     return wrap
@@ -132,6 +143,22 @@ def resolve_checkpoint_path(path: str | None) -> Path | None:
             f"scripts/make_tiny_sft.sh"
         )
     return p
+
+
+def check_policy_checkpoint(model: PolicyConfig) -> Optional[str]:
+    """Check ``actor.model.checkpoint_path`` with its policy's checker, reading no weights.
+
+    Returns the checker's verdict line (None without a checkpoint or a checker); a checkpoint
+    that would not load raises ConfigError holding the checker's whole report.
+    """
+    path = resolve_checkpoint_path(model.checkpoint_path)
+    checker = get_policy(model.model_name).checker() if path is not None else None
+    if checker is None:
+        return None
+    report = checker(path)
+    if not report.ok:
+        raise ConfigError(f"actor.model.checkpoint_path = {model.checkpoint_path!r} would not load:\n{report.format()}")
+    return report.verdict()
 
 
 def build_policy(model: PolicyConfig, algo: "AlgorithmConfig", device: str = "cpu", seed: int = 0):

@@ -15,7 +15,8 @@ __all__ = ["GR00TPolicyConfig", "NOISE_METHODS"]
 NOISE_METHODS = ("flow_sde", "flow_noise")
 
 
-@register_policy("gr00t", build="rlinf_isaac.models.gr00t.policy:build_gr00t_policy")
+@register_policy("gr00t", build="rlinf_isaac.models.gr00t.policy:build_gr00t_policy",
+                 check="rlinf_isaac.models.gr00t.check:check_checkpoint")
 @dataclass
 class GR00TPolicyConfig(PolicyConfig):
     """``actor.model`` for ``model_name: gr00t``."""
