@@ -22,8 +22,9 @@ __all__ = ["GR00TN15", "build_model"]
 class GR00TN15(nn.Module):
     """GR00T N1.5: ``.backbone`` (VL features) and ``.action_head`` (actions by flow matching).
 
-    Trainable parts follow GR00T's switches (:meth:`set_trainable`); by default the backbone is
-    frozen (``tune_visual`` / ``tune_llm`` from the config, False in the shipped configs).
+    Trainable parts follow GR00T's switches (:meth:`set_trainable`), at construction those of the
+    config (``gr00t_n1_5``: the vision tower and projector train, the LM is frozen, as published);
+    the policy then applies ``actor.model``'s own ``tune_*`` switches.
     """
 
     def __init__(self, config: GR00TConfig):
