@@ -52,3 +52,15 @@ def test_a_checkpoint_that_would_not_load_stops_the_run_with_the_checkers_report
     assert out.returncode == 2 and "would not load" in text, text[-2000:]
     assert "missing from the checkpoint (1):\n    action_head.vlln.weight" in text and f"FAIL: {ckpt}: 1 missing" in text
     assert "placement on" not in out.stdout  # stopped before any worker
+
+
+def test_bad_task_and_resume_dir_fail_before_workers_start(tmp_path):
+    out = _run("run_embodiment.sh", "cpu_quickstart", "env.train.task_id=NoSuchTask", tmp_path=tmp_path)
+    text = out.stdout + out.stderr
+    assert out.returncode == 2 and "env.train.task_id = 'NoSuchTask': no such task" in text, text[-1500:]
+    assert "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0" in text and "env.train.task_modules" in text
+    for resume in (tmp_path / "nowhere", tmp_path):  # nonexistent; a folder without checkpoints
+        out = _run("run_embodiment.sh", "cpu_quickstart", f"runner.resume_dir={resume}", tmp_path=tmp_path / "log")
+        text = out.stdout + out.stderr
+        assert out.returncode == 2 and f"runner.resume_dir = '{resume}'" in text, text[-1500:]
+        assert "global_step_N" in text and "placement on" not in out.stdout

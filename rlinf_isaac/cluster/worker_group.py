@@ -188,7 +188,12 @@ class WorkerGroup:
     def _error(self, i: int, msg: str) -> WorkerError:
         m = self.members[i]
         last = tail(m.log_file, 20).rstrip()
-        body = f"\n--- last lines of {m.log_file} ---\n{last}" if last else f"\n(no log at {m.log_file})"
+        if last:
+            body = f"\n--- last lines of {m.log_file} ---\n{last}"
+        elif Path(m.log_file).is_file():
+            body = f"\n(its log {m.log_file} is empty: the worker wrote nothing before it stopped)"
+        else:
+            body = f"\n(no log at {m.log_file}: the worker stopped before it opened its log)"
         return WorkerError(f"worker {self.name} rank {m.rank} {msg}{body}")
 
     def kill(self) -> None:

@@ -38,11 +38,17 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: Path | str = C
         )
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-            base = hydra_compose(config_name=name)
+            base = hydra_compose(config_name=name, overrides=[o for o in overrides if _is_group_choice(o)])
             cfg = hydra_compose(config_name=name, overrides=_add_missing_keys(base, overrides))
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"composing config {name!r} with overrides {list(overrides)} failed: {e}") from None
+
+
+def _is_group_choice(override: str) -> bool:
+    """``cluster=2gpu_hybrid``, ``env@env.train=isaaclab_stack``: a config group's choice, not a key."""
+    key = override.partition("=")[0]
+    return not key.startswith(("+", "~")) and ("." not in key or "@" in key or "/" in key)
 
 
 def _add_missing_keys(base, overrides: Sequence[str]) -> list[str]:
@@ -50,6 +56,8 @@ def _add_missing_keys(base, overrides: Sequence[str]) -> list[str]:
 
     Hydra only overrides keys present in the composed YAML; schema keys left at their
     defaults (``runner.resume_dir``, ...) must still be settable from the command line.
+    ``base`` is composed with the overrides' group choices, so ``cluster=X cluster.key=v``
+    sets a key of the chosen group.
     Whether a key exists at all is then decided by the schema, with a did-you-mean error.
     """
     from omegaconf import OmegaConf

@@ -325,8 +325,9 @@ class MetricLogger:
     """Scalars, videos and the run config to TensorBoard (always) and W&B (when listed).
 
     TensorBoard event files go to ``{log_path}/tensorboard``; W&B files to
-    ``{log_path}/wandb``. ``resume_step`` (the step of a resumed checkpoint) purges
-    TensorBoard events logged after it by the interrupted run, so curves don't double up.
+    ``{log_path}/wandb``. ``resume_step`` (the step of a resumed checkpoint) purges the
+    TensorBoard events the interrupted run logged after that step, so curves don't double up;
+    the steps up to and including it are complete and stay.
     """
 
     def __init__(
@@ -358,7 +359,8 @@ class MetricLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tensorboard_dir = self.log_path / "tensorboard"
-        self._tb = SummaryWriter(str(self.tensorboard_dir), purge_step=resume_step)
+        purge = None if resume_step is None else resume_step + 1  # SummaryWriter purges steps >= purge_step
+        self._tb = SummaryWriter(str(self.tensorboard_dir), purge_step=purge)
         if "wandb" in backends:
             self._wandb_run = self._init_wandb(
                 wandb, project_name, experiment_name, config, wandb_init_timeout_s

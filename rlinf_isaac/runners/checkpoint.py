@@ -14,8 +14,11 @@ Layout of a run's checkpoint directory::
 
 A save writes everything into ``run_dir/.tmp-global_step_N``, fsyncs each file and the
 directory, renames it to ``global_step_N`` (``os.replace``, atomic on POSIX), and only then
-replaces ``latest``. A crash at any point leaves ``latest`` naming a complete checkpoint;
-a leftover ``.tmp-*`` directory is reported and never loaded. Every ``.pt`` file loads with
+replaces ``latest``. Retention first renames a checkpoint to ``.tmp-del-global_step_N`` and
+then deletes it, and a listed checkpoint is one whose files all match its meta.json, so a
+crash at any point leaves ``latest`` naming a complete checkpoint and lists only complete
+ones; a leftover ``.tmp-*`` directory is never loaded (deletions left half done are finished by
+the next save, others are reported). Every ``.pt`` file loads with
 ``torch.load(weights_only=True)``: no pickled code runs on load.
 """
 
@@ -41,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "resolve_checkpoint",
     "list_checkpoints",
+    "read_checkpoint_meta",
     "capture_rng_states",
     "restore_rng_states",
 ]
@@ -223,6 +227,7 @@ def save_checkpoint(
     _check_tree(dict(extra or {}), "extra", allow_tensors=True)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _finish_interrupted(run_dir)
     name = f"global_step_{step}"
     tmp, final = run_dir / f"{_TMP_PREFIX}{name}", run_dir / name
     if tmp.exists():  # left by an earlier crash at this same step
@@ -232,9 +237,10 @@ def save_checkpoint(
     _write_files(tmp, step, *states, config, extra)
     _fsync_dir(tmp)
     if final.exists():  # re-saving a step (e.g. after resume): move the old one aside first
-        old = run_dir / f"{_TMP_PREFIX}old-{name}"
+        old = run_dir / f"{_TMP_PREFIX}old-{name}"  # restored by _finish_interrupted after a crash here
         os.replace(final, old)
         os.replace(tmp, final)
+        _fsync_dir(run_dir)
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
@@ -278,25 +284,52 @@ def _write_files(
 
 
 def _apply_retention(run_dir: Path, keep_last: int, keep: Path) -> None:
-    """Delete the oldest complete checkpoints beyond ``keep_last`` (never ``keep``)."""
+    """Delete the oldest complete checkpoints beyond ``keep_last`` (never ``keep``): each is
+    first renamed out of the listing (atomic), then removed."""
     ckpts = list_checkpoints(run_dir)
     for _, path in ckpts[: max(0, len(ckpts) - keep_last)]:
         if path != keep:
-            shutil.rmtree(path)
+            trash = run_dir / f"{_TMP_PREFIX}del-{path.name}"
+            os.replace(path, trash)
+            _fsync_dir(run_dir)
+            shutil.rmtree(trash)
+
+
+def _finish_interrupted(run_dir: Path) -> None:
+    """Finish what a crash interrupted: deletions (``.tmp-del-*``) and the swap of a re-saved
+    step (``.tmp-old-global_step_N`` whose ``global_step_N`` is gone is moved back)."""
+    for trash in run_dir.glob(f"{_TMP_PREFIX}del-*"):
+        shutil.rmtree(trash, ignore_errors=True)
+    for old in run_dir.glob(f"{_TMP_PREFIX}old-global_step_*"):
+        final = run_dir / old.name[len(f"{_TMP_PREFIX}old-"):]
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        elif _is_complete(old):
+            os.replace(old, final)
+    _fsync_dir(run_dir)
 
 
 # ----------------------------------------------------------------------------- find / load
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Complete checkpoints (``global_step_N`` with meta.json) of ``run_dir``, oldest first."""
+    """Complete checkpoints (``global_step_N`` whose files all match its meta.json) of
+    ``run_dir``, oldest first."""
     run_dir = Path(run_dir)
     found = []
     for p in run_dir.iterdir() if run_dir.is_dir() else ():
         m = _STEP_DIR.match(p.name)
-        if m and p.is_dir() and (p / _META).is_file():
+        if m and p.is_dir() and _is_complete(p):
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def _is_complete(d: Path) -> bool:
+    try:
+        _read_meta(d)
+    except (CheckpointError, OSError):
+        return False
+    return True
 
 
 def _report_leftovers(run_dir: Path) -> None:
@@ -326,6 +359,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     latest = path / "latest"
     if latest.is_file():
         target = path / latest.read_text().strip()
+        swapped = path / f"{_TMP_PREFIX}old-{target.name}"
+        if not target.exists() and _is_complete(swapped):  # a re-save of the latest step was cut short
+            os.replace(swapped, target)
         if not (target / _META).is_file():
             raise CheckpointError(
                 f"{latest} points to {target.name!r}, which is missing or incomplete; "
@@ -359,6 +395,11 @@ def _read_meta(d: Path) -> dict[str, Any]:
                 f"{'no file' if actual is None else f'{actual} bytes'}; the checkpoint is corrupt"
             )
     return meta
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """meta.json of the checkpoint at ``path`` after checking every file against it (no tensors read)."""
+    return _read_meta(resolve_checkpoint(path))
 
 
 def load_checkpoint(

@@ -66,17 +66,41 @@ def _fail(e: BaseException) -> int:
     return 2
 
 
+def _worker_failed(e: BaseException, log_path: str) -> int:
+    """A dead or failing worker: its report on stderr, the driver's traceback in the run's logs."""
+    import traceback
+    from pathlib import Path
+
+    trace = Path(log_path) / "driver_traceback.log"
+    try:
+        trace.parent.mkdir(parents=True, exist_ok=True)
+        trace.write_text("".join(traceback.format_exception(e)))
+        where = f"driver traceback: {trace}; worker logs: {Path(log_path) / 'workers'}"
+    except OSError:
+        where = f"worker logs: {Path(log_path) / 'workers'}"
+    print(f"error: the run stopped: {e}\n{where}", file=sys.stderr)
+    return 3
+
+
 def main_train(argv: Sequence[str] | None = None) -> int:
+    from rlinf_isaac.cluster.worker_group import WorkerError
     from rlinf_isaac.runners.train_runner import TrainRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         name, cfg = _load(sys.argv[1:] if argv is None else argv)
-        runner = TrainRunner(cfg)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return _fail(e)
     try:
+        runner = TrainRunner(cfg)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        return _fail(e)
+    except WorkerError as e:
+        return _worker_failed(e, cfg.runner.logger.log_path)
+    try:
         runner.run()
+    except WorkerError as e:
+        return _worker_failed(e, cfg.runner.logger.log_path)
     finally:
         runner.close()
     print(f"done: {written(cfg)}")
@@ -99,6 +123,7 @@ def written(cfg) -> str:
 
 
 def main_eval(argv: Sequence[str] | None = None) -> int:
+    from rlinf_isaac.cluster.worker_group import WorkerError
     from rlinf_isaac.runners.eval_runner import run_eval
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -106,5 +131,10 @@ def main_eval(argv: Sequence[str] | None = None) -> int:
         name, cfg = _load(sys.argv[1:] if argv is None else argv)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         return _fail(e)
-    print(run_eval(cfg))
+    try:
+        print(run_eval(cfg))
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        return _fail(e)
+    except WorkerError as e:
+        return _worker_failed(e, cfg.runner.logger.log_path)
     return 0

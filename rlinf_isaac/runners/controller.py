@@ -23,8 +23,8 @@ from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 from rlinf_isaac.data.requests import AdvantageRequest, EvalRequest, RolloutRequest
-from rlinf_isaac.models.registry import check_policy_checkpoint
 from rlinf_isaac.runners.groups import ActorGroup, EnvGroup, RolloutGroup
+from rlinf_isaac.runners.preflight import preflight
 from rlinf_isaac.seeding import derive_seed
 from rlinf_isaac.workers.actor_worker import ActorWorker
 from rlinf_isaac.workers.env_worker import EnvWorker
@@ -86,10 +86,10 @@ class Controller:
         self.n_env, self.n_roll, self.n_act = (p.world_size(c) for c in ("env", "rollout", "actor"))
         validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
         _check_ratios(self.n_env, self.n_roll, self.n_act)
-        verdict = check_policy_checkpoint(cfg.actor.model)  # a checkpoint that would not load fails here
+        checked = preflight(cfg)  # tasks, resume and policy checkpoints: bad ones fail here, before Ray
         print(p.table(), flush=True)
-        if verdict:
-            print(f"checkpoint: {verdict}", flush=True)
+        for line in checked:
+            print(line, flush=True)
         print(build_algorithm(cfg.algorithm).describe() + "; " + describe_switches(cfg), flush=True)
         self._plan_transfers()
         self.swap = bool(p.components_sharing_gpus()) and p.device_type == "cuda"

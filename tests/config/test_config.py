@@ -122,3 +122,12 @@ def test_critic_warmup_needs_a_critic():
             validate(cfg, env_ranks=1, actor_ranks=1)
     with pytest.raises(ConfigError, match="adv_type=grpo"):
         load_config("mujoco_stack2_grpo_gr00t_tiny", ["algorithm.critic_warmup_steps=2"])
+
+
+def test_a_group_choice_and_its_keys_combine():
+    # gpus_per_node is set by cluster/2gpu_hybrid, not by the quickstart's cluster/cpu
+    cfg = load_config("cpu_quickstart", ["cluster=2gpu_hybrid", "cluster.gpus_per_node=4"])
+    assert cfg.cluster.gpus_per_node == 4 and cfg.cluster.component_placement["rollout"] == "1"
+    cfg = load_config("cpu_quickstart", ["cluster.gpus_per_node=3", "cluster=2gpu_hybrid"])  # either order
+    assert cfg.cluster.gpus_per_node == 3
+    assert load_config("cpu_quickstart", ["runner.resume_dir=/r"]).runner.resume_dir == "/r"  # schema-only key

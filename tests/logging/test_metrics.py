@@ -83,8 +83,8 @@ def test_video_bad_input_names_shape(tmp_path):
             log.log_video("video/x", np.zeros((2, 4, 4, 3), np.float32), step=0)
 
 
-def test_resume_step_purges_later_events(tmp_path):
-    with MetricLogger(tmp_path, "p", "e") as log:
+def test_resume_keeps_the_resumed_step_and_purges_later_events(tmp_path):
+    with MetricLogger(tmp_path, "p", "e") as log:  # the interrupted run got to step 4
         for s in range(5):
             log.log({"actor/lr": float(s)}, step=s)
     # TensorBoard reads event files in name order; names start with the creation second and end
@@ -92,10 +92,11 @@ def test_resume_step_purges_later_events(tmp_path):
     # ordered by chance once a long test session has made 10+ writers. A resumed run is never
     # started within a second of the run it resumes: wait for the next second.
     time.sleep(1.05)
-    with MetricLogger(tmp_path, "p", "e", resume_step=2) as log:  # resumed from step 2
-        log.log({"actor/lr": 20.0}, step=2)
+    with MetricLogger(tmp_path, "p", "e", resume_step=2) as log:  # resumed from its step-2 checkpoint
+        log.log({"actor/lr": 30.0}, step=3)
     acc = _read(tmp_path / "tensorboard")
-    assert [(e.step, e.value) for e in acc.Scalars("actor/lr")] == [(0, 0.0), (1, 1.0), (2, 20.0)]
+    # steps 0..2 were complete and stay; 3 and 4 of the interrupted run are replaced
+    assert [(e.step, e.value) for e in acc.Scalars("actor/lr")] == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0)]
 
 
 def test_bad_names_rejected_listing_namespaces(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +195,43 @@ def test_run_dir_without_latest_uses_newest(tmp_path):
     (tmp_path / "latest").unlink()
     with pytest.warns(UserWarning, match="no 'latest' file; using the newest checkpoint global_step_12"):
         assert load_checkpoint(tmp_path).step == 12
+
+
+_SAVER = """
+import sys, torch
+from rlinf_isaac.runners.checkpoint import list_checkpoints, save_checkpoint
+run = sys.argv[1]
+done = list_checkpoints(run)
+step = done[-1][0] if done else 0  # re-save the newest step first (as a resumed run may), then go on
+print("ready", flush=True)
+while True:
+    w = torch.full((512, 1024), float(step))  # 2 MB: saves and deletions take a while
+    save_checkpoint(run, step=step, model_state={"w": w}, optimizer_state={"n": step}, extra={"s": step},
+                    keep_last=2)
+    step += 1
+"""
+
+
+def test_no_kill_leaves_a_listed_checkpoint_that_does_not_load(tmp_path):
+    """SIGKILL a process that saves every step with keep_last=2 at many moments: after each kill,
+    every listed checkpoint loads, and so does the run dir (its ``latest``)."""
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    rng = random.Random(0)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for _ in range(12):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        listed = list_checkpoints(run)
+        for step, path in listed:
+            ck = load_checkpoint(path)
+            assert ck.step == step and torch.equal(ck.model_state["w"], torch.full((512, 1024), float(step)))
+        if (run / "latest").exists():
+            assert load_checkpoint(run).step == listed[-1][0]
+    assert len(listed) >= 1 and listed[-1][0] >= 2

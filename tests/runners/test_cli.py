@@ -43,3 +43,43 @@ def test_closing_line_names_only_what_the_run_wrote(tmp_path):
     (tmp_path / "video" / "eval" / "global_step_0.mp4").write_bytes(b"")
     (tmp_path / "checkpoints").mkdir()
     assert cli.written(cfg).endswith(f"checkpoints in {tmp_path / 'checkpoints'}; videos in {tmp_path / 'video' / 'eval'}")
+
+
+def test_a_dead_worker_ends_the_run_with_a_report_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from rlinf_isaac.cluster.worker_group import WorkerError
+
+    class DyingRunner:
+        def __init__(self, cfg):
+            pass
+
+        def run(self):
+            raise WorkerError("worker env rank 0 died during 'chunk_step' (ActorDiedError: ...)\n"
+                              "--- last lines of env-0.log ---\nSegmentation fault")
+
+        def close(self):
+            pass
+
+    import rlinf_isaac.runners.train_runner as train_runner
+
+    monkeypatch.setattr(train_runner, "TrainRunner", DyingRunner)
+    assert cli.main_train(["cpu_quickstart", f"runner.logger.log_path={tmp_path}"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: the run stopped: worker env rank 0 died during 'chunk_step'")
+    assert "Segmentation fault" in err and "Traceback" not in err
+    assert f"driver traceback: {tmp_path / 'driver_traceback.log'}" in err
+    assert "Traceback" in (tmp_path / "driver_traceback.log").read_text()
+
+
+def test_worker_error_says_whether_its_log_is_missing_or_empty(tmp_path):
+    from types import SimpleNamespace
+
+    from rlinf_isaac.cluster.worker_group import WorkerGroup
+
+    group = WorkerGroup.__new__(WorkerGroup)
+    group.name = "env"
+    group.members = [SimpleNamespace(rank=0, log_file=tmp_path / "env-0.log")]
+    assert "no log at" in str(group._error(0, "died"))
+    (tmp_path / "env-0.log").write_text("")
+    assert f"its log {tmp_path / 'env-0.log'} is empty" in str(group._error(0, "died"))
+    (tmp_path / "env-0.log").write_text("boom\n")
+    assert str(group._error(0, "died")).endswith("--- last lines of " + str(tmp_path / "env-0.log") + " ---\nboom")
