@@ -21,7 +21,8 @@ from typing import Any, Callable, Sequence
 from rlinf_isaac.cluster import tensor_transport as tensor_transport_module
 from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
 
-__all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "start_ray", "setup_worker_logging", "tail"]
+__all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "alive_nodes", "ray_auth", "start_ray", "setup_worker_logging",
+           "tail"]
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ def tail(path: Path | str, n: int = 20) -> str:
         return ""
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, tensor_transport: str | None = None) -> dict:
+def start_ray(address: str | None, num_cpus: int | None = None, tensor_transport: str | None = None) -> list[dict]:
     """Attach to a running cluster (``address``: "auto" or host:port) or start a local one.
 
     tensor_transport: ``cluster.tensor_transport`` ("bytes" or "pickle"), installed in this
     process and handed to every worker started afterwards. Returns ``ray.nodes()`` of the
-    alive nodes, head first.
+    alive nodes, head first (node index 0 of the placement), then in the order they joined.
+    An explicit address is attached to with Ray's token authentication when a token is
+    available (see :func:`ray_auth`).
     """
     import ray
 
@@ -56,11 +59,51 @@ def start_ray(address: str | None, num_cpus: int | None = None, tensor_transport
         kwargs: dict[str, Any] = dict(log_to_driver=True, include_dashboard=False,
                                       runtime_env={"env_vars": env})
         if address:
+            ray_auth(address)
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
     tensor_transport_module.register()
-    return [n for n in ray.nodes() if n.get("Alive")]
+    return alive_nodes(ray.nodes())
+
+
+def alive_nodes(nodes: list[dict]) -> list[dict]:
+    """The alive entries of ``ray.nodes()``: the head first, then by join order (their listing order)."""
+    alive = [n for n in nodes if n.get("Alive")]
+    return sorted(alive, key=lambda n: "node:__internal_head__" not in n.get("Resources", {}))
+
+
+_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+
+
+def ray_auth(address: str | None) -> str:
+    """How this process authenticates to the Ray cluster at ``address``, as one phrase.
+
+    Ray (2.60) turns token authentication on by itself only for a cluster it starts or finds
+    locally; with an explicit address it uses the saved token only when ``RAY_AUTH_MODE=token``.
+    This sets that mode when ``RAY_AUTH_MODE`` is unset and a token is available
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, the file ``ray start``
+    uses), so attaching to a cluster started with ``ray start --head`` works.
+    """
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        source = "RAY_AUTH_TOKEN"
+    else:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or _TOKEN_FILE).expanduser()
+        source = str(path) if path.is_file() else None
+    if mode is None and address not in (None, "auto") and source:
+        os.environ["RAY_AUTH_MODE"] = mode = "token"
+        try:  # Ray caches its config at import: refresh it, as Ray does when it enables the mode itself
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except ImportError:  # pragma: no cover - a Ray without token authentication
+            pass
+    if (mode or "").lower() == "token":
+        return f"token authentication ({source or 'no token found'})"
+    if (mode or "").lower() == "disabled":
+        return "no authentication (RAY_AUTH_MODE=disabled)"
+    return "no authentication token found"
 
 
 def setup_worker_logging(log_file: str | None) -> None:
@@ -103,11 +146,13 @@ class WorkerGroup:
         for p, kwargs in zip(procs, init_kwargs):
             log_file = str(log_dir / f"{name}-{p.rank}.log")
             env = _process_env(p, placement.device_type, log_file)
-            node_id = nodes[p.node]["NodeID"] if p.node < len(nodes) else None
+            if p.node >= len(nodes):
+                raise WorkerError(f"worker {name} rank {p.rank} is placed on node {p.node}, but only "
+                                  f"{len(nodes)} Ray node(s) are alive")
             opts: dict[str, Any] = dict(num_cpus=0, num_gpus=0, name=None, max_concurrency=1,
-                                        runtime_env={"env_vars": env})
-            if node_id is not None:
-                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+                                        runtime_env={"env_vars": env},
+                                        scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[p.node]["NodeID"],
+                                                                                           soft=False))
             handle = ray.remote(cls).options(**opts).remote(**kwargs)
             self.members.append(_Member(p.rank, handle, log_file))
         # Construction errors surface here, with the worker's log; building a simulator or
@@ -233,6 +278,12 @@ class WorkerBase:
 
     def ready(self) -> bool:
         return True
+
+    def node_id(self) -> str:
+        """The Ray node this worker runs on (its ``NodeID``)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def memory_stats(self) -> dict[str, float]:
         """Peak CUDA memory of this worker's process in GiB (0 without CUDA)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rlinf_isaac.algorithms.base import build_algorithm
 from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
-from rlinf_isaac.cluster.worker_group import WorkerGroup, start_ray
+from rlinf_isaac.cluster.worker_group import WorkerBase, WorkerGroup, ray_auth, start_ray
 from rlinf_isaac.config.environment import describe_switches
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
@@ -103,6 +103,8 @@ class Controller:
     def _start(self) -> None:
         cfg, p = self.cfg, self.placement
         nodes = start_ray(cfg.cluster.ray_address, tensor_transport=cfg.cluster.tensor_transport)
+        print(describe_ray(cfg.cluster.ray_address, nodes), flush=True)
+        _check_nodes(p, nodes, cfg.cluster.ray_address)
         log_dir = Path(cfg.runner.logger.log_path) / "workers"
         dev = "cuda:0" if p.device_type == "cuda" else "cpu"
         t = cfg.cluster.worker_timeout_s
@@ -128,6 +130,19 @@ class Controller:
             for r in range(self.n_env)], log_dir, t, nodes)
         self.groups.append(self.envs)
         print(f"env: {self.envs.describe()}", flush=True)
+        if len(nodes) > 1:
+            print(self._workers_by_node(nodes), flush=True)
+
+    def _workers_by_node(self, nodes: list[dict]) -> str:
+        """Where each worker runs, as reported by the worker itself: one line per Ray node."""
+        index = {n["NodeID"]: i for i, n in enumerate(nodes)}
+        where: dict[int, list[str]] = {}
+        for group in self.groups:
+            for rank, node_id in enumerate(group.run(WorkerBase.node_id)):
+                where.setdefault(index.get(node_id, -1), []).append(f"{group.name}-{rank}")
+        lines = [f"  node {i} ({nodes[i]['NodeID'][:8]}{', head' if i == 0 else ''}): {', '.join(names)}"
+                 if i >= 0 else f"  not a listed node: {', '.join(names)}" for i, names in sorted(where.items())]
+        return "workers by node:\n" + "\n".join(lines)
 
     # ------------------------------------------------------------------ phases
     def sync_weights(self, version: int) -> None:
@@ -267,6 +282,23 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
         return s.getsockname()[1]
+
+
+def describe_ray(address: str | None, nodes: list[dict]) -> str:
+    """The start-up line on the Ray cluster: attached (and how it authenticated) or started here."""
+    where = f"attached to {address} with {ray_auth(address)}" if address else "started a local instance"
+    return f"ray: {where}; {len(nodes)} node(s) alive"
+
+
+def _check_nodes(p: Placement, nodes: list[dict], address: str | None) -> None:
+    """Every node the placement names must be alive, before any worker starts."""
+    if p.num_nodes > len(nodes):
+        cluster = f"the Ray cluster at {address}" if address else "the local Ray instance"
+        raise ConfigError(
+            f"cluster.num_nodes = {p.num_nodes}, but {cluster} has {len(nodes)} alive node(s): start Ray on the "
+            f"other nodes first (ray start --address=HEAD:PORT, docs/placement.md) and attach with "
+            f"cluster.ray_address, or lower cluster.num_nodes"
+        )
 
 
 def _node_ip(nodes: list[dict], node: int) -> str:

@@ -99,3 +99,28 @@ def test_a_method_of_another_class_is_refused(tmp_path):
             g.call(ActorWorker.update, 0)
     finally:
         g.kill()
+
+
+def test_alive_nodes_put_the_head_first():
+    from rlinf_isaac.cluster.worker_group import alive_nodes
+
+    nodes = [{"NodeID": "a", "Alive": True, "Resources": {"CPU": 2}},
+             {"NodeID": "dead", "Alive": False, "Resources": {}},
+             {"NodeID": "h", "Alive": True, "Resources": {"CPU": 2, "node:__internal_head__": 1}},
+             {"NodeID": "b", "Alive": True, "Resources": {"CPU": 2}}]
+    assert [n["NodeID"] for n in alive_nodes(nodes)] == ["h", "a", "b"]
+
+
+def test_ray_auth_uses_a_saved_token_for_an_explicit_address(monkeypatch, tmp_path):
+    from rlinf_isaac.cluster.worker_group import ray_auth
+
+    token = tmp_path / "auth_token"
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert ray_auth("10.0.0.1:6379") == "no authentication token found" and "RAY_AUTH_MODE" not in os.environ
+    token.write_text("secret")
+    assert ray_auth("auto") == "no authentication token found"  # Ray itself enables it for auto
+    assert ray_auth("10.0.0.1:6379") == f"token authentication ({token})" and os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert ray_auth("10.0.0.1:6379") == "no authentication (RAY_AUTH_MODE=disabled)"
