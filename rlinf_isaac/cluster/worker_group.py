@@ -20,9 +20,10 @@ from typing import Any, Callable, Sequence
 
 from rlinf_isaac.cluster import tensor_transport as tensor_transport_module
 from rlinf_isaac.cluster.placement import Placement, ProcessPlacement
+from rlinf_isaac.tempdirs import RUN_TMP_ENV, make_run_tmp_root
 
-__all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "alive_nodes", "ray_auth", "start_ray", "setup_worker_logging",
-           "tail"]
+__all__ = ["WorkerBase", "WorkerError", "WorkerGroup", "alive_nodes", "ray_auth", "session_dir", "start_ray",
+           "setup_worker_logging", "tail"]
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,37 @@ def start_ray(address: str | None, num_cpus: int | None = None, tensor_transport
         os.environ.update(env)
         kwargs: dict[str, Any] = dict(log_to_driver=True, include_dashboard=False,
                                       runtime_env={"env_vars": env})
+        tmp_root = make_run_tmp_root()
         if address:
             ray_auth(address)
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
+        _reap_when_driver_dies(None if address else session_dir(), tmp_root)
     tensor_transport_module.register()
     return alive_nodes(ray.nodes())
+
+
+def session_dir() -> str | None:
+    """The session folder of the Ray instance this process started (None if Ray hides it)."""
+    import ray
+
+    try:
+        return ray._private.worker.global_worker.node.get_session_dir_path()
+    except AttributeError:  # pragma: no cover - another Ray layout: Ray's own clean-up only
+        return None
+
+
+def _reap_when_driver_dies(session_dir: str | None, tmp_root: str) -> None:
+    """When this driver exits, killed or not, stop the local Ray instance it started (if any)
+    and remove the run's temporary folders (reaper.py)."""
+    import atexit
+    import shutil
+
+    from rlinf_isaac.cluster.reaper import spawn_reaper
+
+    atexit.register(shutil.rmtree, tmp_root, True)  # a normal exit, also where there is no reaper
+    spawn_reaper(session_dir or "", tmp_root=tmp_root)
 
 
 def alive_nodes(nodes: list[dict]) -> list[dict]:
@@ -260,7 +285,7 @@ def _process_env(p: ProcessPlacement, device_type: str, log_file: str) -> dict[s
     else:
         env["CUDA_VISIBLE_DEVICES"] = ""
     for k in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "LP_NUM_THREADS", "NCCL_NVLS_ENABLE", "RLINF_TENSOR_TRANSPORT",
-              "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"):
+              "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS", RUN_TMP_ENV):
         if k in os.environ:
             env[k] = os.environ[k]
     return env

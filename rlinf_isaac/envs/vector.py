@@ -14,7 +14,6 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
-import tempfile
 import traceback
 import weakref
 from multiprocessing import shared_memory
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from rlinf_isaac.envs.base import BatchedEnv, ChunkStepResult, EnvSpec, EpisodeStats, Obs, as_env_ids
+from rlinf_isaac.tempdirs import make_tempdir
 
 __all__ = ["SubprocVectorEnv", "WorkerError"]
 
@@ -107,7 +107,7 @@ class SubprocVectorEnv(BatchedEnv):
         kwargs = dict(env_kwargs or {})
         size = kwargs.get("image_size", 84)
         h, w = (size, size) if isinstance(size, int) else tuple(size)
-        self._logdir = tempfile.mkdtemp(prefix="rlinf_envs_")
+        self._logdir = make_tempdir("rlinf_envs_")
         self._shms: list[list[shared_memory.SharedMemory]] = []
         self._procs, self._conns = [], []
         ctx = mp.get_context("spawn")

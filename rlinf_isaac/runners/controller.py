@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rlinf_isaac.algorithms.base import build_algorithm
 from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.placement import Placement, PlacementError, parse_placement
-from rlinf_isaac.cluster.worker_group import WorkerBase, WorkerGroup, ray_auth, start_ray
+from rlinf_isaac.cluster.worker_group import WorkerBase, WorkerGroup, ray_auth, session_dir, start_ray
 from rlinf_isaac.config.environment import describe_switches
 from rlinf_isaac.config.schema import Config, validate
 from rlinf_isaac.config.structured import ConfigError
@@ -286,7 +286,8 @@ def _free_port() -> int:
 
 def describe_ray(address: str | None, nodes: list[dict]) -> str:
     """The start-up line on the Ray cluster: attached (and how it authenticated) or started here."""
-    where = f"attached to {address} with {ray_auth(address)}" if address else "started a local instance"
+    where = (f"attached to {address} with {ray_auth(address)}" if address
+             else f"started a local instance (session {session_dir()})")
     return f"ray: {where}; {len(nodes)} node(s) alive"
 
 

@@ -21,12 +21,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from multiprocessing.connection import Client
 from typing import Any
 
 from rlinf_isaac.envs.isaaclab.sim import server
+from rlinf_isaac.tempdirs import make_tempdir
 
 __all__ = ["SimulatorError", "SimulatorProcess", "EULA_ENV"]
 
@@ -82,7 +82,7 @@ class SimulatorProcess:
     ):
         self.log_tail_lines = log_tail_lines
         self._failed = False  # the simulator failed: close() keeps its log
-        self._dir = tempfile.mkdtemp(prefix="rlinf_isaac_sim_")
+        self._dir = make_tempdir("rlinf_isaac_sim_")
         self.log_path = log_path or os.path.join(self._dir, "simulator.log")
         self.address = os.path.join(self._dir, "sock")
         self.proc: subprocess.Popen | None = None
