@@ -214,7 +214,7 @@ while True:
 
 def test_no_kill_leaves_a_listed_checkpoint_that_does_not_load(tmp_path):
     """SIGKILL a process that saves every step with keep_last=2 at many moments: after each kill,
-    every listed checkpoint loads, and so does the run dir (its ``latest``)."""
+    every listed checkpoint loads, and so does the run dir (its ``latest``, one of them)."""
     import signal
     import subprocess
     import sys
@@ -232,6 +232,8 @@ def test_no_kill_leaves_a_listed_checkpoint_that_does_not_load(tmp_path):
         for step, path in listed:
             ck = load_checkpoint(path)
             assert ck.step == step and torch.equal(ck.model_state["w"], torch.full((512, 1024), float(step)))
+        # latest, the commit point, names a listed checkpoint: the newest, or the one before when
+        # the kill fell between a save's rename and its update of latest
         if (run / "latest").exists():
-            assert load_checkpoint(run).step == listed[-1][0]
+            assert load_checkpoint(run).step in {s for s, _ in listed}
     assert len(listed) >= 1 and listed[-1][0] >= 2
