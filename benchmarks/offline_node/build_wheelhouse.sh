@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/offline_node/build_wheelhouse.sh --python 3.12 --platform manylinux_2_28_x86_64 \
 #       [--out DIR] [--exclude LIST] [--node-packages FILE] [--extras LIST] [--trim-ray] [--drop PREFIXES] \
-#       [--repack-over-mib N] [--with-gl] [--split-mib N] [--build-python PY] [--dry-run]
+#       [--repack-over-mib N] [--with-gl] [--split-mib N] [--build-python PY] [--lane isaaclab] [--dry-run]
 #
 # Reads the project's requirements from pyproject.toml ([project].dependencies plus the named
 # --extras), leaves out the packages the node already has (--exclude, default: the list in
@@ -22,6 +22,11 @@
 #                               machine of the node's Debian/Ubuntu release)
 #   --split-mib N               cut the wheelhouse into parts of at most N MiB in DIR-parts/,
 #                               one per transfer (install_wheelhouse.sh joins them)
+#   --lane isaaclab             instead of the project's requirements, the simulator side of Isaac
+#                               Lab 3.0 kit-less on Newton (scripts/isaaclab_lane/: requirements.txt
+#                               resolved as above, requirements-nodeps.txt taken without their
+#                               dependencies), default DIR .wheelhouse-isaaclab; node_env.sh installs
+#                               it into its own folder and points RLINF_ISAACLAB_PYTHON at it
 # --dry-run prints what would be resolved and downloaded, and the commands, without network.
 #
 # Output: DIR (default .wheelhouse in the repository root) with the wheels, gl/*.deb and
@@ -31,14 +36,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
 PYV=3.12 PLATFORM=manylinux_2_28_x86_64 OUT=$ROOT/.wheelhouse EXCLUDE=default NODE_PKGS="" EXTRAS=""
-DROP="" TRIM_RAY=0 REPACK=0 WITH_GL=0 SPLIT=0 DRY=0 BUILD_PY=${PYTHON:-}
+DROP="" TRIM_RAY=0 REPACK=0 WITH_GL=0 SPLIT=0 DRY=0 BUILD_PY=${PYTHON:-} LANE="" OUT_SET=0
 GL_PACKAGES=${GL_PACKAGES:-"libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2"}
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --python) PYV=$2; shift ;;
     --platform) PLATFORM=$2; shift ;;
-    --out) OUT=$2; shift ;;
+    --out) OUT=$2; OUT_SET=1; shift ;;
+    --lane) LANE=$2; shift ;;
     --exclude) EXCLUDE=$2; shift ;;
     --node-packages) NODE_PKGS=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
     --extras) EXTRAS=$2; shift ;;
@@ -54,6 +60,11 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case $LANE in
+  "") ;;
+  isaaclab) [ "$OUT_SET" = 1 ] || OUT=$ROOT/.wheelhouse-isaaclab ;;
+  *) echo "unknown --lane $LANE (isaaclab is the one there is)" >&2; exit 2 ;;
+esac
 OUT=${OUT%/}
 PARTS=$OUT-parts
 
@@ -71,7 +82,14 @@ target=(--python "$PYV" --platform "$PLATFORM")
 mapfile -t TAGS < <(helper platforms --platform "$PLATFORM")
 plat=(--only-binary=:all: --python-version "$PYV" --implementation cp)
 for t in "${TAGS[@]}"; do plat+=(--platform "$t"); done
-reqs=$(helper requirements "${target[@]}" --extras "$EXTRAS" --exclude "$EXCLUDE" "${node_args[@]}")
+# requirement sources: the project's pyproject.toml, or a lane's files (the no-deps ones apart)
+src=() nodeps=""
+if [ "$LANE" = isaaclab ]; then
+  src=(--from "$ROOT/scripts/isaaclab_lane/requirements.txt")
+  nodeps=$(helper requirements "${target[@]}" --from "$ROOT/scripts/isaaclab_lane/requirements-nodeps.txt" \
+    --exclude "$EXCLUDE" "${node_args[@]}")
+fi
+reqs=$(helper requirements "${target[@]}" "${src[@]}" --extras "$EXTRAS" --exclude "$EXCLUDE" "${node_args[@]}")
 have_py=$("$BUILD_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 if [ "$DRY" = 1 ]; then
@@ -80,7 +98,8 @@ if [ "$DRY" = 1 ]; then
   echo "resolving Python: $BUILD_PY ($have_py)"
   echo "requirements (pyproject.toml${EXTRAS:+ + extras $EXTRAS}), minus the excluded:"
   echo "$reqs" | sed 's/^/  /'
-  helper requirements "${target[@]}" --extras "$EXTRAS" --exclude "$EXCLUDE" "${node_args[@]}" --show-excluded \
+  [ -n "$nodeps" ] && { echo "taken without their dependencies:"; echo "$nodeps" | sed 's/^/  /'; }
+  helper requirements "${target[@]}" "${src[@]}" --extras "$EXTRAS" --exclude "$EXCLUDE" "${node_args[@]}" --show-excluded \
     | { grep '^# excluded' || true; } | sed 's/^# /  /'
   p="--only-binary=:all: --python-version $PYV --implementation cp --platform TAG (each tag above)"
   echo "would run: $BUILD_PY -m pip install --dry-run --ignore-installed --report REPORT $p <requirements>"
@@ -131,6 +150,11 @@ echo "closure: $(wc -l < "$WORK/closure.txt") packages: $(tr '\n' ' ' < "$WORK/c
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$BUILD_PY" -m pip download -q --no-deps "${plat[@]}" --find-links "$WORK/src" -d "$OUT" -r "$WORK/closure.txt" \
   2>&1 | grep -v '^WARNING' || true
+if [ -n "$nodeps" ]; then
+  echo "$nodeps" > "$WORK/nodeps.txt"
+  "$BUILD_PY" -m pip download -q --no-deps "${plat[@]}" -d "$OUT" -r "$WORK/nodeps.txt" 2>&1 | grep -v '^WARNING' || true
+  cat "$WORK/nodeps.txt" >> "$WORK/closure.txt"
+fi
 n=$(ls "$OUT"/*.whl 2>/dev/null | wc -l)
 [ "$n" = "$(wc -l < "$WORK/closure.txt")" ] || { echo "downloaded $n wheels for $(wc -l < "$WORK/closure.txt") packages" >&2; exit 1; }
 
@@ -151,7 +175,9 @@ fi
 
 # 5. manifest (and parts)
 echo "$reqs" > "$WORK/requirements.txt"
-helper requirements "${target[@]}" --extras "$EXTRAS" --exclude none > "$WORK/all_requirements.txt"
+helper requirements "${target[@]}" "${src[@]}" --extras "$EXTRAS" --exclude none > "$WORK/all_requirements.txt"
+[ "$LANE" = isaaclab ] && helper requirements "${target[@]}" --exclude none \
+  --from "$ROOT/scripts/isaaclab_lane/requirements-nodeps.txt" >> "$WORK/all_requirements.txt"
 helper manifest "$OUT" "${target[@]}" --requirements "$WORK/all_requirements.txt" --extras "$EXTRAS" \
   --exclude "$EXCLUDE" "${node_args[@]}" --built-from-source "$(IFS=,; echo "${built[*]}")"
 du -sh "$OUT"

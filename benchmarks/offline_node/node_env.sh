@@ -26,4 +26,20 @@ if [ -f "$SITE/env.sh" ]; then
   case ":${PYTHONPATH:-}:" in *":$SITE:"*) ;; *) source "$SITE/env.sh" ;; esac
 fi
 case ":${PYTHONPATH:-}:" in *":$_node_root:"*) ;; *) export PYTHONPATH=$_node_root${PYTHONPATH:+:$PYTHONPATH} ;; esac
+# The Isaac Lab simulator's packages (build_wheelhouse.sh --lane isaaclab) go into a folder of
+# their own: Newton needs mujoco 3.12, the project's MuJoCo tasks 4.0. The simulator's
+# interpreter is a wrapper that puts that folder first; RLINF_ISAACLAB_PYTHON names it.
+ISAACLAB_SITE=${ISAACLAB_SITE:-/tmp/isaaclab-site}
+ISAACLAB_WHEELHOUSE=${ISAACLAB_WHEELHOUSE:-$_node_root/.wheelhouse-isaaclab}
+if [ -d "$ISAACLAB_WHEELHOUSE" ]; then
+  bash "$_node_root/benchmarks/offline_node/install_wheelhouse.sh" --wheelhouse "$ISAACLAB_WHEELHOUSE" \
+    --target "$ISAACLAB_SITE" --python "$PYTHON" > /dev/null \
+    || echo "warning: the Isaac Lab wheelhouse in $ISAACLAB_WHEELHOUSE is not installed (see install_wheelhouse.sh)" >&2
+fi
+if [ -f "$ISAACLAB_SITE/.wheelhouse-id" ]; then
+  printf '#!/bin/sh\n# the Isaac Lab simulator: its own packages first\nPYTHONPATH=%s${PYTHONPATH:+:$PYTHONPATH} exec %s "$@"\n' \
+    "$ISAACLAB_SITE" "$(command -v "$PYTHON")" > "$ISAACLAB_SITE/python"
+  chmod +x "$ISAACLAB_SITE/python"
+  export RLINF_ISAACLAB_PYTHON=${RLINF_ISAACLAB_PYTHON:-$ISAACLAB_SITE/python}
+fi
 unset _node_root

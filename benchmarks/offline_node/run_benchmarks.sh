@@ -2,12 +2,16 @@
 # Run the benchmark set on a node (a GPU node, or a CPU machine for the smoke set), each result
 # as JSON in the output folder, optionally each next to the same benchmark from a baseline tree.
 #
-#   bash benchmarks/offline_node/run_benchmarks.sh [--set smoke|full] [--out DIR] [--baseline-tree DIR]
+#   bash benchmarks/offline_node/run_benchmarks.sh [--set smoke|full|isaaclab] [--out DIR] [--baseline-tree DIR]
 #        [--only NAME,...] [--device auto|cuda|cpu] [--list]
 #
 #   --set smoke   small sizes of every benchmark (minutes; CPU or GPU): checks that all run
 #   --set full    the sizes docs/PERFORMANCE.md reports (GPU; about 30 minutes on one GPU, more
 #                 with several: the pipeline then also runs under the multi-GPU layouts that fit)
+#   --set isaaclab  Isaac Lab's stack task kit-less on Newton (GPU; the simulator's packages from
+#                 build_wheelhouse.sh --lane isaaclab, RLINF_ISAACLAB_PYTHON): its GPU tests, the
+#                 env alone at 1024 and 4096 envs, the whole pipeline at 1024 envs and the MuJoCo
+#                 pipeline beside it, and the scripted expert over 100 episodes (~10 minutes)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
@@ -38,7 +42,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case $SET in smoke|full) ;; *) echo "--set is smoke or full, not $SET" >&2; exit 2 ;; esac
+case $SET in smoke|full|isaaclab) ;; *) echo "--set is smoke, full or isaaclab, not $SET" >&2; exit 2 ;; esac
 if [ -n "$BASE" ]; then
   BASE=$(cd "$BASE" 2>/dev/null && pwd) || { echo "no baseline tree at $BASE" >&2; exit 2; }
 fi
@@ -128,7 +132,38 @@ tokenizer() {  # the full-size policy's benchmark tokenizer, once
     (cd "$ROOT" && "$PY" benchmarks/policy_throughput.py --config gr00t_n1_5 --save-tokenizer "$TOK" > /dev/null)
 }
 
-if [ "$SET" = smoke ]; then
+gpu_tests() {  # PYTEST_ARGS...: the GPU tests among them
+  wanted gpu_tests && "$PY" -c "import pytest" 2>/dev/null || return 0
+  if [ "$LIST" = 1 ]; then echo "gpu_tests: $PY -m pytest -q -m gpu $*"; return; fi
+  echo "=== gpu_tests ($(date +%T)) ==="
+  (cd "$ROOT" && timeout 300 "$PY" -m pytest -q -m gpu "$@" -p no:cacheprovider) > "$OUTDIR/gpu_tests.log" 2>&1
+  echo "[gpu_tests] exit $?"; tail -n 5 "$OUTDIR/gpu_tests.log"
+}
+
+if [ "$SET" = isaaclab ]; then
+  ISAAC_TASK=IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor
+  SIMPY=${RLINF_ISAACLAB_PYTHON:-$PY}
+  gpu_tests tests/envs/isaaclab tests/cluster/test_cuda_ipc.py
+  bench isaaclab_env 420 isaaclab_throughput.py --num-envs 1024 4096 --image-size 84 --transport cuda_ipc \
+    --python "$SIMPY"
+  bench isaaclab_env_200px 240 isaaclab_throughput.py --num-envs 1024 --image-size 200 --transport cuda_ipc pipe \
+    --python "$SIMPY"
+  bench isaaclab_pipeline 420 pipeline.py --config isaaclab_stack_ppo_gr00t_tiny --stages 2 --steps 3 -- \
+    cluster=1gpu actor.model.checkpoint_path=null env.train.total_num_envs=1024 env.train.max_episode_steps=64 \
+    actor.global_batch_size=4096 actor.micro_batch_size=1024 "env.train.isaaclab.python=$SIMPY"
+  bench pipeline_tiny 300 pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM" \
+    -- cluster=1gpu "${TINY[@]}" actor.micro_batch_size=64
+  if wanted isaaclab_expert; then
+    if [ "$LIST" = 1 ]; then echo "isaaclab_expert: $PY -m rlinf_isaac.demos.expert --task $ISAAC_TASK --episodes 100 ..."
+    else
+      echo "=== isaaclab_expert ($(date +%T)) ==="
+      (cd "$ROOT" && timeout 420 "$PY" -m rlinf_isaac.demos.expert --task "$ISAAC_TASK" --episodes 100 --num-envs 100 \
+        --seed 1 --sim-device cuda:0 --isaaclab-stack newton --isaaclab-python "$SIMPY" --max-episode-steps 320) \
+        > "$OUTDIR/isaaclab_expert.log" 2>&1
+      echo "[isaaclab_expert] exit $?"; tail -n 5 "$OUTDIR/isaaclab_expert.log"
+    fi
+  fi
+elif [ "$SET" = smoke ]; then
   bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2
   bench policy 300 policy_throughput.py --config gr00t_tiny --device "$DEV" --dtype fp32 --batch-sizes 8 \
     --steps 2 --warmup 1 --time-budget-s 120
@@ -139,14 +174,7 @@ if [ "$SET" = smoke ]; then
     "cluster=$CLUSTER" actor.model.checkpoint_path=null env.train.total_num_envs=8 env.train.max_episode_steps=32 \
     actor.global_batch_size=64 actor.micro_batch_size=32 algorithm.update_epochs=1
 else
-  if wanted gpu_tests && "$PY" -c "import pytest" 2>/dev/null; then
-    if [ "$LIST" = 1 ]; then echo "gpu_tests: $PY -m pytest -q -m gpu tests"
-    else
-      echo "=== gpu_tests ($(date +%T)) ==="
-      (cd "$ROOT" && timeout 300 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider) > "$OUTDIR/gpu_tests.log" 2>&1
-      echo "[gpu_tests] exit $?"; tail -n 5 "$OUTDIR/gpu_tests.log"
-    fi
-  fi
+  gpu_tests tests
   bench env 150 env_throughput.py --num-envs 32 --workers "$NCPU" --chunks 6
   bench policy 420 policy_throughput.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64 128 \
     --compile --time-budget-s 300

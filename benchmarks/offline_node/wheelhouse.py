@@ -148,7 +148,12 @@ def project_requirements(pyproject: Path, extras: list[str], python: str, platfo
 def cmd_requirements(a: argparse.Namespace) -> None:
     _, requirements, _ = _packaging()
     pats = expand_excludes(a.exclude, a.node_packages)
-    for r in project_requirements(Path(a.pyproject), _split(a.extras), a.python, a.platform):
+    if a.from_file:
+        env = target_env(a.python, a.platform)
+        reqs = [r for r in _read_lines(a.from_file) if _marker_ok(requirements.Requirement(r).marker, env)]
+    else:
+        reqs = project_requirements(Path(a.pyproject), _split(a.extras), a.python, a.platform)
+    for r in reqs:
         name = requirements.Requirement(r).name
         if excluded(name, pats):
             if a.show_excluded:
@@ -484,6 +489,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("requirements", help=cmd_requirements.__doc__)
     p.add_argument("--pyproject", default=str(ROOT / "pyproject.toml"))
     p.add_argument("--extras", default="")
+    p.add_argument("--from", dest="from_file", default=None,
+                   help="read the requirement lines from this file instead of pyproject.toml")
     p.add_argument("--show-excluded", action="store_true")
     target(p), excludes(p)
     p.set_defaults(fn=cmd_requirements)

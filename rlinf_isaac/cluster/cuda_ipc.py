@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SharedTensor", "share", "same_gpu", "collect"]
+__all__ = ["SharedTensor", "share", "share_tree", "open_tree", "same_gpu", "collect"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,40 @@ def share(t: torch.Tensor) -> SharedTensor:
 
     _, args = reduce_tensor(t.detach())
     return SharedTensor(args, t.numel() * t.element_size())
+
+
+def share_tree(x):
+    """``x`` (tensors in dicts, lists and tuples) with every CUDA tensor replaced by its
+    :class:`SharedTensor`; host tensors and other leaves unchanged."""
+    if isinstance(x, torch.Tensor):
+        return share(x.contiguous()) if x.is_cuda else x
+    if isinstance(x, dict):
+        return {k: share_tree(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(share_tree(v) for v in x)
+    return x
+
+
+def open_tree(x):
+    """Inverse of :func:`share_tree` in the receiving process: every :class:`SharedTensor` becomes
+    a copy of its tensor on this process's GPU. The copies are finished when this returns, so
+    the owner may reuse its memory at once."""
+    mapped: list[torch.Tensor] = []  # the owner's memory, kept mapped until the copies are done
+
+    def walk(v):
+        if isinstance(v, SharedTensor):
+            mapped.append(v.open())
+            return mapped[-1].clone()
+        if isinstance(v, dict):
+            return {k: walk(u) for k, u in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(walk(u) for u in v)
+        return v
+
+    out = walk(x)
+    if mapped:
+        torch.cuda.current_stream(mapped[0].device).synchronize()
+    return out
 
 
 def collect() -> None:

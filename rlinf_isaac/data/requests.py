@@ -20,6 +20,8 @@ class RolloutRequest:
     pieces: contiguous env shards the trajectory is split into (one per actor rank it feeds).
     epoch: rollout epoch within the global step (offsets env ids so GRPO groups stay apart).
     record_video: collect video frames of stage 0.
+    obs_ipc: per stage, whether its rollout worker shares this worker's GPU: observations held
+        on the GPU then go to it as CUDA IPC handles (empty: through Ray).
     """
 
     rollout_handles: Sequence[Any]
@@ -29,18 +31,20 @@ class RolloutRequest:
     pieces: int = 1
     epoch: int = 0
     record_video: bool = False
+    obs_ipc: Sequence[bool] = ()
 
 
 @dataclass
 class EvalRequest:
     """An evaluation of an env worker (``EnvWorker.evaluate``): ``num_episodes`` episodes of the
     deterministic policy served by ``rollout_handle``; round r resets from
-    ``derive_seed(seed, "eval_episodes", env rank, r)``."""
+    ``derive_seed(seed, "eval_episodes", env rank, r)``; ``obs_ipc`` as in :class:`RolloutRequest`."""
 
     rollout_handle: Any
     num_episodes: int
     seed: int
     record_video: bool = False
+    obs_ipc: bool = False
 
 
 @dataclass

@@ -126,7 +126,8 @@ class Controller:
         self.envs = EnvGroup("env", EnvWorker, p, "env", [
             dict(env_cfg=cfg.env.train, rank=r, num_envs=n, num_stages=cfg.rollout.pipeline_stage_num,
                  eval_cfg=ev, eval_num_envs=ev.total_num_envs // self.n_env, device=dev,
-                 total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values, seed=seed)
+                 total_envs=cfg.env.train.total_num_envs, bootstrap_values=reads_final_values, seed=seed,
+                 cuda_ipc=self.ipc_on)
             for r in range(self.n_env)], log_dir, t, nodes)
         self.groups.append(self.envs)
         print(f"env: {self.envs.describe()}", flush=True)
@@ -172,7 +173,9 @@ class Controller:
                 rollout_handles=[self.rollouts.handle(self._rollout_rank(r, s)) for s in range(cfg.rollout.pipeline_stage_num)],
                 num_chunk_steps=n_chunk_steps, reset_seed=derive_seed(seed, "rollout", step, epoch),
                 group_size=cfg.algorithm.group_size, pieces=k, epoch=epoch,
-                record_video=record_video and r == 0 and epoch == 0) for r in range(self.n_env)]
+                record_video=record_video and r == 0 and epoch == 0,
+                obs_ipc=[self.obs_ipc(r, self._rollout_rank(r, s)) for s in range(cfg.rollout.pipeline_stage_num)])
+                for r in range(self.n_env)]
             refs = self.envs.rollout(requests)
             results = self.envs.wait([out[0] for out in refs], what="rollout")
             flat = [piece for out in refs for piece in out[1:]]  # env-major order of shards
@@ -214,7 +217,8 @@ class Controller:
         self.rollouts.reseed([derive_seed(seed, "eval_noise", r) for r in range(self.n_roll)])
         per_rank = math.ceil(episodes / self.n_env)
         out = self.envs.evaluate([EvalRequest(self.rollouts.handle(self._rollout_rank(r, 0)), per_rank, seed,
-                                              record_video and r == 0) for r in range(self.n_env)])
+                                              record_video and r == 0, self.obs_ipc(r, self._rollout_rank(r, 0)))
+                                  for r in range(self.n_env)])
         eps = EpisodeLog()
         for e, _ in out:
             eps.extend(e)
@@ -250,7 +254,7 @@ class Controller:
         ``sync_via[r]`` for actor 0 -> rollout r, ``ipc_ranks[a]`` the rollout ranks on actor
         a's GPU. Printed at start-up."""
         p = self.placement
-        on = self.cfg.cluster.cuda_ipc and p.device_type == "cuda"
+        self.ipc_on = on = self.cfg.cluster.cuda_ipc and p.device_type == "cuda"
         roll, act = p.processes("rollout"), p.processes("actor")
         self.ipc_ranks = [tuple(r for r, pr in enumerate(roll) if on and cuda_ipc.same_gpu(pa, pr)) for pa in act]
         self.sync_via = ["ipc" if r in self.ipc_ranks[0] else "host" for r in range(self.n_roll)]
@@ -259,6 +263,11 @@ class Controller:
             print(f"GPU tensors by CUDA IPC{'' if on else ' (off: cluster.cuda_ipc=false)'}: weight sync to "
                   f"{self.sync_via.count('ipc')} of {self.n_roll} rollout ranks, stored inputs on {pairs} of "
                   f"{self.n_act * self.n_roll} actor-rollout pairs; the rest through the host", flush=True)
+
+    def obs_ipc(self, env_rank: int, rollout_rank: int) -> bool:
+        """Whether env rank ``env_rank`` hands GPU-held observations to ``rollout_rank`` by CUDA IPC."""
+        p = self.placement
+        return self.ipc_on and cuda_ipc.same_gpu(p.processes("env")[env_rank], p.processes("rollout")[rollout_rank])
 
     def _rollout_rank(self, env_rank: int, stage: int) -> int:
         k = max(1, self.n_roll // self.n_env)

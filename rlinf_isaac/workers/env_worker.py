@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.handles import is_ready, resolve
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import EnvConfig
@@ -32,9 +33,15 @@ from rlinf_isaac.seeding import derive_seed
 if TYPE_CHECKING:
     from rlinf_isaac.logging.video import RolloutVideo
 
-__all__ = ["EnvWorker"]
+__all__ = ["EnvWorker", "handoff"]
 
 log = logging.getLogger(__name__)
+
+
+def handoff(obs: Obs, ipc: bool) -> Obs:
+    """``obs`` as sent to a rollout worker: with ``ipc`` (it shares this GPU) GPU-held tensors go
+    as CUDA IPC handles (the rollout worker copies them on the device), else through Ray."""
+    return cuda_ipc.share_tree(obs) if ipc else obs
 
 
 class EnvWorker(WorkerBase):
@@ -43,9 +50,12 @@ class EnvWorker(WorkerBase):
     def __init__(self, env_cfg: EnvConfig, rank: int, num_envs: int, num_stages: int,
                  eval_cfg: EnvConfig | None = None, eval_num_envs: int | None = None,
                  device: str = "cpu", total_envs: int | None = None, bootstrap_values: bool = True,
-                 seed: int = 0):
-        """seed: the run seed (``runner.seed``); stage s is built with ``derive_seed(seed, "env", rank, s)``."""
+                 seed: int = 0, cuda_ipc: bool = False):
+        """seed: the run seed (``runner.seed``); stage s is built with ``derive_seed(seed, "env", rank, s)``.
+        cuda_ipc: GPU tensors may cross processes by CUDA IPC (``cluster.cuda_ipc`` on a GPU
+        placement): an Isaac Lab simulator on this GPU then hands its observations over that way."""
         super().__init__()
+        self.cuda_ipc = cuda_ipc
         # ask the rollout worker for V(final obs) at truncations; off when nothing reads them
         # (GRPO, no value head, algorithm.bootstrap_on_truncation=false): a blocking round trip
         # and a backbone forward per truncating chunk saved
@@ -78,7 +88,9 @@ class EnvWorker(WorkerBase):
         and device (this worker's: the simulator process inherits its GPUs)."""
         if get_task(cfg.task_id).backend != "isaaclab":
             return {}
-        return {"python": cfg.isaaclab.python, "stack": cfg.isaaclab.stack, "device": self.device}
+        transport = "cuda_ipc" if self.cuda_ipc and self.device.startswith("cuda") else "pipe"
+        return {"python": cfg.isaaclab.python, "stack": cfg.isaaclab.stack, "device": self.device,
+                "obs_transport": transport}
 
     def describe(self) -> str:
         """One line on the simulator of this worker's training envs (the start-up banner prints it)."""
@@ -97,9 +109,10 @@ class EnvWorker(WorkerBase):
         """
         rollout_handles, num_chunk_steps = req.rollout_handles, req.num_chunk_steps
         S, log_eps = self.num_stages, EpisodeLog()
+        ipc = [bool(req.obs_ipc[s]) if req.obs_ipc else False for s in range(S)]
         if req.reset_seed is not None or self._obs is None:
             self._obs = [self._reset_stage(s, req.group_size, req.reset_seed) for s in range(S)]
-        refs = [rollout_handles[s].predict.remote(self._obs[s], "train") for s in range(S)]
+        refs = [rollout_handles[s].predict.remote(handoff(self._obs[s], ipc[s]), "train") for s in range(S)]
         records: list[list[StepRecord]] = [[] for _ in range(S)]
         video = self._start_video(self.stages[0], self.cfg, req.record_video)
         timing = {"env": 0.0, "wait": 0.0}
@@ -114,9 +127,10 @@ class EnvWorker(WorkerBase):
             # after the stage's last chunk only V(s_T) is needed (GAE's bootstrap at the window's
             # end): no actions sampled, no inputs stored for the actors
             final = len(records[p]) + 1 == num_chunk_steps
-            refs[p] = (rollout_handles[p].values.remote(res.obs, True) if final
-                       else rollout_handles[p].predict.remote(res.obs, "train"))
-            records[p].append(self._record(extras_of[p], res, rollout_handles[p], final_refs))
+            obs = handoff(res.obs, ipc[p])
+            refs[p] = (rollout_handles[p].values.remote(obs, True) if final
+                       else rollout_handles[p].predict.remote(obs, "train"))
+            records[p].append(self._record(extras_of[p], res, rollout_handles[p], final_refs, ipc[p]))
             log_eps.add(res.info["episode"])
             if video is not None and p == 0:
                 self._add_video_frames(video, res)
@@ -172,7 +186,7 @@ class EnvWorker(WorkerBase):
             return env.reset(seed=stage_seed, reset_state_ids=ids)
         return env.reset(seed=stage_seed)
 
-    def _record(self, extras: dict, res, handle, final_refs: list) -> StepRecord:
+    def _record(self, extras: dict, res, handle, final_refs: list, ipc: bool = False) -> StepRecord:
         """One chunk step's record. A truncated episode's V(final obs) is asked for here and
         not waited for: ``(final_values, idx, ref)`` goes to ``final_refs``, and the caller
         fills the record's ``final_values[idx]`` once the rollout's simulation is over."""
@@ -184,7 +198,7 @@ class EnvWorker(WorkerBase):
             fo = info["final_obs"]
             sub = Obs(main_images=fo["main_images"][idx], wrist_images=fo["wrist_images"][idx],
                       states=fo["states"][idx], task_descriptions=[fo["task_descriptions"][i] for i in idx.tolist()])
-            final_refs.append((final_values, idx, handle.values.remote(sub)))
+            final_refs.append((final_values, idx, handle.values.remote(handoff(sub, ipc))))
         return StepRecord(
             forward_inputs=extras["forward_inputs"], logprobs=extras["logprobs"].float(),
             values=extras["values"].float(), rewards=res.reward.float(), terminated=res.terminated.bool(),
@@ -229,7 +243,7 @@ class EnvWorker(WorkerBase):
             done = torch.zeros(env.num_envs, dtype=torch.bool)
             vid = self._start_video(env, self.eval_cfg, req.record_video and r == 0)
             while not bool(done.all()):
-                actions, _ = resolve(rollout_handle.predict.remote(obs, "eval"))
+                actions, _ = resolve(rollout_handle.predict.remote(handoff(obs, req.obs_ipc), "eval"))
                 res = env.chunk_step(actions)
                 ep = res.info["episode"]
                 eps.add(ep)

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from rlinf_isaac.cluster import cuda_ipc
 from rlinf_isaac.cluster.worker_group import WorkerBase
 from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.data.features import FeatureStore
@@ -68,6 +69,7 @@ class RolloutWorker(WorkerBase):
         """obs of B envs -> :func:`reply` (actions on the CPU; extras in train mode only, whose
         stored inputs stay here until :meth:`export_features`)."""
         t0 = time.perf_counter()
+        obs = cuda_ipc.open_tree(obs)  # observations an env worker on this GPU shared
         actions, extras = self.policy.predict(obs, mode=mode, generator=self.generator)
         out = reply(actions, extras, mode, self.features)
         self.infer_seconds += time.perf_counter() - t0
@@ -96,8 +98,9 @@ class RolloutWorker(WorkerBase):
         sampling stream (and exact resume) untouched.
         """
         if self.policy.value_head is None:
-            return torch.zeros(obs["states"].shape[0])
+            return torch.zeros(len(obs["task_descriptions"]))
         t0 = time.perf_counter()
+        obs = cuda_ipc.open_tree(obs)
         v = self.policy.predict_values(obs)
         out = (v[:, 0] if v.ndim == 2 and not per_action else v).float().cpu()
         self.infer_seconds += time.perf_counter() - t0

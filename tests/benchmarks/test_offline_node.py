@@ -158,6 +158,20 @@ def test_build_wheelhouse_dry_run_lists_pyproject_requirements_minus_excludes():
     assert {"torch", "numpy", "ray"} <= set(re.findall(r"^  ([A-Za-z0-9_.-]+)[=<>]", out.stdout, flags=re.M))
 
 
+def test_build_wheelhouse_for_the_isaaclab_simulator_takes_the_lanes_pins():
+    out = _bash(TOOLS / "build_wheelhouse.sh", "--dry-run", "--lane", "isaaclab", "--exclude", "default,scipy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    resolved, nodeps = out.stdout.split("taken without their dependencies:")
+    lane = ROOT / "scripts" / "isaaclab_lane"
+    pins = [ln for ln in (lane / "requirements-nodeps.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert re.findall(r"^  (\S+)$", nodeps.split("excluded")[0], flags=re.M) == pins  # exactly the lane's pins
+    listed = set(re.findall(r"^  ([A-Za-z0-9_.-]+)==", resolved, flags=re.M))
+    assert {"gymnasium", "hydra-core", "prettytable"} <= listed and not {"scipy", "numpy", "ray"} & listed
+    assert "/.wheelhouse-isaaclab" in out.stdout
+    out = _bash(TOOLS / "build_wheelhouse.sh", "--dry-run", "--lane", "gym")
+    assert out.returncode == 2 and "unknown --lane gym" in out.stderr
+
+
 def test_build_wheelhouse_never_empties_a_folder_that_is_not_a_wheelhouse(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     out = _bash(TOOLS / "build_wheelhouse.sh", "--out", str(tmp_path))  # refused before any network use
@@ -220,11 +234,11 @@ def test_detached_job_runs_across_commands(tmp_path):
 def test_benchmark_set_commands_use_options_the_scripts_have():
     """Every command of both sets names a benchmark script that exists and only options its
     argparse defines (before `--`, after which come Hydra overrides)."""
-    for s in ("smoke", "full"):
+    for s, least in (("smoke", 6), ("full", 16), ("isaaclab", 4)):
         out = _bash(TOOLS / "run_benchmarks.sh", "--list", "--set", s, env={"NGPU": "8"})
         assert out.returncode == 0, out.stderr
         lines = [ln for ln in out.stdout.splitlines() if " benchmarks/" in ln]
-        assert len(lines) >= (6 if s == "smoke" else 16)
+        assert len(lines) >= least
         for line in lines:
             name, cmd = line.split(": ", 1)
             script = ROOT / cmd.split()[1]

@@ -107,3 +107,41 @@ def test_cluster_plans_ipc_only_within_a_gpu(monkeypatch, capsys):
     cluster.cuda_ipc = False
     Controller._plan_transfers(c)
     assert c.ipc_ranks == [(), ()] and "off: cluster.cuda_ipc=false" in capsys.readouterr().out
+
+
+def test_share_tree_leaves_host_tensors_and_other_leaves():
+    obs = {"states": torch.ones(2, 8), "task_descriptions": ["stack", "stack"], "pair": (torch.zeros(1), 3)}
+    shared = cuda_ipc.share_tree(obs)
+    assert shared["states"] is obs["states"] and shared["task_descriptions"] == ["stack", "stack"]
+    assert shared["pair"][0] is obs["pair"][0] and shared["pair"][1] == 3
+    assert cuda_ipc.open_tree(shared)["states"] is obs["states"]
+
+
+def _open_tree_child(conn):  # spawned: open a shared observation, answer with host copies
+    from rlinf_isaac.cluster import cuda_ipc as ipc
+
+    obs = ipc.open_tree(conn.recv())
+    conn.send({k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in obs.items()})
+    conn.recv()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_shared_observation_opens_as_copies_in_another_process():
+    obs = {"main_images": torch.randint(0, 255, (4, 8, 8, 3), dtype=torch.uint8, device="cuda"),
+           "states": torch.randn(4, 8, device="cuda"), "task_descriptions": ["stack"] * 4}
+    shared = cuda_ipc.share_tree(obs)
+    assert isinstance(shared["main_images"], cuda_ipc.SharedTensor) and shared["task_descriptions"] == ["stack"] * 4
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_open_tree_child, args=(child,))
+    proc.start()
+    try:
+        parent.send(shared)
+        got = parent.recv()
+        parent.send("done")
+    finally:
+        proc.join(60)
+    assert proc.exitcode == 0
+    assert torch.equal(got["main_images"], obs["main_images"].cpu()) and torch.equal(got["states"], obs["states"].cpu())
+    assert got["task_descriptions"] == ["stack"] * 4

@@ -53,6 +53,9 @@ class IsaacLabEnvCfg:
         one), e.g. Isaac Lab's python.sh.
     stack: ``env.<group>.isaaclab.stack``: ``isaac_sim`` (Kit, PhysX, RTX cameras), ``newton``
         (kit-less: MuJoCo-Warp physics, Warp cameras) or ``auto`` (Isaac Sim when installed).
+    obs_transport: "cuda_ipc": observations of a simulator on this process's GPU arrive as CUDA
+        IPC handles and stay on the GPU (needs the same torch build in both processes, else the
+        pipe is used and the start-up line says why); "pipe": as numpy arrays on the CPU.
     builder / builder_kwargs: how the simulator process builds the env (tests swap it).
     startup_timeout_s: app launch + env creation (+ shader / Warp compilation) limit.
     step_timeout_s: limit of one reset or one chunk; past it the simulator is killed.
@@ -71,6 +74,7 @@ class IsaacLabEnvCfg:
     enable_cameras: bool = True
     python: str | None = None
     stack: str = "auto"
+    obs_transport: str = "pipe"
     builder: str = DEFAULT_BUILDER
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     startup_timeout_s: float = 900.0
@@ -97,6 +101,8 @@ class IsaacLabEnvCfg:
         _check(":" in self.builder, "env.extra.builder", self.builder, "'package.module:function'")
         _check(self.stack in ("auto", "newton", "isaac_sim"), "env.isaaclab.stack", self.stack,
                "'auto', 'newton' or 'isaac_sim'")
+        _check(self.obs_transport in ("pipe", "cuda_ipc"), "env.extra.obs_transport", self.obs_transport,
+               "'pipe' or 'cuda_ipc'")
 
     @classmethod
     def from_factory_kwargs(cls, task_id: str, **kwargs: Any) -> "IsaacLabEnvCfg":
@@ -127,6 +133,11 @@ class IsaacLabEnvCfg:
         if self.builder == DEFAULT_BUILDER:
             base.update(headless=self.headless, enable_cameras=self.enable_cameras, stack=self.stack)
         return {**base, **self.builder_kwargs}
+
+
+def _usable_transport(asked: str) -> str:
+    """CUDA IPC only where this process can open handles (a CUDA build with a GPU)."""
+    return asked if asked != "cuda_ipc" or torch.cuda.is_available() else "pipe"
 
 
 def _check(ok: bool, key: str, value: Any, valid: str) -> None:
@@ -161,7 +172,7 @@ class IsaacLabEnv(BatchedEnv):
             prelaunch = {"headless": cfg.headless, "enable_cameras": cfg.enable_cameras, "device": cfg.device}
         self.sim = SimulatorProcess(
             cfg.builder, cfg.builder_arguments(), stepper, prelaunch_app=prelaunch,
-            python=cfg.python,
+            python=cfg.python, obs_transport=_usable_transport(cfg.obs_transport),
             startup_timeout_s=cfg.startup_timeout_s, log_path=cfg.log_path,
             log_tail_lines=cfg.log_tail_lines, extra_env=cfg.extra_env,
         )
@@ -185,8 +196,10 @@ class IsaacLabEnv(BatchedEnv):
         return self.sim.call("privileged", None, self.cfg.step_timeout_s)
 
     def describe(self) -> str:
-        """The simulator process's own line: Isaac Lab version, task id, stack, envs and device."""
-        return self.info.get("description") or super().describe()
+        """The simulator process's own line: Isaac Lab version, task id, stack, envs and device,
+        and how observations reach this process."""
+        line = self.info.get("description") or super().describe()
+        return f"{line}; {self.info['obs_transport']}" if self.info.get("obs_transport") else line
 
     def reset(
         self,
@@ -226,7 +239,8 @@ class IsaacLabEnv(BatchedEnv):
         res = ChunkStepResult(**from_wire(self.sim.receive("chunk_step", self.cfg.step_timeout_s)))
         if self.video_request is not None:
             shown = res.info.get("final_obs") or res.obs  # final_obs: full batch, ended rows terminal
-            res.info["video_frames"] = upscaled_video_frames(shown, *self.video_request)
+            frames = upscaled_video_frames(shown, *self.video_request)
+            res.info["video_frames"] = {k: v.cpu() for k, v in frames.items()}
         return res
 
     @property

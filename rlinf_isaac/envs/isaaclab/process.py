@@ -44,6 +44,12 @@ _BOOTSTRAP = (
 )
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 class SimulatorError(RuntimeError):
     """The simulator process died, hung past its timeout, or raised; message has its log tail."""
 
@@ -66,6 +72,8 @@ class SimulatorProcess:
     stepper: the :class:`~rlinf_isaac.envs.isaaclab.sim.stepper.StepperCfg` fields, as a dict.
     prelaunch_app: AppLauncher kwargs; with Isaac Lab < 3 the app is started before the
         builder is imported and passed to it as ``app``.
+    obs_transport: "cuda_ipc" or "pipe" (``IsaacLabEnvCfg.obs_transport``); the simulator
+        decides and says which in ``info["obs_transport"]``.
     """
 
     def __init__(
@@ -79,6 +87,7 @@ class SimulatorProcess:
         log_path: str | None = None,
         log_tail_lines: int = 40,
         extra_env: dict[str, str] | None = None,
+        obs_transport: str = "pipe",
     ):
         self.log_tail_lines = log_tail_lines
         self._failed = False  # the simulator failed: close() keeps its log
@@ -92,7 +101,8 @@ class SimulatorProcess:
         try:
             self._connect(startup_timeout_s)
             init = {"builder": builder, "builder_kwargs": builder_kwargs, "stepper": stepper,
-                    "prelaunch_app": prelaunch_app}
+                    "prelaunch_app": prelaunch_app, "obs_transport": obs_transport,
+                    "torch_version": _torch_version()}
             self.info = self.call("init", init, startup_timeout_s)
         except BaseException:
             self.close()

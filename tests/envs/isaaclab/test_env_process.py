@@ -153,3 +153,44 @@ def test_config_errors_name_key_and_value():
         cfg(image_size=8)
     with pytest.raises(KeyError, match="not an Isaac Lab task"):
         IsaacLabEnv(cfg(task_id="MuJoCo-Stack"))
+
+
+def test_observation_transport_choice():
+    from rlinf_isaac.envs.isaaclab.sim.server import obs_transport
+
+    assert obs_transport("pipe", "cuda:0", torch.__version__) == (False, "observations through a pipe")
+    on, why = obs_transport("cuda_ipc", "cpu", torch.__version__)
+    assert not on and "simulator on cpu" in why
+    on, why = obs_transport("cuda_ipc", "cuda:0", "0.0-other")
+    assert not on and "0.0-other in the env worker" in why and "same build" in why
+    assert obs_transport("cuda_ipc", "cuda:0", torch.__version__) == (True, "observations by CUDA IPC")
+
+
+def test_cuda_ipc_asked_without_a_gpu_falls_back_to_the_pipe_and_says_so():
+    with IsaacLabEnv(cfg(obs_transport="cuda_ipc")) as env:
+        want = "observations through a pipe" if not torch.cuda.is_available() else "simulator on cpu"
+        assert want in env.describe() and env.info["obs_transport"].startswith("observations through a pipe")
+        obs = env.reset(seed=3)
+        assert obs["main_images"].device.type == "cpu"
+    with pytest.raises(ValueError, match="env.extra.obs_transport = 'shm'"):
+        cfg(obs_transport="shm")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_ipc_observations_stay_on_the_gpu_and_equal_the_pipes():
+    """The fake env simulated on the GPU: by CUDA IPC the observations arrive on the GPU, equal
+    to the pipe's, and stay valid after the simulator has produced the next ones."""
+    got = {}
+    for transport in ("pipe", "cuda_ipc"):
+        with IsaacLabEnv(cfg(device="cuda:0", obs_transport=transport)) as env:
+            first = env.reset(seed=3, reset_state_ids=[5, 7])
+            steps = [env.chunk_step(torch.full((2, 4, 7), 0.1 * k)) for k in range(3)]
+            got[transport] = (first, steps, env.info["obs_transport"])
+    (p_first, p_steps, p_how), (i_first, i_steps, i_how) = got["pipe"], got["cuda_ipc"]
+    assert p_how == "observations through a pipe" and i_how == "observations by CUDA IPC"
+    assert i_first["main_images"].is_cuda and i_steps[0].obs["states"].is_cuda
+    assert not i_steps[0].reward.is_cuda  # only the observations stay on the GPU
+    for a, b in zip([p_first] + [r.obs for r in p_steps], [i_first] + [r.obs for r in i_steps]):
+        for k in ("main_images", "wrist_images", "states"):
+            assert torch.equal(a[k], b[k].cpu()), k

@@ -70,11 +70,29 @@ def _prelaunch_app(app_kwargs: dict) -> Any:
     return AppLauncher(**app_kwargs).app
 
 
+def obs_transport(asked: str, sim_device: str, client_torch: str | None) -> tuple[bool, str]:
+    """Whether observations go by CUDA IPC handle, and the words for the start-up line.
+
+    ``asked``: "cuda_ipc" (the env worker can open handles) or "pipe"; IPC needs the simulator on
+    a GPU and the same torch build on both ends (the handle format is torch's)."""
+    if asked != "cuda_ipc":
+        return False, "observations through a pipe"
+    if not sim_device.startswith("cuda"):
+        return False, f"observations through a pipe (simulator on {sim_device})"
+    import torch
+
+    if client_torch != torch.__version__:
+        return False, (f"observations through a pipe (torch {torch.__version__} here, {client_torch} in the env "
+                       f"worker: CUDA IPC needs the same build)")
+    return True, "observations by CUDA IPC"
+
+
 class _Server:
     def __init__(self, conn):
         self.conn = conn
         self.stepper = None
         self.closer: Callable | None = None
+        self.ipc = False  # observations as CUDA IPC handles (see obs_transport)
 
     def init(self, msg: dict) -> dict:
         kwargs = dict(msg["builder_kwargs"])
@@ -90,24 +108,37 @@ class _Server:
         for key in ("image_size", "camera_terms", "state_terms"):
             if key in stepper_kwargs:
                 stepper_kwargs[key] = tuple(stepper_kwargs[key])
+        self.ipc, transport = obs_transport(msg.get("obs_transport", "pipe"), str(built["env"].device),
+                                            msg.get("torch_version"))
+        stepper_kwargs["obs_on_sim_device"] = self.ipc
         self.stepper = ChunkStepper(built["env"], StepperCfg(**stepper_kwargs), refresh=built.get("refresh"))
         self.closer = built.get("close")
-        return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order}
+        return {**built.get("info", {}), "num_envs": self.stepper.B, "quat_order": self.stepper.cfg.quat_order,
+                "obs_transport": transport}
 
     def handle(self, cmd: str, payload: Any) -> Any:
-        from rlinf_isaac.envs.isaaclab.wire import from_wire, to_wire
+        from rlinf_isaac.envs.isaaclab.wire import from_wire
 
         if cmd == "init":
             return self.init(payload)
         if cmd == "reset":
-            return to_wire(self.stepper.reset(**from_wire(payload)))
+            return self._reply(self.stepper.reset(**from_wire(payload)))
         if cmd == "chunk_step":
-            return to_wire(self.stepper.chunk_step(from_wire(payload)))
+            return self._reply(self.stepper.chunk_step(from_wire(payload)))
         if cmd == "privileged":
             return self.stepper.privileged_state()
         if cmd == "ping":
             return "pong"
         raise ValueError(f"unknown simulator command {cmd!r}")
+
+    def _reply(self, result: Any) -> Any:
+        from rlinf_isaac.envs.isaaclab.wire import to_wire
+
+        if self.ipc:  # free the memory of earlier replies that the env worker has copied
+            import torch
+
+            torch.cuda.ipc_collect()
+        return to_wire(result, ipc=self.ipc)
 
     def close(self) -> None:
         env = getattr(self.stepper, "env", None)

@@ -58,6 +58,8 @@ class StepperCfg:
     image_size: (H, W) of the returned uint8 images (resized if the camera differs).
     quat_order: order of the ``eef_quat`` observation: "wxyz" (Isaac Lab 2.x) or "xyzw" (3.x).
     max_episode_steps: episodes are truncated after this many env steps.
+    obs_on_sim_device: keep the observation tensors (images, states) on the simulator's device
+        (for CUDA IPC to the env worker); False: on the CPU. Everything else is on the CPU.
     """
 
     instruction: str
@@ -71,6 +73,7 @@ class StepperCfg:
     camera_terms: tuple[str, str] = ("table_cam", "wrist_cam")
     state_terms: tuple[str, str, str] = ("eef_pos", "eef_quat", "gripper_pos")
     capture_final_obs: bool = True
+    obs_on_sim_device: bool = False
     # scene entities behind privileged_state(): the cubes (in stacking order), the end-effector
     # frame sensor, the robot and its finger joints
     object_names: tuple[str, ...] = ("cube_1", "cube_2", "cube_3")
@@ -223,6 +226,7 @@ class ChunkStepper:
         self.env, self.cfg, self.refresh = env, cfg, refresh
         self.B = int(env.num_envs)
         self.device = torch.device(str(env.device))
+        self.obs_device = self.device if cfg.obs_on_sim_device else torch.device("cpu")
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.state_ids = torch.zeros(self.B, dtype=torch.int64)  # current episode's id
         self.pending_ids = self._draw(self.B)  # id for the env's next reset
@@ -248,18 +252,19 @@ class ChunkStepper:
             x4 = img.permute(0, 3, 1, 2).float()  # [B, H0, W0, 3] -> [B, 3, H0, W0]
             x4 = F.interpolate(x4, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
             img = x4.round().clamp(0, 255).permute(0, 2, 3, 1)  # [B, 3, H, W] -> [B, H, W, 3]
-        return img.to("cpu", torch.uint8).contiguous()
+        return img.to(self.obs_device, torch.uint8).contiguous()
 
     def make_obs(self, group: dict[str, Any]) -> Obs:
         """Our observation from the Isaac Lab policy group (dict of term -> [B, ...])."""
         main, wrist = self.cfg.camera_terms
         pos_t, quat_t, grip_t = self.cfg.state_terms
-        quat = to_wxyz(as_torch(group[quat_t]).float().cpu(), self.cfg.quat_order)
+        dev = self.obs_device
+        quat = to_wxyz(as_torch(group[quat_t]).float().to(dev), self.cfg.quat_order)
         states = torch.cat(
             [
-                as_torch(group[pos_t]).float().cpu(),  # [B, 3]
+                as_torch(group[pos_t]).float().to(dev),  # [B, 3]
                 quat_to_axis_angle(quat),  # [B, 3]
-                as_torch(group[grip_t]).float().cpu().reshape(self.B, -1)[:, :2],  # [B, 2]
+                as_torch(group[grip_t]).float().to(dev).reshape(self.B, -1)[:, :2],  # [B, 2]
             ],
             dim=-1,
         )  # [B, 8]
@@ -423,7 +428,7 @@ def _where_rows(mask: torch.Tensor, a: Obs, b: Obs) -> Obs:
     for k, va in a.items():
         vb = b[k]
         if isinstance(va, torch.Tensor):
-            m = mask.reshape(-1, *([1] * (va.ndim - 1)))  # [B] -> [B, 1, ...]
+            m = mask.to(va.device).reshape(-1, *([1] * (va.ndim - 1)))  # [B] -> [B, 1, ...]
             out[k] = torch.where(m, va, vb)
         else:
             out[k] = [x if bool(f) else y for x, y, f in zip(va, vb, mask)]
