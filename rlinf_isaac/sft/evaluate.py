@@ -21,8 +21,10 @@ __all__ = ["evaluate_checkpoint", "main"]
 
 def evaluate_checkpoint(ckpt: str | Path, task: str, episodes: int, num_envs: int = 8, seed: int = 1000,
                         device: str = "cpu", num_action_chunks: int = 16,
-                        max_episode_steps: int | None = None, **env_kwargs: Any) -> dict[str, Any]:
-    """``env_kwargs`` go to the env factory (e.g. an Isaac Lab task's device, stack and python)."""
+                        max_episode_steps: int | None = None, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``device``: the policy's; ``env_kwargs`` go to the env factory (e.g. an Isaac Lab task's
+    simulation ``device``, ``stack`` and ``python``)."""
+    env_kwargs = dict(env_kwargs or {})
     import torch
 
     from rlinf_isaac.envs.base import wilson_interval
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_kwargs = simulator_kwargs(a, get_task(a.task).backend)
     for ckpt in a.checkpoints:
         line = json.dumps(evaluate_checkpoint(ckpt, a.task, a.episodes, a.num_envs, a.seed, a.device,
-                                              a.num_action_chunks, a.max_episode_steps, **env_kwargs))
+                                              a.num_action_chunks, a.max_episode_steps, env_kwargs))
         print(line, flush=True)
         if a.json:
             with open(a.json, "a") as f:

@@ -179,6 +179,28 @@ def test_evaluate_cli_reports_success_rate_json(dataset_dir, tmp_path, capsys):
     assert json.loads((tmp_path / "e.jsonl").read_text()) == line
 
 
+def test_evaluate_cli_keeps_the_simulation_device_apart_from_the_policys(dataset_dir, tmp_path, capsys, monkeypatch):
+    """An Isaac Lab task: --sim-device goes to the env as its device, --device to the policy."""
+    import rlinf_isaac.envs.registry as registry
+    from rlinf_isaac.sft.evaluate import main
+
+    SFTTrainer(_cfg(dataset_dir, tmp_path / "run", 1)).fit()
+    seen = {}
+    real = registry.make_env
+
+    def recording_make_env(task_id, **kwargs):  # the Isaac task's arguments, played on the MuJoCo task
+        seen.update(task=task_id, **kwargs)
+        keep = {k: v for k, v in kwargs.items() if k not in ("device", "stack", "python")}
+        return real("MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0", **keep)
+
+    monkeypatch.setattr(registry, "make_env", recording_make_env)
+    rc = main([str(tmp_path / "run" / "final"), "--task", "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor",
+               "--episodes", "2", "--num-envs", "2", "--max-episode-steps", "8", "--device", "cpu",
+               "--sim-device", "cuda:3", "--isaaclab-stack", "newton"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
+    assert seen["device"] == "cuda:3" and seen["stack"] == "newton" and seen["python"] is None
+
+
 def test_shift_images_moves_content_by_at_most_pad_pixels():
     from rlinf_isaac.sft.trainer import shift_images
 

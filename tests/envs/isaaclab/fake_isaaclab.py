@@ -262,13 +262,15 @@ class FakeStackEnv:
         self.num_resets[env_ids] += 1
 
     def reset(self, seed=None, env_ids=None, options=None):
-        ids = torch.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids)
+        # the state lives on the CPU whatever ``device`` says; ids and actions arrive on ``device``
+        ids = torch.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).cpu()
         self._reset_idx(ids)
         return self.observation_manager.compute(), {}
 
     def step(self, action: torch.Tensor):
         if action.shape != (self.num_envs, 7) or str(action.device) != str(self.device):
             raise ValueError(f"action must be ({self.num_envs}, 7) on {self.device}, got {tuple(action.shape)}")
+        action = action.cpu()
         self.last_action = action.clone()
         for _ in range(5):
             self._apply(action)
