@@ -194,22 +194,43 @@ def _reset_event_terms(env: Any) -> list:
 
 
 class _FinalObsHook:
-    """Captures the policy observation of envs just before Isaac Lab auto-resets them."""
+    """Captures the policy observation of envs just before Isaac Lab auto-resets them, for the
+    whole batch at once: after a step, ``rows[term][e]`` holds env e's last row where
+    ``mask[e]`` (bool [B], CPU) is set."""
 
     def __init__(self, env: Any, group: str):
         self.env, self.group = env, group
-        self.captured: dict[int, dict[str, torch.Tensor]] = {}
+        self.rows: dict[str, torch.Tensor] = {}
+        self.mask = torch.zeros(int(env.num_envs), dtype=torch.bool)
         original = env._reset_idx
 
         def reset_idx(env_ids, *args, **kwargs):
             if self.armed:
-                obs = env.observation_manager.compute_group(group)
-                for e in _ids_list(env_ids, env.num_envs):
-                    self.captured[e] = {k: as_torch(v)[e].clone() for k, v in obs.items()}
+                self._capture(env_ids)
             return original(env_ids, *args, **kwargs)
 
         self.armed = False
         env._reset_idx = reset_idx
+
+    def clear(self) -> None:
+        self.mask.zero_()
+
+    def _capture(self, env_ids: Any) -> None:
+        obs = self.env.observation_manager.compute_group(self.group)
+        ids = torch.as_tensor(_ids_list(env_ids, self.env.num_envs), dtype=torch.int64)
+        for k, v in obs.items():
+            v = as_torch(v)
+            buf = self.rows.get(k)
+            if buf is None or buf.shape != v.shape or buf.dtype != v.dtype or buf.device != v.device:
+                buf = self.rows[k] = torch.zeros_like(v)
+            at = ids.to(v.device)
+            buf[at] = v[at]
+        self.mask[ids] = True
+
+
+def _rows_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bool [B] -> [B, 1, ...] on ``like``'s device, broadcastable against ``like``."""
+    return mask.to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 class ChunkStepper:
@@ -332,7 +353,7 @@ class ChunkStepper:
         out = {k: torch.zeros(self.B, C, dtype=torch.bool) for k in ("terminated", "truncated", "success", "valid")}
         reward = torch.zeros(self.B, C)
         ended = self.frozen.clone()  # envs whose episode is over (this or an earlier chunk)
-        final_rows: dict[int, dict[str, torch.Tensor]] = {}
+        final = {"mask": torch.zeros(self.B, dtype=torch.bool), "rows": {}}  # envs ended in the chunk, last rows
         group = None
         for c in range(C):
             live = ~ended
@@ -349,14 +370,14 @@ class ChunkStepper:
             self.ep_return += torch.where(live, rew, torch.zeros_like(rew))
             self.ep_success |= live & succ
             new_done = live & (ter | tru)
-            self._collect_final(new_done, group, final_rows)
+            self._collect_final(new_done, group, final)
             ended |= new_done
-        return self._finish_chunk(ended, group, final_rows, reward, out)
+        return self._finish_chunk(ended, group, final, reward, out)
 
     def _env_step(self, act: torch.Tensor):
         """One Isaac Lab step with (N, 7) actions on the env's device; clones in-place buffers."""
         if self.hook is not None:
-            self.hook.captured.clear()
+            self.hook.clear()
             self.hook.armed = True
         try:
             obs, rew, ter, tru, _ = self.env.step(act.to(self.device))
@@ -371,15 +392,25 @@ class ChunkStepper:
             as_torch(tru).detach().bool().cpu().clone().reshape(self.B),
         )
 
-    def _collect_final(self, new_done: torch.Tensor, group: dict, final_rows: dict) -> None:
-        """Remember the last policy-group row of each env that just finished."""
-        for e in new_done.nonzero().flatten().tolist():
-            if self.hook is not None and e in self.hook.captured:  # Isaac Lab reset it in step
-                final_rows[e] = self.hook.captured[e]
-            else:  # finished by our step limit: the step's observation is the last one
-                final_rows[e] = {k: as_torch(v)[e].clone() for k, v in group.items()}
+    def _collect_final(self, new_done: torch.Tensor, group: dict, final: dict) -> None:
+        """Remember the last policy-group row of each env that just finished (bool [B]
+        ``new_done``): the row the hook captured before Isaac Lab reset it in the step, else (our
+        step limit) the step's own observation. Whole-batch tensor ops, no loop over envs."""
+        if not bool(new_done.any()):
+            return
+        captured = self.hook.mask & new_done if self.hook is not None else None
+        for k, v in group.items():
+            v = as_torch(v)
+            src = v
+            if captured is not None and bool(captured.any()):
+                src = torch.where(_rows_mask(captured, v), self.hook.rows[k], v)
+            buf = final["rows"].get(k)
+            if buf is None:
+                buf = final["rows"][k] = torch.zeros_like(v)
+            buf.copy_(torch.where(_rows_mask(new_done, v), src, buf))
+        final["mask"] |= new_done
 
-    def _finish_chunk(self, ended, group, final_rows, reward, out) -> dict[str, Any]:
+    def _finish_chunk(self, ended, group, final, reward, out) -> dict[str, Any]:
         """Episode stats, final observations, auto-resets; returns the chunk result fields."""
         done = ended & ~self.frozen  # episodes that ended in this chunk
         stats = EpisodeStats(
@@ -390,11 +421,9 @@ class ChunkStepper:
         )
         obs = self.make_obs(group)
         final_obs = None
-        if final_rows:
-            merged = {k: as_torch(v).clone() for k, v in group.items()}
-            for e, row in final_rows.items():
-                for k, v in row.items():
-                    merged[k][e] = v.to(merged[k].device)
+        if bool(final["mask"].any()):
+            merged = {k: torch.where(_rows_mask(final["mask"], as_torch(v)), final["rows"][k], as_torch(v))
+                      for k, v in group.items()}
             final_obs = _where_rows(done, self.make_obs(merged), obs)
         done_ids = done.nonzero().flatten()
         if self.cfg.auto_reset and done_ids.numel():

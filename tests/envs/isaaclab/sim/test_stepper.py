@@ -205,6 +205,35 @@ def test_dropped_cube_terminates_without_success():
     assert not torch.equal(r["info"]["final_obs"]["main_images"], r["obs"]["main_images"])
 
 
+@pytest.mark.parametrize("isaac_resets", [True, False])
+def test_final_obs_rows_are_each_envs_last_observation(isaac_resets):
+    """Envs ending at different sub-steps of one chunk, by Isaac Lab's time-out (reset inside the
+    step: the hook's rows) or by our step limit (the step's own rows): each env's final row is its
+    observation after its episode's last step, as a twin that never ends sees it."""
+
+    def build(isaac_limit, our_limit):
+        built = build_fake_env(TASK, 3, (24, 24), isaac_limit, "sparse")  # the fake times out after isaac_limit + 1
+        cfg = StepperCfg(instruction="stack", image_size=(24, 24), max_episode_steps=our_limit)
+        return ChunkStepper(built["env"], cfg)
+
+    stepper = build(5, 50) if isaac_resets else build(40, 6)  # episodes of 6 steps either way
+    twin = build(40, 50)
+    acts = torch.rand(3, 9, 7, generator=torch.Generator().manual_seed(0)) - 0.5
+    for s in (stepper, twin):
+        s.reset(reset_state_ids=[3, 4, 5])
+        s.chunk_step(acts[:, :1])
+        s.reset(reset_state_ids=[4], env_ids=[1])  # env 1 starts over: it ends one sub-step later
+    r = stepper.chunk_step(acts[:, 1:])
+    seen = [twin.chunk_step(acts[:, 1 + c:2 + c])["obs"] for c in range(8)]  # after each sub-step
+    ep = r["info"]["episode"]
+    assert ep.done.all() and ep.episode_len.tolist() == [6, 6, 6]
+    final = r["info"]["final_obs"]
+    for e, last in ((0, 4), (1, 5), (2, 4)):
+        for k in ("main_images", "wrist_images", "states"):
+            assert torch.equal(final[k][e], seen[last][k][e]), (e, k)
+        assert not torch.equal(final["states"][e], r["obs"]["states"][e])  # the new episode's start differs
+
+
 def test_in_place_done_buffers_are_cloned():
     stepper, env = make(num_envs=2, steps=3)
     stepper.reset(seed=0)
