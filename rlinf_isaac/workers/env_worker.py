@@ -88,9 +88,8 @@ class EnvWorker(WorkerBase):
         and device (this worker's: the simulator process inherits its GPUs)."""
         if get_task(cfg.task_id).backend != "isaaclab":
             return {}
-        transport = "cuda_ipc" if self.cuda_ipc and self.device.startswith("cuda") else "pipe"
         return {"python": cfg.isaaclab.python, "stack": cfg.isaaclab.stack, "device": self.device,
-                "obs_transport": transport}
+                "obs_transport": "cuda_ipc" if self.cuda_ipc else "pipe"}
 
     def describe(self) -> str:
         """One line on the simulator of this worker's training envs (the start-up banner prints it)."""

@@ -24,19 +24,20 @@ _DATACLASSES = {"EpisodeStats": EpisodeStats}
 
 
 def to_wire(x: Any, ipc: bool = False) -> Any:
-    """Recursively turn tensors into numpy arrays (CUDA tensors into
-    :class:`~rlinf_isaac.cluster.cuda_ipc.SharedTensor` handles with ``ipc``) and known
-    dataclasses into tagged dicts."""
+    """Recursively turn tensors into numpy arrays and known dataclasses into tagged dicts; with
+    ``ipc``, CUDA tensors first become :class:`~rlinf_isaac.cluster.cuda_ipc.SharedTensor` handles."""
+    return _flatten(cuda_ipc.share_tree(x) if ipc else x)
+
+
+def _flatten(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
-        if ipc and x.is_cuda:
-            return cuda_ipc.share(x.contiguous())
         return x.detach().cpu().numpy()
     if is_dataclass(x) and type(x).__name__ in _DATACLASSES:
-        return {"__dataclass__": type(x).__name__, **{f.name: to_wire(getattr(x, f.name), ipc) for f in fields(x)}}
+        return {"__dataclass__": type(x).__name__, **{f.name: _flatten(getattr(x, f.name)) for f in fields(x)}}
     if isinstance(x, dict):
-        return {k: to_wire(v, ipc) for k, v in x.items()}
+        return {k: _flatten(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(to_wire(v, ipc) for v in x)
+        return type(x)(_flatten(v) for v in x)
     return x
 
 

@@ -457,8 +457,7 @@ def _where_rows(mask: torch.Tensor, a: Obs, b: Obs) -> Obs:
     for k, va in a.items():
         vb = b[k]
         if isinstance(va, torch.Tensor):
-            m = mask.to(va.device).reshape(-1, *([1] * (va.ndim - 1)))  # [B] -> [B, 1, ...]
-            out[k] = torch.where(m, va, vb)
+            out[k] = torch.where(_rows_mask(mask, va), va, vb)
         else:
             out[k] = [x if bool(f) else y for x, y, f in zip(va, vb, mask)]
     return out  # type: ignore[return-value]
