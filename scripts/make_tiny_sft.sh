@@ -50,7 +50,7 @@ MAX_EPISODE_STEPS=${MAX_EPISODE_STEPS:-}  # episode limit of the demos and the e
 # Isaac Lab tasks: the simulator process's device, stack and interpreter (docs/isaaclab.md)
 SIM_DEVICE=${SIM_DEVICE:-cuda:0}
 ISAACLAB_STACK=${ISAACLAB_STACK:-auto}
-ISAACLAB_PYTHON=${ISAACLAB_PYTHON:-}
+ISAACLAB_PYTHON=${ISAACLAB_PYTHON:-${RLINF_ISAACLAB_PYTHON:-}}
 OUT=${OUT:-outputs/tiny_sft}
 case "$TASK" in *Two-Cube*) NAME=stack2 ;; Isaac*) NAME=isaaclab_stack ;; *) NAME=stack3 ;; esac
 ENV_ARGS=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"})

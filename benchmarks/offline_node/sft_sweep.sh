@@ -10,13 +10,17 @@
 # first; KEY=V: scripts/make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4).
 # Every variant trains with scripts/make_tiny_sft.sh on the GPU, all at once (SFT_TIMEOUT
 # bounds each), then each checkpoint-<step>/ is evaluated on EVAL_EPISODES episodes
-# (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call). Writes $OUT/<NAME>.tgz
+# (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call, EVAL_ENVS envs at once).
+# TASK may also be a task id; an Isaac Lab task's simulator settings come from make_tiny_sft.sh's
+# variables (SIM_DEVICE, ISAACLAB_STACK, ISAACLAB_PYTHON, default $RLINF_ISAACLAB_PYTHON as
+# node_env.sh sets it, MAX_EPISODE_STEPS), used by the evaluation too. Writes $OUT/<NAME>.tgz
 # (one checkpoint, see PICK_LOW below), $OUT/sweep.jsonl (one line per evaluated checkpoint)
 # and $OUT/logs.tgz (logs and SFT TensorBoard curves): few files, to keep what comes back small.
 set -uo pipefail
 OUT=${OUT:-/tmp/sft_sweep}
 WORK=${WORK:-/tmp/sweep}
 EVAL_EPISODES=${EVAL_EPISODES:-100}
+EVAL_ENVS=${EVAL_ENVS:-16}
 mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
@@ -40,9 +44,13 @@ one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, 
   env TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
     "${extra[@]}" timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
     || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
+  # the evaluation's episode limit and, for an Isaac Lab task, its simulator
+  local env_args=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"}) py=${ISAACLAB_PYTHON:-${RLINF_ISAACLAB_PYTHON:-}}
+  case $task in Isaac*) env_args+=(--sim-device "${SIM_DEVICE:-cuda:0}" --isaaclab-stack "${ISAACLAB_STACK:-auto}"
+                                   ${py:+--isaaclab-python "$py"}) ;; esac
   for c in "$dir"/sft/checkpoint-*; do
-    $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs 16 \
-      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" > "$c.eval.json" 2>> "$OUT/$name.log" &
+    $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs "$EVAL_ENVS" \
+      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" "${env_args[@]}" > "$c.eval.json" 2>> "$OUT/$name.log" &
   done
   wait
   cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"

@@ -280,6 +280,8 @@ class SFTTrainer:
             gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) ^ 0x5A1F7)
             for key in ("main_images", "wrist_images"):
                 obs[key] = shift_images(obs[key], self.cfg.random_shift, gen)
+        # uint8 images go to the device first: the processor's resize then runs there, not on the host
+        obs = {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in obs.items()}
         inputs = {k: v.to(self.device) if isinstance(v, Tensor) else v
                   for k, v in self.processor(obs).items()}
         # mask [B, C, 32]: real action dims of real (not past-the-end) steps

@@ -281,3 +281,31 @@ def test_benchmark_results_from_both_trees(tmp_path):
     assert {(r["name"], r["tree"]) for r in rows if r["rc"] == 0} >= {("pipeline", "current"), ("pipeline", "baseline")}
     assert any(r["name"] == "ray_transfer" and r.get("skipped") for r in rows)
     assert (res / "node.txt").is_file()
+
+
+def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
+    """sft_then_rl.sh on the two-cube task, tiny: the expert records the demos once, both SFT
+    variants train on them (TASK and DEMOS substituted), every checkpoint is evaluated, and the
+    pick is the evaluated checkpoint nearest [PICK_LOW, PICK_HIGH], packed with its config."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = {"OUT": str(out), "WORK": str(work), "TASK": "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0",
+           "DEMO_EPISODES": "2", "DEMO_ENVS": "2", "MAX_EPISODE_STEPS": "40", "SWEEP_EVAL_EPISODES": "1",
+           "EVAL_ENVS": "1", "WHEELHOUSE": str(tmp_path / "none"), "ISAACLAB_WHEELHOUSE": str(tmp_path / "none"),
+           "SITE": str(tmp_path / "site"), "ISAACLAB_SITE": str(tmp_path / "isite"), "MUJOCO_GL": "osmesa",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "VARIANTS": "a:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4 "
+                       "b:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4,LR=1e-5"}
+    res = _bash(TOOLS / "sft_then_rl.sh", env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    demos = json.loads((out / "demos.json").read_text())
+    assert demos["episodes"] == 2
+    assert json.loads((work / "demos" / "meta" / "info.json").read_text())["total_episodes"] == 2
+    rows = [json.loads(line) for line in (out / "sweep" / "sweep.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["checkpoint"]).relative_to(work / "sweep").as_posix() for r in rows) == [
+        f"{v}/sft/checkpoint-{s}" for v in "ab" for s in (1, 2)]
+    pick = json.loads((out / "pick.json").read_text())
+    distance = [max(0.2 - r["success_rate"], r["success_rate"] - 0.7, 0) for r in rows]
+    assert pick in rows and max(0.2 - pick["success_rate"], pick["success_rate"] - 0.7, 0) == min(distance)
+    names = subprocess.run(["tar", "-tzf", out / "sft_pick.tgz"], capture_output=True, text=True).stdout.split()
+    ckpt = Path(pick["checkpoint"]).name
+    assert f"{ckpt}/config.json" in names and f"{ckpt}/trainer_state.pt" not in names
