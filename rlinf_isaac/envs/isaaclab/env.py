@@ -56,6 +56,9 @@ class IsaacLabEnvCfg:
     obs_transport: "cuda_ipc": observations of a simulator on this process's GPU arrive as CUDA
         IPC handles and stay on the GPU (needs the same torch build in both processes, else the
         pipe is used and the start-up line says why); "pipe": as numpy arrays on the CPU.
+    reset_seeding: "batched" (envs given one reset-state id in one reset start identically; a
+        few reset-event calls per reset) or "per_env" (an id is one start state whatever is reset
+        with it; one call per env): see :mod:`rlinf_isaac.envs.isaaclab.sim.stepper`.
     builder / builder_kwargs: how the simulator process builds the env (tests swap it).
     startup_timeout_s: app launch + env creation (+ shader / Warp compilation) limit.
     step_timeout_s: limit of one reset or one chunk; past it the simulator is killed.
@@ -75,6 +78,7 @@ class IsaacLabEnvCfg:
     python: str | None = None
     stack: str = "auto"
     obs_transport: str = "pipe"
+    reset_seeding: str = "batched"
     builder: str = DEFAULT_BUILDER
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     startup_timeout_s: float = 900.0
@@ -103,6 +107,8 @@ class IsaacLabEnvCfg:
                "'auto', 'newton' or 'isaac_sim'")
         _check(self.obs_transport in ("pipe", "cuda_ipc"), "env.extra.obs_transport", self.obs_transport,
                "'pipe' or 'cuda_ipc'")
+        _check(self.reset_seeding in ("batched", "per_env"), "env.extra.reset_seeding", self.reset_seeding,
+               "'batched' or 'per_env'")
 
     @classmethod
     def from_factory_kwargs(cls, task_id: str, **kwargs: Any) -> "IsaacLabEnvCfg":
@@ -163,6 +169,7 @@ class IsaacLabEnv(BatchedEnv):
             "max_episode_steps": cfg.max_episode_steps,
             "auto_reset": cfg.auto_reset,
             "seed": cfg.seed,
+            "reset_seeding": cfg.reset_seeding,
             "success_term": task.success_term,
             "camera_terms": list(task.camera_terms),
             "state_terms": list(task.state_terms),

@@ -12,9 +12,14 @@ What it takes care of:
   observation before the reset is captured by a hook on ``_reset_idx``, and finished
   envs are masked for the rest of the chunk (then reset again to their reset state, so the
   observation returned is the true first observation of the new episode).
-* Reset-state ids: every reset-mode event term is called once per env with the random
-  generators (python, numpy, torch) seeded from that env's reset-state id, so two envs
-  given one id start from the same state, whatever their index (GRPO groups).
+* Reset-state ids: every reset-mode event term runs under random generators (python, numpy,
+  torch) seeded from the reset-state ids. ``reset_seeding="batched"`` (the default) calls a
+  term once per *layer*: envs that share an id in one reset go to different layers that hold
+  the same id sequence, so they draw the same numbers and start from the same state (GRPO
+  groups), and the same ids in the same order start the same way at every reset (fixed
+  evaluation episodes); a few calls per reset instead of one per env. ``"per_env"`` calls it
+  once per env, seeded from that env's id alone: an id then names one start state whatever
+  else is reset with it, at one term call per env.
 * Quaternion order: 2.3 gives WXYZ, 3.0 gives XYZW; both become axis-angle.
 """
 
@@ -41,6 +46,8 @@ __all__ = [
     "StepperCfg",
     "ChunkStepper",
     "ResetSeeder",
+    "seed_layers",
+    "layer_seed",
     "quat_to_axis_angle",
     "to_wxyz",
     "binarize_gripper",
@@ -48,6 +55,7 @@ __all__ = [
 ]
 
 QUAT_ORDERS = ("wxyz", "xyzw")
+RESET_SEEDINGS = ("batched", "per_env")
 _ID_SPACE = 2**31 - 1
 
 
@@ -60,6 +68,8 @@ class StepperCfg:
     max_episode_steps: episodes are truncated after this many env steps.
     obs_on_sim_device: keep the observation tensors (images, states) on the simulator's device
         (for CUDA IPC to the env worker); False: on the CPU. Everything else is on the CPU.
+    reset_seeding: "batched" or "per_env": how reset event terms are seeded from the reset-state
+        ids (module docstring).
     """
 
     instruction: str
@@ -74,6 +84,7 @@ class StepperCfg:
     state_terms: tuple[str, str, str] = ("eef_pos", "eef_quat", "gripper_pos")
     capture_final_obs: bool = True
     obs_on_sim_device: bool = False
+    reset_seeding: str = "batched"
     # scene entities behind privileged_state(): the cubes (in stacking order), the end-effector
     # frame sensor, the robot and its finger joints
     object_names: tuple[str, ...] = ("cube_1", "cube_2", "cube_3")
@@ -89,6 +100,8 @@ class StepperCfg:
             raise ValueError(f"image_size must be (H, W) with H, W >= 1, got {self.image_size}")
         if self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+        if self.reset_seeding not in RESET_SEEDINGS:
+            raise ValueError(f"reset_seeding must be one of {list(RESET_SEEDINGS)}, got {self.reset_seeding!r}")
 
 
 def as_torch(x: Any) -> torch.Tensor:
@@ -128,52 +141,84 @@ def binarize_gripper(actions: torch.Tensor) -> torch.Tensor:
 
 
 class ResetSeeder:
-    """Seeds Isaac Lab's reset events per env from its reset-state id.
+    """Seeds Isaac Lab's reset events from the reset-state ids (module docstring).
 
-    Wraps each term of ``event_manager``'s "reset" mode: the term is called once per env,
-    with python/numpy/torch generators seeded from ``(reset_state_id, term index)``, so
-    the sampled state depends on the id only (not on the env index nor on the batch).
+    Wraps each term of ``event_manager``'s "reset" mode so that it runs once per layer of
+    :func:`seed_layers` under python/numpy/torch generators seeded by :func:`layer_seed`.
     """
 
-    def __init__(self, env: Any, state_id_of: Callable[[int], int]):
+    def __init__(self, env: Any, state_id_of: Callable[[int], int], per_env: bool = False):
         self.env = env
         self.state_id_of = state_id_of
         terms = _reset_event_terms(env)
         for k, term in enumerate(terms):
             if not getattr(term.func, "_rlinf_seeded", False):
-                term.func = self._wrap(term.func, k)
+                term.func = _SeededTerm(term.func, k, state_id_of, per_env)
         self.num_terms = len(terms)
 
-    def _wrap(self, func: Callable, k: int) -> Callable:
-        return _SeededTerm(func, k, self.state_id_of)
+
+def seed_layers(ids: list[int], per_env: bool = False) -> list[list[int]]:
+    """Positions 0..n-1 of reset-state ids ``ids`` -> layers (lists of positions), one term call each.
+
+    Batched: ids with the same multiplicity m in this reset form m layers, layer j holding
+    the j-th position of each such id, ids in first-appearance order; every one of the m
+    layers then has the same id sequence. per_env: one layer per position.
+    E.g. ids [7, 3, 7, 3, 9] -> [[4], [0, 1], [2, 3]]: 9 once (one layer), 7 and 3 twice (two
+    layers, both with ids (7, 3)).
+    """
+    if per_env:
+        return [[i] for i in range(len(ids))]
+    where: dict[int, list[int]] = {}
+    for pos, i in enumerate(ids):
+        where.setdefault(i, []).append(pos)
+    by_count: dict[int, list[list[int]]] = {}
+    for positions in where.values():
+        by_count.setdefault(len(positions), []).append(positions)
+    return [[positions[j] for positions in groups] for m, groups in sorted(by_count.items()) for j in range(m)]
+
+
+def layer_seed(ids: list[int], k: int) -> int:
+    """Seed of reset event term ``k`` for a layer whose reset-state ids are ``ids`` (in order).
+
+    ``h`` folds the ids (``h = id_0``, then ``h = (h * 1_000_003 + id) mod (2^31 - 1)``), and
+    the seed is ``(h * 1_000_003 + k * 7919) mod (2^31 - 1)``: a layer of one env is seeded
+    from its id alone, as in per_env mode.
+    """
+    h = int(ids[0]) % _ID_SPACE
+    for i in ids[1:]:
+        h = (h * 1_000_003 + int(i)) % _ID_SPACE
+    return (h * 1_000_003 + k * 7919) % _ID_SPACE
 
 
 class _SeededTerm:
-    """A reset event term called per env under seeded generators; forwards other attributes
-    (e.g. ``reset`` of class-based terms) to the wrapped term."""
+    """A reset event term called once per layer under seeded generators; forwards other
+    attributes (e.g. ``reset`` of class-based terms) to the wrapped term."""
 
     _rlinf_seeded = True
 
-    def __init__(self, func: Callable, k: int, state_id_of: Callable[[int], int]):
-        self.__wrapped__, self.k, self.state_id_of = func, k, state_id_of
+    def __init__(self, func: Callable, k: int, state_id_of: Callable[[int], int], per_env: bool = False):
+        self.__wrapped__, self.k, self.state_id_of, self.per_env = func, k, state_id_of, per_env
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__wrapped__, name)
 
     def __call__(self, env, env_ids, *args, **kwargs):
+        envs = _ids_list(env_ids, env.num_envs)
+        ids = [self.state_id_of(e) for e in envs]
         devices = [torch.device(env.device)] if torch.device(env.device).type == "cuda" else []
-        for e in _ids_list(env_ids, env.num_envs):
-            seed = (self.state_id_of(e) * 1_000_003 + self.k * 7919) % _ID_SPACE
-            with torch.random.fork_rng(devices=devices):
-                py_state, np_state = random.getstate(), np.random.get_state()
-                random.seed(seed)
-                np.random.seed(seed)
-                torch.manual_seed(seed)
-                try:
-                    self.__wrapped__(env, torch.tensor([e], device=env.device), *args, **kwargs)
-                finally:
-                    random.setstate(py_state)
-                    np.random.set_state(np_state)
+        # one save / restore of every generator around the whole reset, not one per layer
+        with torch.random.fork_rng(devices=devices):
+            py_state, np_state = random.getstate(), np.random.get_state()
+            try:
+                for layer in seed_layers(ids, self.per_env):
+                    seed = layer_seed([ids[p] for p in layer], self.k)
+                    random.seed(seed)
+                    np.random.seed(seed)
+                    torch.manual_seed(seed)
+                    self.__wrapped__(env, torch.tensor([envs[p] for p in layer], device=env.device), *args, **kwargs)
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
 
 
 def _ids_list(env_ids: Any, num_envs: int) -> list[int]:
@@ -256,7 +301,7 @@ class ChunkStepper:
         self.ep_success = torch.zeros(self.B, dtype=torch.bool)
         self.frozen = torch.zeros(self.B, dtype=torch.bool)  # finished, auto_reset=False
         self.last_obs: Obs | None = None
-        self.seeder = ResetSeeder(env, lambda e: int(self.pending_ids[e]))
+        self.seeder = ResetSeeder(env, lambda e: int(self.pending_ids[e]), per_env=cfg.reset_seeding == "per_env")
         self.hook = _FinalObsHook(env, cfg.obs_group) if cfg.capture_final_obs else None
 
     def _draw(self, n: int) -> torch.Tensor:

@@ -9,7 +9,9 @@ from rlinf_isaac.envs.isaaclab.sim.stepper import (
     ChunkStepper,
     StepperCfg,
     binarize_gripper,
+    layer_seed,
     quat_to_axis_angle,
+    seed_layers,
     to_wxyz,
 )
 from tests.envs.isaaclab.fake_isaaclab import CUBE, build_fake_env
@@ -17,10 +19,11 @@ from tests.envs.isaaclab.fake_isaaclab import CUBE, build_fake_env
 TASK = "IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor"
 
 
-def make(num_envs=3, steps=40, reward="sparse", quat_order="wxyz", auto_reset=True, hw=(24, 24)):
+def make(num_envs=3, steps=40, reward="sparse", quat_order="wxyz", auto_reset=True, hw=(24, 24),
+         reset_seeding="batched"):
     built = build_fake_env(TASK, num_envs, hw, steps, reward, quat_order=quat_order)
     cfg = StepperCfg(instruction="stack", image_size=hw, quat_order=quat_order,
-                     max_episode_steps=steps, auto_reset=auto_reset)
+                     max_episode_steps=steps, auto_reset=auto_reset, reset_seeding=reset_seeding)
     return ChunkStepper(built["env"], cfg), built["env"]
 
 
@@ -82,6 +85,67 @@ def test_same_reset_state_id_gives_identical_start_in_any_env():
     torch.manual_seed(123)
     stepper.reset(reset_state_ids=[1, 2, 3, 4])
     assert torch.equal(torch.rand(1), expect)
+
+
+def test_seed_layers_put_each_shared_id_once_per_layer_with_one_id_sequence():
+    # 9 once: one layer; 7 and 3 twice: two layers, both with the id sequence (7, 3)
+    assert seed_layers([7, 3, 7, 3, 9]) == [[4], [0, 1], [2, 3]]
+    assert seed_layers([7, 3, 7, 3, 9], per_env=True) == [[0], [1], [2], [3], [4]]
+    assert seed_layers([4, 5, 6]) == [[0, 1, 2]]  # distinct ids: one call for the whole reset
+    groups = [11] * 8 + [12] * 8 + [13] * 8  # GRPO: 3 groups of 8 -> 8 layers of ids (11, 12, 13)
+    layers = seed_layers(groups)
+    assert len(layers) == 8 and all([groups[p] for p in layer] == [11, 12, 13] for layer in layers)
+
+
+def test_layer_seed_folds_the_ids_and_matches_the_per_env_seed_for_one_id():
+    m, p = 1_000_003, 2**31 - 1
+    assert layer_seed([5], 0) == 5 * m % p and layer_seed([5], 2) == (5 * m + 2 * 7919) % p
+    assert layer_seed([5, 6], 1) == ((5 * m + 6) * m + 7919) % p
+    assert layer_seed([5, 6], 1) != layer_seed([6, 5], 1)
+
+
+def _term_calls(env) -> list[int]:
+    """Count the calls of every reset event term (wrapped below the stepper's seeding)."""
+    calls = []
+    for term in env.event_manager._mode_term_cfgs["reset"]:
+        inner = term.func.__wrapped__
+
+        def counted(env_, ids, *a, _inner=inner, **kw):
+            calls.append(len(ids))
+            return _inner(env_, ids, *a, **kw)
+
+        term.func.__wrapped__ = counted
+    return calls
+
+
+@pytest.mark.parametrize("seeding", ["batched", "per_env"])
+def test_groups_sharing_an_id_start_identically_and_resets_reproduce(seeding):
+    stepper, env = make(num_envs=6, reset_seeding=seeding)
+    calls = _term_calls(env)
+    ids = [5, 6, 5, 6, 5, 6]
+    obs = stepper.reset(reset_state_ids=ids)
+    n_terms = len(env.event_manager._mode_term_cfgs["reset"])
+    # batched: 3 layers of (5, 6) per term; per_env: one call per env
+    assert calls == ([2] * 3 * n_terms if seeding == "batched" else [1] * 6 * n_terms)
+    for a, b in ((0, 2), (0, 4), (1, 3), (1, 5)):
+        assert torch.equal(obs["states"][a], obs["states"][b]) and torch.equal(env.cube_pos[a], env.cube_pos[b])
+    assert not torch.equal(env.cube_pos[0], env.cube_pos[1])
+    cubes = env.cube_pos.clone()
+    again = stepper.reset(reset_state_ids=ids)  # the same ids in the same order: the same starts
+    assert torch.equal(again["states"], obs["states"]) and torch.equal(env.cube_pos, cubes)
+
+
+def test_per_env_seeding_makes_an_id_one_start_whatever_is_reset_with_it():
+    alone, env_a = make(num_envs=1, reset_seeding="per_env")
+    mixed, env_m = make(num_envs=2, reset_seeding="per_env")
+    alone.reset(reset_state_ids=[5])
+    mixed.reset(reset_state_ids=[6, 5])
+    assert torch.equal(env_m.cube_pos[1], env_a.cube_pos[0])
+    batched, env_b = make(num_envs=2)  # batched: 5 after 6 in one call draws other numbers
+    batched.reset(reset_state_ids=[6, 5])
+    assert not torch.equal(env_b.cube_pos[1], env_a.cube_pos[0])
+    with pytest.raises(ValueError, match="reset_seeding"):
+        StepperCfg(instruction="stack", reset_seeding="per_batch")
 
 
 def test_seed_makes_drawn_ids_reproducible():
