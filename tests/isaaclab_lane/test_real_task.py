@@ -168,16 +168,26 @@ def test_reset_state_ids_give_identical_first_frames(stepper):
         pos = [env.scene[c].data.root_pos_w.torch - env.scene.env_origins for c in ("cube_1", "cube_2", "cube_3")]
         return torch.stack(pos, dim=1).cpu()
 
-    obs = stepper.reset(reset_state_ids=[5, 5])
+    obs = stepper.reset(reset_state_ids=[5, 5])  # batched seeding: one term call per layer
     same = layout()
     torch.testing.assert_close(same[0], same[1], atol=1e-5, rtol=0)  # one id -> one start state
     torch.testing.assert_close(obs["states"][0], obs["states"][1], atol=1e-4, rtol=0)
     for key in ("main_images", "wrist_images"):
         assert (obs[key][0].float() - obs[key][1].float()).abs().mean() < 1.0, key
-    again = stepper.reset(reset_state_ids=[6, 5])
-    torch.testing.assert_close(layout()[1], same[0], atol=1e-5, rtol=0)  # id 5 again -> the same layout
-    assert (again["wrist_images"][1].float() - obs["wrist_images"][0].float()).abs().mean() < 1.0
+    stepper.reset(reset_state_ids=[6, 6])
     assert (layout()[0] - same[0]).abs().max() > 0.01  # id 6 -> another layout
+    stepper.reset(reset_state_ids=[5, 5])
+    torch.testing.assert_close(layout(), same, atol=1e-5, rtol=0)  # the same ids again -> the same layouts
+    terms = env.event_manager._mode_term_cfgs["reset"]
+    for term in terms:  # per-env seeding: id 5 names one layout whatever is reset with it
+        term.func.per_env = True
+    try:
+        again = stepper.reset(reset_state_ids=[6, 5])
+        torch.testing.assert_close(layout()[1], same[0], atol=1e-5, rtol=0)
+        assert (again["wrist_images"][1].float() - obs["wrist_images"][0].float()).abs().mean() < 1.0
+    finally:
+        for term in terms:
+            term.func.per_env = False
 
 
 def test_reset_observation_reads_the_reset_pose(stepper):
@@ -252,3 +262,33 @@ def test_scripted_expert_stacks_the_three_cubes():
                      extra_env={"PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"})
     print(f"\n[real task] expert, 2 episodes x 2 envs: {time.monotonic() - t0:.1f} s")
     assert out["success_rate"] == 1.0, out
+
+
+def test_batched_cube_placement_equals_isaac_labs_per_env_event(stepper):
+    """The reset event that places the cubes is Isaac Lab's randomize_object_pose in batched form:
+    the same random numbers give the same poses as Isaac Lab's own per-env function."""
+    import random
+
+    from isaaclab_tasks.contrib.stack.mdp import stack_events
+
+    env = stepper.env
+    _stacked_envs(env, [])
+    term = env.event_manager.get_term_cfg("randomize_cube_positions")
+    batched = term.func.__wrapped__  # below the stepper's seeding
+    assert batched.__wrapped__ is stack_events.randomize_object_pose
+    params = dict(term.params)
+
+    def poses():
+        return torch.stack([torch.cat([env.scene[c].data.root_pos_w.torch, env.scene[c].data.root_quat_w.torch], -1)
+                            for c in ("cube_1", "cube_2", "cube_3")], 1).cpu().clone()
+
+    ids = torch.tensor([1, 0], device=env.device)
+    random.seed(42)
+    stack_events.randomize_object_pose(env, ids, **params)
+    expected = poses()
+    random.seed(7)
+    batched(env, ids, **params)
+    assert (poses() - expected).abs().max() > 0.01  # other numbers, other poses
+    random.seed(42)
+    batched(env, ids, **params)
+    torch.testing.assert_close(poses(), expected, atol=1e-6, rtol=0)

@@ -183,6 +183,9 @@ def build_isaaclab_env(task_id: str, num_envs: int, image_size, max_episode_step
     configure_env_cfg(env_cfg, task, num_envs=num_envs, image_size=image_size,
                       max_episode_steps=max_episode_steps, reward_type=reward_type,
                       action_scale=action_scale, seed=seed, device=device, reward_term_cls=RewardTermCfg)
+    from rlinf_isaac.envs.isaaclab.sim.events import batch_object_pose_events
+
+    batch_object_pose_events(env_cfg)  # the same cube placements, one write per cube instead of per env
     if cfg_hook:
         from rlinf_isaac.envs.isaaclab.sim.server import load_callable
 
