@@ -5,7 +5,9 @@ The env worker's view: the simulator in its own process (``IsaacLabEnv``), chunk
 the observation group each step), observations handed over through a pipe or by CUDA IPC.
 For each ``--num-envs`` x ``--image-size`` it builds the env, runs one warm-up chunk and
 times ``--chunks`` chunks of zero actions (episodes end at ``--max-episode-steps`` and are
-reset inside the chunks, as in training). GPU memory: what the GPU had in use after the
+reset inside the chunks, as in training). Resets, timed apart: ``reset_all_s``, one reset of
+every env (a rollout starts with one), and ``reset_1pct_s``, a reset of 1% of the envs (the
+scripted expert's episodes end a few at a time). GPU memory: what the GPU had in use after the
 warm-up minus before the build (``nvidia-smi``), i.e. the simulator process plus this
 process's copies of the observations.
 
@@ -58,6 +60,8 @@ def measure(num_envs: int, size: int, args: argparse.Namespace, transport: str) 
         for _ in range(args.chunks):
             res = env.chunk_step(acts)
         dt = time.perf_counter() - t0
+        reset_all = time_resets(env, num_envs, args.resets)
+        reset_few = time_resets(env, max(1, num_envs // 100), args.resets)
         where = str(res.obs["main_images"].device)
         line = env.describe()
     finally:
@@ -65,9 +69,20 @@ def measure(num_envs: int, size: int, args: argparse.Namespace, transport: str) 
     steps = num_envs * args.chunk * args.chunks
     return {"num_envs": num_envs, "image_size": size, "transport": transport, "obs_device": where,
             "env_steps_per_s": round(steps / dt, 1), "s_per_env_step": round(dt / (args.chunk * args.chunks), 5),
+            "reset_all_s": round(reset_all, 4), "reset_1pct_s": round(reset_few, 4),
             "build_s": round(build_s, 1),
             "gpu_mem_gib": None if before is None or after is None else round((after - before) / 1024, 2),
             "simulator": line}
+
+
+def time_resets(env: IsaacLabEnv, count: int, repeats: int) -> float:
+    """Mean seconds of ``env.reset`` of the first ``count`` envs (fresh reset-state ids each time)."""
+    ids = list(range(count))
+    env.reset(env_ids=ids)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        env.reset(env_ids=ids)
+    return (time.perf_counter() - t0) / repeats
 
 
 def main() -> int:
@@ -77,6 +92,7 @@ def main() -> int:
     p.add_argument("--transport", nargs="+", default=["cuda_ipc"], choices=["cuda_ipc", "pipe"])
     p.add_argument("--chunk", type=int, default=4, help="actions per request (the config's num_action_chunks)")
     p.add_argument("--chunks", type=int, default=10)
+    p.add_argument("--resets", type=int, default=3, help="timed resets of each kind")
     p.add_argument("--max-episode-steps", type=int, default=320)
     p.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
     p.add_argument("--stack", default="newton", choices=["auto", "newton", "isaac_sim"])
@@ -93,13 +109,15 @@ def main() -> int:
                     rows.append({"num_envs": n, "image_size": size, "transport": transport,
                                  "error": str(e).splitlines()[0][:300]})
                 print("row:", rows[-1], flush=True)
-    print(f"{'envs':>6} {'image':>6} {'transport':>9} {'env-steps/s':>12} {'s/step':>8} {'GPU GiB':>8} {'build s':>8}")
+    print(f"{'envs':>6} {'image':>6} {'transport':>9} {'env-steps/s':>12} {'s/step':>8} {'reset s':>8} "
+          f"{'1% reset s':>10} {'GPU GiB':>8} {'build s':>8}")
     for r in rows:
         if "error" in r:
             print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9}  failed: {r['error']}")
             continue
         print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9} {r['env_steps_per_s']:>12.1f} "
-              f"{r['s_per_env_step']:>8.4f} {str(r['gpu_mem_gib']):>8} {r['build_s']:>8.1f}")
+              f"{r['s_per_env_step']:>8.4f} {r['reset_all_s']:>8.3f} {r['reset_1pct_s']:>10.3f} "
+              f"{str(r['gpu_mem_gib']):>8} {r['build_s']:>8.1f}")
     return emit({"task": TASK, "device": args.device, "chunk": args.chunk, "chunks": args.chunks, "rows": rows},
                 args.json)
 
