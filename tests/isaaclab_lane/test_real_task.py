@@ -16,7 +16,7 @@ pytest.importorskip("isaaclab_newton")
 import torch  # noqa: E402
 
 from rlinf_isaac.envs.isaaclab import IsaacLabEnv, IsaacLabEnvCfg, SimulatorError  # noqa: E402
-from rlinf_isaac.envs.isaaclab.sim.stepper import ChunkStepper, StepperCfg  # noqa: E402
+from rlinf_isaac.envs.isaaclab.sim.stepper import ChunkStepper, StepperCfg, as_torch  # noqa: E402
 from rlinf_isaac.tasks.isaaclab_stack import ISAACLAB_STACK_TASKS  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -292,3 +292,22 @@ def test_batched_cube_placement_equals_isaac_labs_per_env_event(stepper):
     random.seed(42)
     batched(env, ids, **params)
     torch.testing.assert_close(poses(), expected, atol=1e-6, rtol=0)
+
+
+def test_hand_orientation_state_is_continuous_through_pointing_down(stepper):
+    """Tilting the hand back and forth about x moves it through pointing down (the simulator's
+    quaternion through w = 0): the state's axis-angle moves with it, without +pi / -pi jumps."""
+    _stacked_envs(stepper.env, [])
+    prev = stepper.reset(reset_state_ids=[3, 4])["states"][:, 3:6]
+    signs, jumps = set(), []
+    for k in range(16):
+        a = torch.zeros(2, 1, 7)
+        a[:, 0, 3] = 0.3 if k < 4 else -0.3  # rotate about x one way, then the other
+        a[:, 0, 6] = 1.0
+        cur = stepper.chunk_step(a)["obs"]["states"][:, 3:6]
+        jumps.append((cur - prev).abs().max().item())
+        quat = stepper.env.observation_manager.compute_group("policy")["eef_quat"]
+        signs |= set(torch.sign(as_torch(quat)[:, 3]).tolist())  # w of XYZW
+        prev = cur
+    assert signs >= {1.0, -1.0}, "the hand never passed through pointing down"
+    assert max(jumps) < 0.3, jumps

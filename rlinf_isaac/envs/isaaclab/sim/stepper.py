@@ -119,17 +119,21 @@ def to_wxyz(quat: torch.Tensor, order: str) -> torch.Tensor:
 
 
 def quat_to_axis_angle(quat_wxyz: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (rotation vector) float [N, 3] of unit quaternions float [N, 4] (WXYZ).
+    """Axis-angle (rotation vector) float [N, 3] of unit quaternions float [N, 4] (WXYZ), as
+    robosuite's ``quat2axisangle`` computes it (the state RLinf's Isaac Lab checkpoints read).
 
-    q and -q are the same rotation: w is made >= 0 first, so the angle lies in [0, pi].
-    angle = 2 * atan2(|v|, w); axis = v / |v|; small angles use 2 * v / w (first order).
+    angle = 2 * atan2(|v|, w) in [0, 2 pi), axis = v / |v|; small angles use 2 * v / w (first
+    order). No hemisphere canonicalisation: q and -q give angles theta and 2 pi - theta about
+    opposite axes. The gripper pointing down is a rotation by pi (w = 0): a hand tilting
+    through it moves the simulator's quaternion through w = 0 continuously, and so does this
+    vector, where forcing w >= 0 would flip its sign between +pi and -pi at every crossing.
     """
     q = quat_wxyz / quat_wxyz.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    q = torch.where(q[..., :1] < 0, -q, q)
     w, v = q[..., 0], q[..., 1:]
-    s = v.norm(dim=-1)  # sin(angle / 2)
+    s = v.norm(dim=-1)  # |sin(angle / 2)|
     angle = 2.0 * torch.atan2(s, w)
-    scale = torch.where(s > 1e-7, angle / s.clamp_min(1e-12), 2.0 / w.clamp_min(1e-12))
+    small = torch.where(w > 0, 2.0 / w.clamp_min(1e-12), torch.zeros_like(w))  # v ~ 0: angle 0 (or 2 pi: 0)
+    scale = torch.where(s > 1e-7, angle / s.clamp_min(1e-12), small)
     return v * scale.unsqueeze(-1)
 
 

@@ -42,10 +42,17 @@ def test_quaternion_orders_and_axis_angle():
     xyzw = torch.tensor([[0.0, 0.0, c, c]])
     assert torch.allclose(to_wxyz(xyzw, "xyzw"), wxyz)
     assert torch.allclose(quat_to_axis_angle(wxyz), torch.tensor([[0, 0, math.pi / 2]]), atol=1e-6)
-    # -q is the same rotation; 180 deg about x -> (pi, 0, 0); identity -> 0
-    assert torch.allclose(quat_to_axis_angle(-wxyz), torch.tensor([[0, 0, math.pi / 2]]), atol=1e-6)
+    # -q, the same rotation, is read as 2 pi - 90 deg = 270 deg about -z (robosuite's quat2axisangle)
+    assert torch.allclose(quat_to_axis_angle(-wxyz), torch.tensor([[0, 0, -3 * math.pi / 2]]), atol=1e-5)
+    # 180 deg about x -> (pi, 0, 0); identity -> 0
     q = torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     assert torch.allclose(quat_to_axis_angle(q), torch.tensor([[math.pi, 0, 0], [0, 0, 0]]), atol=1e-6)
+    # a hand tilting through pointing down: q = (sin e, cos e, 0, 0) for e = -0.01 .. 0.01 rotates by
+    # pi - 2e about x, a path through w = 0; its axis-angle (pi - 2e, 0, 0) has no jump
+    e = torch.linspace(-0.01, 0.01, 5)
+    path = torch.stack([torch.sin(e), torch.cos(e), torch.zeros(5), torch.zeros(5)], dim=-1)
+    expect = torch.stack([math.pi - 2 * e, torch.zeros(5), torch.zeros(5)], dim=-1)
+    assert torch.allclose(quat_to_axis_angle(path), expect, atol=1e-5)
     with pytest.raises(ValueError, match="quaternion order"):
         to_wxyz(wxyz, "zyxw")
 
