@@ -256,6 +256,9 @@ class OptimConfig:
     clip_grad: float = 1.0
     lr_scheduler: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
+    # AdamW's fused implementation (one kernel for all parameters per step, torch's fused=True):
+    # the same update up to float rounding
+    fused: bool = False
 
 
 @dataclass

@@ -101,7 +101,8 @@ class ActorWorker(WorkerBase):
             groups.append({"params": value, "lr": o.value_lr})
         self._trainable = rest + value  # the order of the optimizer state's keys in checkpoints
         return torch.optim.AdamW(fsdp.split_param_groups(groups) if self.sharded else groups,
-                                 betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps, weight_decay=o.weight_decay)
+                                 betas=(o.adam_beta1, o.adam_beta2), eps=o.adam_eps, weight_decay=o.weight_decay,
+                                 fused=o.fused or None)
 
     def _lr_lambda(self, max_steps: int):
         o = self.cfg.optim
