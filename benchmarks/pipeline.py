@@ -26,8 +26,8 @@ import time
 
 from bench_report import emit  # this folder is on sys.path when run as a script
 
-PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_wait", "time/inference",
-          "time/advantages", "time/update")
+PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_reset", "time/env_wait",
+          "time/inference", "time/advantages", "time/update")
 
 
 def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0,
@@ -57,14 +57,14 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
         runner.close()
     measured = rows[1:] if len(rows) > 1 else rows
     out = {k: statistics.median(r.get(k, 0.0) for r in measured) for k in PHASES + ("env/steps_per_s",)}
-    compute = out["time/env"] + out["time/inference"] + out["time/update"] + out["time/advantages"]
+    compute = out["time/env"] + out["time/env_reset"] + out["time/inference"] + out["time/update"] + out["time/advantages"]
     # The env worker is the rollout's critical path: it either simulates (time/env) or waits
     # for an action chunk (time/env_wait, which holds inference not hidden behind other
-    # stages' simulation). Overhead = the rest of the step: recording and stacking
+    # stages' simulation), after resetting every env (time/env_reset). Overhead = the rest of the step: recording and stacking
     # trajectories, moving them to the actors and computing advantages (the "advantages"
     # phase: Ray transfers plus GAE, which is cheap), weight sync, driver bookkeeping.
     # "overhead_excl_adv_frac" counts the advantages phase as work instead.
-    busy = out["time/env"] + out["time/env_wait"] + out["time/update"]
+    busy = out["time/env"] + out["time/env_reset"] + out["time/env_wait"] + out["time/update"]
     out["overhead_s"] = max(0.0, out["time/step"] - busy)
     out["overhead_frac"] = out["overhead_s"] / max(1e-9, out["time/step"])
     out["overhead_excl_adv_frac"] = max(0.0, out["overhead_s"] - out["time/advantages"]) / max(1e-9, out["time/step"])
@@ -106,14 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr, ipc == "on"))
         print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
     base = results[0]["env/steps_per_s"]
-    head = (f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'env':>7} "
-            f"{'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}")
+    head = (f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'reset':>6} "
+            f"{'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}")
     print(head)
     for r in results:
         print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")
         tensors = r["transport"] + ("+ipc" if r["cuda_ipc"] else "")
         print(f"{r['stages']:>2} {tensors:>9} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
-              f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
+              f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env_reset']:>6.2f} {r['time/env']:>7.2f} "
+              f"{r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
     return emit({"config": args.config, "overrides": overrides, "results": results}, args.json)
 

@@ -40,6 +40,7 @@ class RolloutResult:
     env_steps: int
     time_env: float  # seconds spent stepping the simulator
     time_wait: float  # seconds spent waiting for the rollout worker
+    time_reset: float = 0.0  # seconds spent resetting every env before the first chunk
     video: Any = None  # logging.video.RolloutVideo (mp4 bytes + TensorBoard preview) when recorded
 
 

@@ -160,6 +160,8 @@ METRICS: dict[str, MetricDoc] = {
     "time/env_wait": MetricDoc("seconds env workers only waited for the policy: action chunks, the last call per "
                                "stage that gives the bootstrap values, V(final obs) of truncated episodes",
                                "inside time/rollout; max over env workers"),
+    "time/env_reset": MetricDoc("seconds env workers spent resetting every env at the start of the rollout",
+                                "inside time/rollout, before time/env; max over env workers"),
     "time/inference": MetricDoc("seconds rollout workers spent in predict", "inside time/rollout; max over rollout workers"),
     "time/advantages": MetricDoc("seconds computing advantages", "phase timer"),
     "time/update": MetricDoc("seconds of the actor update", "phase timer"),

@@ -190,6 +190,7 @@ class Controller:
         # Per env worker, summed over its stages: simulator time and time waiting for actions.
         metrics["time/env"] = max(r.time_env for r in results)
         metrics["time/env_wait"] = max(r.time_wait for r in results)
+        metrics["time/env_reset"] = max(r.time_reset for r in results)
         metrics["time/inference"] = max(self.rollouts.timing())
         return RolloutOutput(pieces, metrics, steps, video)
 

@@ -109,8 +109,10 @@ class EnvWorker(WorkerBase):
         rollout_handles, num_chunk_steps = req.rollout_handles, req.num_chunk_steps
         S, log_eps = self.num_stages, EpisodeLog()
         ipc = [bool(req.obs_ipc[s]) if req.obs_ipc else False for s in range(S)]
+        t_reset = time.perf_counter()
         if req.reset_seed is not None or self._obs is None:
             self._obs = [self._reset_stage(s, req.group_size, req.reset_seed) for s in range(S)]
+        t_reset = time.perf_counter() - t_reset
         refs = [rollout_handles[s].predict.remote(handoff(self._obs[s], ipc[s]), "train") for s in range(S)]
         records: list[list[StepRecord]] = [[] for _ in range(S)]
         video = self._start_video(self.stages[0], self.cfg, req.record_video)
@@ -170,7 +172,7 @@ class EnvWorker(WorkerBase):
         env_ids = torch.arange(S * self.stage_size) + first
         traj = stack_stages(records, last, env_ids)
         steps = num_chunk_steps * S * self.stage_size * records[0][0].rewards.shape[1]
-        result = RolloutResult(log_eps, steps, t_env, t_wait, None if video is None else video.finish())
+        result = RolloutResult(log_eps, steps, t_env, t_wait, t_reset, None if video is None else video.finish())
         return (result, *split_envs(traj, req.pieces))
 
     def _reset_stage(self, s: int, group_size: int, seed: int | None) -> Obs:
