@@ -43,3 +43,13 @@ if [ -f "$ISAACLAB_SITE/.wheelhouse-id" ]; then
   export RLINF_ISAACLAB_PYTHON=${RLINF_ISAACLAB_PYTHON:-$ISAACLAB_SITE/python}
 fi
 unset _node_root
+
+# SIM_ARGS: the episode limit (MAX_EPISODE_STEPS) and, for an Isaac Lab task ($1), the simulator
+# options (SIM_DEVICE, ISAACLAB_STACK, ISAACLAB_PYTHON else RLINF_ISAACLAB_PYTHON) of the
+# project's env CLIs (rlinf_isaac.demos.expert, rlinf_isaac.sft.evaluate)
+sim_args() {
+  local py=${ISAACLAB_PYTHON:-${RLINF_ISAACLAB_PYTHON:-}}
+  SIM_ARGS=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"})
+  case $1 in Isaac*) SIM_ARGS+=(--sim-device "${SIM_DEVICE:-cuda:0}" --isaaclab-stack "${ISAACLAB_STACK:-auto}"
+                                ${py:+--isaaclab-python "$py"}) ;; esac
+}

@@ -44,26 +44,19 @@ one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, 
   env TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
     "${extra[@]}" timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
     || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
-  # the evaluation's episode limit and, for an Isaac Lab task, its simulator
-  local env_args=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"}) py=${ISAACLAB_PYTHON:-${RLINF_ISAACLAB_PYTHON:-}}
-  case $task in Isaac*) env_args+=(--sim-device "${SIM_DEVICE:-cuda:0}" --isaaclab-stack "${ISAACLAB_STACK:-auto}"
-                                   ${py:+--isaaclab-python "$py"}) ;; esac
+  local SIM_ARGS
+  sim_args "$task"  # the evaluation's episode limit and, for an Isaac Lab task, its simulator
   for c in "$dir"/sft/checkpoint-*; do
     $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs "$EVAL_ENVS" \
-      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" "${env_args[@]}" > "$c.eval.json" 2>> "$OUT/$name.log" &
+      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" "${SIM_ARGS[@]}" > "$c.eval.json" 2>> "$OUT/$name.log" &
   done
   wait
   cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"
   # keep one checkpoint per variant: the most successful one
   # inside [PICK_LOW, PICK_HIGH], else the one nearest that range
   local pick
-  pick=$(cat "$dir"/sft/checkpoint-*.eval.json | $PY -c "
-import json, sys
-lo, hi = ${PICK_LOW:-0.2}, ${PICK_HIGH:-0.7}
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-key = lambda r: (lo <= r['success_rate'] <= hi, r['success_rate'] if lo <= r['success_rate'] <= hi
-                 else -min(abs(r['success_rate'] - lo), abs(r['success_rate'] - hi)))
-print(max(rows, key=key)['checkpoint'] if rows else '')")
+  pick=$(cat "$dir"/sft/checkpoint-*.eval.json | $PY "$HERE/pick_start.py" --low "${PICK_LOW:-0.2}" \
+    --high "${PICK_HIGH:-0.7}" --field checkpoint)
   [ -n "$pick" ] || { echo "[$name] nothing evaluated"; return 1; }
   rm -f "$pick/trainer_state.pt"  # optimizer state: not needed back
   tar -C "$(dirname "$pick")" -czf "$OUT/$name.tgz" "$(basename "$pick")" && echo "[$name] done, picked $pick"

@@ -31,10 +31,8 @@ mkdir -p "$OUT" "$WORK" && OUT=$(cd "$OUT" && pwd) && WORK=$(cd "$WORK" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/node_env.sh"  # wheelhouse, threads, EGL; the repository on PYTHONPATH
 cd "$HERE/../.." || exit 1
-export ISAACLAB_PYTHON=${ISAACLAB_PYTHON:-${RLINF_ISAACLAB_PYTHON:-}} MAX_EPISODE_STEPS=${MAX_EPISODE_STEPS:-}
-sim_args=(${MAX_EPISODE_STEPS:+--max-episode-steps "$MAX_EPISODE_STEPS"})
-case $TASK in Isaac*) sim_args+=(--sim-device "${SIM_DEVICE:-cuda:0}" --isaaclab-stack "${ISAACLAB_STACK:-auto}"
-                                 ${ISAACLAB_PYTHON:+--isaaclab-python "$ISAACLAB_PYTHON"}) ;; esac
+export MAX_EPISODE_STEPS=${MAX_EPISODE_STEPS:-}
+sim_args "$TASK"  # -> SIM_ARGS, the expert's episode limit and simulator (node_env.sh)
 t0=$(date +%s)
 stamp() { echo "[sft_then_rl] $* at $(( $(date +%s) - t0 )) s"; }
 
@@ -42,7 +40,7 @@ demos=$WORK/demos
 if [ ! -f "$demos/meta/info.json" ]; then
   stamp "recording $DEMO_EPISODES expert episodes"
   $PYTHON -m rlinf_isaac.demos.expert --task "$TASK" --episodes "$DEMO_EPISODES" --num-envs "$DEMO_ENVS" \
-    --seed "$DEMO_SEED" --action-noise "$ACTION_NOISE" --record "$demos" "${sim_args[@]}" \
+    --seed "$DEMO_SEED" --action-noise "$ACTION_NOISE" --record "$demos" "${SIM_ARGS[@]}" \
     2> "$WORK/demos.err" | tail -1 | tee "$OUT/demos.json"
   [ -f "$demos/meta/info.json" ] || { tail -20 "$WORK/demos.err"; echo "[sft_then_rl] recording failed" >&2; exit 1; }
 fi
@@ -54,17 +52,10 @@ VARIANTS=$v EVAL_EPISODES=${SWEEP_EVAL_EPISODES:-100} OUT=$OUT/sweep WORK=$WORK/
   bash "$HERE/sft_sweep.sh" > "$WORK/sweep.out" 2>&1
 tail -n 30 "$WORK/sweep.out"
 
-pick=$(cat "$OUT/sweep/sweep.jsonl" 2>/dev/null | $PYTHON -c "
-import json, sys
-lo, hi = ${PICK_LOW:-0.2}, ${PICK_HIGH:-0.7}
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-inside = lambda r: lo <= r['success_rate'] <= hi
-key = lambda r: (inside(r), r['success_rate'] if inside(r) else -min(abs(r['success_rate'] - lo), abs(r['success_rate'] - hi)))
-best = max(rows, key=key) if rows else None
-print(json.dumps(best) if best else '')")
+pick=$(cat "$OUT/sweep/sweep.jsonl" 2>/dev/null | $PYTHON "$HERE/pick_start.py" --low "${PICK_LOW:-0.2}" --high "${PICK_HIGH:-0.7}")
 [ -n "$pick" ] || { echo "[sft_then_rl] no SFT checkpoint was evaluated" >&2; exit 1; }
 echo "$pick" > "$OUT/pick.json"
-ckpt=$(echo "$pick" | $PYTHON -c "import json, sys; print(json.load(sys.stdin)['checkpoint'])")
+ckpt=$(echo "$pick" | $PYTHON "$HERE/pick_start.py" --field checkpoint)
 tar -C "$(dirname "$ckpt")" -czf "$OUT/sft_pick.tgz" --exclude trainer_state.pt "$(basename "$ckpt")"
 stamp "picked $pick"
 

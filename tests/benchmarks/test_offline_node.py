@@ -16,6 +16,7 @@ TOOLS = ROOT / "benchmarks" / "offline_node"
 ENV = {**os.environ, "PYTHON": sys.executable, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 sys.path.insert(0, str(TOOLS))
+import pick_start  # noqa: E402
 import wheelhouse  # noqa: E402
 
 
@@ -281,6 +282,14 @@ def test_benchmark_results_from_both_trees(tmp_path):
     assert {(r["name"], r["tree"]) for r in rows if r["rc"] == 0} >= {("pipeline", "current"), ("pipeline", "baseline")}
     assert any(r["name"] == "ray_transfer" and r.get("skipped") for r in rows)
     assert (res / "node.txt").is_file()
+
+
+def test_pick_start_prefers_the_best_inside_the_range_else_the_nearest():
+    rows = [{"c": "a", "success_rate": 0.1}, {"c": "b", "success_rate": 0.3},
+            {"c": "d", "success_rate": 0.5}, {"c": "e", "success_rate": 0.9}]
+    assert pick_start.pick(rows, 0.2, 0.7)["c"] == "d"  # inside: the most successful
+    assert pick_start.pick([rows[0], rows[3]], 0.2, 0.7)["c"] == "a"  # 0.1 from the range vs 0.2
+    assert pick_start.pick([rows[3]], 0.2, 0.7)["c"] == "e" and pick_start.pick([], 0.2, 0.7) is None
 
 
 def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
