@@ -42,11 +42,11 @@ def gpu_used_mib() -> float | None:
         return None
 
 
-def measure(num_envs: int, size: int, args: argparse.Namespace, transport: str) -> dict:
+def measure(num_envs: int, size: int, args: argparse.Namespace, transport: str, seeding: str = "batched") -> dict:
     """One env: build, reset, a warm-up chunk, then ``args.chunks`` timed chunks."""
     cfg = IsaacLabEnvCfg(task_id=TASK, num_envs=num_envs, image_size=(size, size), device=args.device,
                          max_episode_steps=args.max_episode_steps, python=args.python, stack=args.stack,
-                         obs_transport=transport, startup_timeout_s=1800, step_timeout_s=600)
+                         obs_transport=transport, reset_seeding=seeding, startup_timeout_s=1800, step_timeout_s=600)
     before = gpu_used_mib()
     t0 = time.perf_counter()
     env = IsaacLabEnv(cfg)
@@ -67,7 +67,7 @@ def measure(num_envs: int, size: int, args: argparse.Namespace, transport: str) 
     finally:
         env.close()
     steps = num_envs * args.chunk * args.chunks
-    return {"num_envs": num_envs, "image_size": size, "transport": transport, "obs_device": where,
+    return {"num_envs": num_envs, "image_size": size, "transport": transport, "reset_seeding": seeding, "obs_device": where,
             "env_steps_per_s": round(steps / dt, 1), "s_per_env_step": round(dt / (args.chunk * args.chunks), 5),
             "reset_all_s": round(reset_all, 4), "reset_1pct_s": round(reset_few, 4),
             "build_s": round(build_s, 1),
@@ -93,6 +93,8 @@ def main() -> int:
     p.add_argument("--chunk", type=int, default=4, help="actions per request (the config's num_action_chunks)")
     p.add_argument("--chunks", type=int, default=10)
     p.add_argument("--resets", type=int, default=3, help="timed resets of each kind")
+    p.add_argument("--reset-seeding", nargs="+", default=["batched"], choices=["batched", "per_env"],
+                   help="how reset events are seeded (env.extra.reset_seeding); per_env: one call per env")
     p.add_argument("--max-episode-steps", type=int, default=320)
     p.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
     p.add_argument("--stack", default="newton", choices=["auto", "newton", "isaac_sim"])
@@ -103,19 +105,20 @@ def main() -> int:
     for size in args.image_size:
         for n in args.num_envs:
             for transport in args.transport:
-                try:
-                    rows.append(measure(n, size, args, transport))
-                except Exception as e:  # e.g. out of memory at the largest N: keep the other rows
-                    rows.append({"num_envs": n, "image_size": size, "transport": transport,
-                                 "error": str(e).splitlines()[0][:300]})
-                print("row:", rows[-1], flush=True)
-    print(f"{'envs':>6} {'image':>6} {'transport':>9} {'env-steps/s':>12} {'s/step':>8} {'reset s':>8} "
+                for seeding in args.reset_seeding:
+                    try:
+                        rows.append(measure(n, size, args, transport, seeding))
+                    except Exception as e:  # e.g. out of memory at the largest N: keep the other rows
+                        rows.append({"num_envs": n, "image_size": size, "transport": transport,
+                                     "reset_seeding": seeding, "error": str(e).splitlines()[0][:300]})
+                    print("row:", rows[-1], flush=True)
+    print(f"{'envs':>6} {'image':>6} {'transport':>9} {'seeding':>8} {'env-steps/s':>12} {'s/step':>8} {'reset s':>8} "
           f"{'1% reset s':>10} {'GPU GiB':>8} {'build s':>8}")
     for r in rows:
         if "error" in r:
-            print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9}  failed: {r['error']}")
+            print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9} {r['reset_seeding']:>8}  failed: {r['error']}")
             continue
-        print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9} {r['env_steps_per_s']:>12.1f} "
+        print(f"{r['num_envs']:>6} {r['image_size']:>6} {r['transport']:>9} {r['reset_seeding']:>8} {r['env_steps_per_s']:>12.1f} "
               f"{r['s_per_env_step']:>8.4f} {r['reset_all_s']:>8.3f} {r['reset_1pct_s']:>10.3f} "
               f"{str(r['gpu_mem_gib']):>8} {r['build_s']:>8.1f}")
     return emit({"task": TASK, "device": args.device, "chunk": args.chunk, "chunks": args.chunks, "rows": rows},

@@ -144,8 +144,8 @@ if [ "$SET" = isaaclab ]; then
   ISAAC_TASK=IsaacContrib-Stack-Cube-Franka-IK-Rel-Visuomotor
   SIMPY=${RLINF_ISAACLAB_PYTHON:-$PY}
   gpu_tests tests/envs/isaaclab tests/cluster/test_cuda_ipc.py
-  bench isaaclab_env 420 isaaclab_throughput.py --num-envs 1024 4096 --image-size 84 --transport cuda_ipc \
-    --python "$SIMPY"
+  bench isaaclab_env 600 isaaclab_throughput.py --num-envs 1024 4096 --image-size 84 --transport cuda_ipc \
+    --reset-seeding per_env batched --python "$SIMPY"
   bench isaaclab_env_200px 240 isaaclab_throughput.py --num-envs 1024 --image-size 200 --transport cuda_ipc pipe \
     --python "$SIMPY"
   bench isaaclab_pipeline 420 pipeline.py --config isaaclab_stack_ppo_gr00t_tiny --stages 2 --steps 3 -- \
