@@ -260,6 +260,8 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     spec, backend, default_scale = _expert_task(task_id)
     if backend == "mujoco":
         env_kwargs.setdefault("render_every_step", False)
+    if backend == "isaaclab":  # the recorder never reads ended episodes' last observations
+        env_kwargs.setdefault("capture_final_obs", False)
     env = make_env(task_id, num_envs=num_envs, seed=seed, num_workers=num_workers, **env_kwargs)
     # the env's scale (simulator processes expose no cfg to read it from): as passed, else its default
     scale = env_kwargs.get("action_scale") or default_scale

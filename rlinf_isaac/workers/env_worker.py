@@ -85,11 +85,13 @@ class EnvWorker(WorkerBase):
 
     def _backend_kwargs(self, cfg: EnvConfig) -> dict:
         """Factory arguments of the task's backend: the Isaac Lab simulator's interpreter, stack
-        and device (this worker's: the simulator process inherits its GPUs)."""
+        and device (this worker's: the simulator process inherits its GPUs), and whether it
+        captures ended episodes' last observations (only bootstrapping reads them)."""
         if get_task(cfg.task_id).backend != "isaaclab":
             return {}
         return {"python": cfg.isaaclab.python, "stack": cfg.isaaclab.stack, "device": self.device,
-                "obs_transport": "cuda_ipc" if self.cuda_ipc else "pipe"}
+                "obs_transport": "cuda_ipc" if self.cuda_ipc else "pipe",
+                "capture_final_obs": self.bootstrap_values}
 
     def describe(self) -> str:
         """One line on the simulator of this worker's training envs (the start-up banner prints it)."""

@@ -195,3 +195,15 @@ def test_is_ready_and_resolve_for_values_futures_and_refs():
     assert not is_ready(f) and not is_ready(f, timeout=0.01)
     f.set_result("x")
     assert is_ready(f) and resolve(f) == "x"
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_isaaclab_simulator_captures_final_obs_only_for_bootstrapping(bootstrap):
+    """An Isaac Lab simulator renders every camera once more on a step where an env ends to capture
+    its last observation: asked for only when truncations bootstrap (user's extra wins)."""
+    from types import SimpleNamespace
+
+    env_cfg = load_config("isaaclab_stack_ppo_gr00t_tiny").env.train
+    worker = SimpleNamespace(bootstrap_values=bootstrap, device="cpu", cuda_ipc=False)
+    kwargs = EnvWorker._backend_kwargs(worker, env_cfg)
+    assert kwargs["capture_final_obs"] is bootstrap and kwargs["stack"] == "newton"

@@ -59,6 +59,10 @@ class IsaacLabEnvCfg:
     reset_seeding: "batched" (envs given one reset-state id in one reset start identically; a
         few reset-event calls per reset) or "per_env" (an id is one start state whatever is reset
         with it; one call per env): see :mod:`rlinf_isaac.envs.isaaclab.sim.stepper`.
+    capture_final_obs: return ended episodes' last observations in ``info["final_obs"]`` (what
+        bootstrapping at truncation reads). False leaves it None, which saves one render of every
+        camera on each step where an env ends; it is still captured while a video is asked for
+        (the video shows the ended episode's last view) and without auto-reset.
     builder / builder_kwargs: how the simulator process builds the env (tests swap it).
     startup_timeout_s: app launch + env creation (+ shader / Warp compilation) limit.
     step_timeout_s: limit of one reset or one chunk; past it the simulator is killed.
@@ -79,6 +83,7 @@ class IsaacLabEnvCfg:
     stack: str = "auto"
     obs_transport: str = "pipe"
     reset_seeding: str = "batched"
+    capture_final_obs: bool = True
     builder: str = DEFAULT_BUILDER
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     startup_timeout_s: float = 900.0
@@ -229,7 +234,8 @@ class IsaacLabEnv(BatchedEnv):
         """Send the chunk float [B, C, A] to the simulator process and return at once."""
         acts = validate_actions(actions, self.num_envs, ACTION_DIM)  # [B, C, A]
         self._chunk_sent()
-        self.sim.send("chunk_step", to_wire(acts))
+        final_obs = self.cfg.capture_final_obs or self.video_request is not None
+        self.sim.send("chunk_step", to_wire({"actions": acts, "final_obs": final_obs}))
 
     def chunk_step_ready(self) -> bool:
         """True when the simulator process has answered the pending chunk."""

@@ -64,6 +64,18 @@ def test_contract_through_the_simulator_process():
     assert _gone(pid)
 
 
+def test_final_obs_off_until_a_video_is_asked_for():
+    with IsaacLabEnv(cfg(capture_final_obs=False)) as env:
+        env.reset(seed=3)
+        r = env.chunk_step(torch.zeros(2, 8, 7))  # 6-step episodes end in the chunk
+        assert r.info["episode"].done.all() and r.info["final_obs"] is None
+        env.set_video(48, num_envs=1)  # the video shows the ended episode's last view: captured again
+        r = env.chunk_step(torch.zeros(2, 8, 7))
+        assert r.info["episode"].done.all() and r.info["final_obs"] is not None
+        final = upscaled_video_frames(r.info["final_obs"], 48, 1)["main_images"]
+        assert torch.equal(r.info["video_frames"]["main_images"], final)
+
+
 def test_async_chunks_run_in_both_simulators_at_once_and_match_sync():
     a, b = IsaacLabEnv(cfg()), IsaacLabEnv(cfg())
     try:

@@ -123,8 +123,8 @@ class _Server:
             return self.init(payload)
         if cmd == "reset":
             return self._reply(self.stepper.reset(**from_wire(payload)))
-        if cmd == "chunk_step":
-            return self._reply(self.stepper.chunk_step(from_wire(payload)))
+        if cmd == "chunk_step":  # {"actions": float [B, C, A], "final_obs": bool}
+            return self._reply(self.stepper.chunk_step(**from_wire(payload)))
         if cmd == "privileged":
             return self.stepper.privileged_state()
         if cmd == "ping":

@@ -9,7 +9,8 @@ What it takes care of:
 
 * Isaac Lab auto-resets a finished env *inside* ``step`` and reuses ``terminated`` /
   ``truncated`` / reward buffers in place: every value is cloned when read, the last
-  observation before the reset is captured by a hook on ``_reset_idx``, and finished
+  observation before the reset is captured by a hook on ``_reset_idx`` (when asked for:
+  capturing it renders every camera once more on each step where an env ends), and finished
   envs are masked for the rest of the chunk (then reset again to their reset state, so the
   observation returned is the true first observation of the new episode).
 * Reset-state ids: every reset-mode event term runs under random generators (python, numpy,
@@ -70,6 +71,9 @@ class StepperCfg:
         (for CUDA IPC to the env worker); False: on the CPU. Everything else is on the CPU.
     reset_seeding: "batched" or "per_env": how reset event terms are seeded from the reset-state
         ids (module docstring).
+    capture_final_obs: default of ``chunk_step``'s ``final_obs``: return ended episodes' last
+        observations in ``info["final_obs"]`` (else None there). Always captured without
+        auto-reset (a finished env keeps showing its last view).
     """
 
     instruction: str
@@ -244,8 +248,8 @@ def _reset_event_terms(env: Any) -> list:
 
 class _FinalObsHook:
     """Captures the policy observation of envs just before Isaac Lab auto-resets them, for the
-    whole batch at once: after a step, ``rows[term][e]`` holds env e's last row where
-    ``mask[e]`` (bool [B], CPU) is set."""
+    whole batch at once: after a step taken with ``armed`` set, ``rows[term][e]`` holds env e's
+    last row where ``mask[e]`` (bool [B], CPU) is set. Unarmed it costs nothing."""
 
     def __init__(self, env: Any, group: str):
         self.env, self.group = env, group
@@ -306,7 +310,7 @@ class ChunkStepper:
         self.frozen = torch.zeros(self.B, dtype=torch.bool)  # finished, auto_reset=False
         self.last_obs: Obs | None = None
         self.seeder = ResetSeeder(env, lambda e: int(self.pending_ids[e]), per_env=cfg.reset_seeding == "per_env")
-        self.hook = _FinalObsHook(env, cfg.obs_group) if cfg.capture_final_obs else None
+        self.hook = _FinalObsHook(env, cfg.obs_group)
 
     def _draw(self, n: int) -> torch.Tensor:
         return torch.randint(0, _ID_SPACE, (n,), generator=self.gen, dtype=torch.int64)
@@ -390,13 +394,18 @@ class ChunkStepper:
         return self.last_obs
 
     # ---------------------------------------------------------------- step
-    def chunk_step(self, actions: torch.Tensor) -> dict[str, Any]:
+    def chunk_step(self, actions: torch.Tensor, final_obs: bool | None = None) -> dict[str, Any]:
         """Execute actions float [B, C, A]; returns the fields of a ChunkStepResult.
 
+        final_obs: capture ended episodes' last observations for ``info["final_obs"]`` (None:
+            ``cfg.capture_final_obs``); False leaves ``info["final_obs"]`` None and saves a render
+            of every camera on each step where an env ends.
         Returns dict(obs, reward [B, C], terminated [B, C], truncated [B, C], info).
         """
         if self.last_obs is None:
             raise RuntimeError("chunk_step called before reset(): reset the env first")
+        capture = self.cfg.capture_final_obs if final_obs is None else bool(final_obs)
+        capture = capture or not self.cfg.auto_reset
         acts = binarize_gripper(validate_actions(actions, self.B, ACTION_DIM))
         C = acts.shape[1]
         out = {k: torch.zeros(self.B, C, dtype=torch.bool) for k in ("terminated", "truncated", "success", "valid")}
@@ -406,7 +415,7 @@ class ChunkStepper:
         group = None
         for c in range(C):
             live = ~ended
-            obs, rew, ter, tru = self._env_step(acts[:, c])
+            obs, rew, ter, tru = self._env_step(acts[:, c], capture)
             group = obs[self.cfg.obs_group]
             succ = as_torch(self.env.termination_manager.get_term(self.cfg.success_term)).cpu().clone()
             self.ep_len += live.long()
@@ -419,20 +428,20 @@ class ChunkStepper:
             self.ep_return += torch.where(live, rew, torch.zeros_like(rew))
             self.ep_success |= live & succ
             new_done = live & (ter | tru)
-            self._collect_final(new_done, group, final)
+            if capture:
+                self._collect_final(new_done, group, final)
             ended |= new_done
         return self._finish_chunk(ended, group, final, reward, out)
 
-    def _env_step(self, act: torch.Tensor):
-        """One Isaac Lab step with (N, 7) actions on the env's device; clones in-place buffers."""
-        if self.hook is not None:
-            self.hook.clear()
-            self.hook.armed = True
+    def _env_step(self, act: torch.Tensor, capture: bool):
+        """One Isaac Lab step with (N, 7) actions on the env's device; clones in-place buffers.
+        capture: the hook captures the last observation of envs Isaac Lab resets in the step."""
+        self.hook.clear()
+        self.hook.armed = capture
         try:
             obs, rew, ter, tru, _ = self.env.step(act.to(self.device))
         finally:
-            if self.hook is not None:
-                self.hook.armed = False
+            self.hook.armed = False
         # Isaac Lab reuses these buffers in place at the next step: clone now.
         return (
             obs,
@@ -447,11 +456,11 @@ class ChunkStepper:
         step limit) the step's own observation. Whole-batch tensor ops, no loop over envs."""
         if not bool(new_done.any()):
             return
-        captured = self.hook.mask & new_done if self.hook is not None else None
+        captured = self.hook.mask & new_done
         for k, v in group.items():
             v = as_torch(v)
             src = v
-            if captured is not None and bool(captured.any()):
+            if bool(captured.any()):
                 src = torch.where(_rows_mask(captured, v), self.hook.rows[k], v)
             buf = final["rows"].get(k)
             if buf is None:

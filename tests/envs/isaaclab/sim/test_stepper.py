@@ -305,6 +305,55 @@ def test_final_obs_rows_are_each_envs_last_observation(isaac_resets):
         assert not torch.equal(final["states"][e], r["obs"]["states"][e])  # the new episode's start differs
 
 
+def test_final_obs_off_skips_the_capture_and_changes_nothing_else():
+    """Without final observations the hook computes nothing inside the step (on a simulator that
+    is one render of every camera), ``final_obs`` is None, and every other output equals the
+    capturing stepper's; one call can still ask for them."""
+
+    def build(capture):
+        built = build_fake_env(TASK, 3, (24, 24), 5, "sparse")  # Isaac Lab's time-out: reset inside the step
+        cfg = StepperCfg(instruction="stack", image_size=(24, 24), max_episode_steps=50, capture_final_obs=capture)
+        return ChunkStepper(built["env"], cfg), built["env"]
+
+    (off, env_off), (on, env_on) = build(False), build(True)
+    calls = {id(env_off): 0, id(env_on): 0}  # observation computes, the step's own included
+    for env in (env_off, env_on):
+        env.observation_manager.compute_group = _counted(env.observation_manager.compute_group, calls, id(env))
+    acts = torch.rand(3, 8, 7, generator=torch.Generator().manual_seed(1)) - 0.5
+    for s in (off, on):
+        s.reset(reset_state_ids=[3, 4, 5])
+    r_off, r_on = off.chunk_step(acts), on.chunk_step(acts)
+    assert r_off["info"]["episode"].done.all() and r_off["info"]["final_obs"] is None and not off.hook.rows
+    assert r_on["info"]["final_obs"] is not None
+    assert calls[id(env_on)] == calls[id(env_off)] + 1  # one reset inside the chunk: one capture saved
+    for k in ("main_images", "wrist_images", "states"):
+        assert torch.equal(r_off["obs"][k], r_on["obs"][k]), k
+    for k in ("reward", "terminated", "truncated"):
+        assert torch.equal(r_off[k], r_on[k]), k
+    assert torch.equal(r_off["info"]["episode"].returns, r_on["info"]["episode"].returns)
+    r_asked, r_on = off.chunk_step(acts, final_obs=True), on.chunk_step(acts)
+    assert torch.equal(r_asked["info"]["final_obs"]["states"], r_on["info"]["final_obs"]["states"])
+    assert calls[id(env_on)] == calls[id(env_off)] + 1  # both captured this time
+
+
+def _counted(fn, calls, key):
+    def wrapped(*args, **kwargs):
+        calls[key] += 1
+        return fn(*args, **kwargs)
+
+    return wrapped
+
+
+def test_without_auto_reset_final_obs_is_always_captured():
+    built = build_fake_env(TASK, 2, (24, 24), 40, "sparse")
+    cfg = StepperCfg(instruction="stack", image_size=(24, 24), max_episode_steps=3, auto_reset=False,
+                     capture_final_obs=False)
+    stepper = ChunkStepper(built["env"], cfg)
+    stepper.reset(seed=0)
+    r = stepper.chunk_step(torch.zeros(2, 4, 7), final_obs=False)
+    assert r["info"]["final_obs"] is not None and torch.equal(r["obs"]["states"], r["info"]["final_obs"]["states"])
+
+
 def test_in_place_done_buffers_are_cloned():
     stepper, env = make(num_envs=2, steps=3)
     stepper.reset(seed=0)
