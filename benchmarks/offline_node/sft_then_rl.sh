@@ -61,5 +61,6 @@ stamp "picked $pick"
 
 [ -n "${RUNS:-}" ] || exit 0
 stamp "RL runs"
-OUT=$OUT WORK=$WORK/rl bash "$HERE/run_experiments.sh" "actor.model.checkpoint_path=$ckpt" "$@"
+# without VARIANTS: run_experiments.sh would run the sweep again beside the RL runs
+env -u VARIANTS OUT="$OUT" WORK="$WORK/rl" bash "$HERE/run_experiments.sh" "actor.model.checkpoint_path=$ckpt" "$@"
 stamp "done"

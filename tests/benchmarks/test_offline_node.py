@@ -294,8 +294,9 @@ def test_pick_start_prefers_the_best_inside_the_range_else_the_nearest():
 
 def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
     """sft_then_rl.sh on the two-cube task, tiny: the expert records the demos once, both SFT
-    variants train on them (TASK and DEMOS substituted), every checkpoint is evaluated, and the
-    pick is the evaluated checkpoint nearest [PICK_LOW, PICK_HIGH], packed with its config."""
+    variants train on them (TASK and DEMOS substituted), every checkpoint is evaluated, the
+    pick is the evaluated checkpoint nearest [PICK_LOW, PICK_HIGH], packed with its config, and
+    the RL stage evaluates it (a base run) without sweeping again."""
     out, work = tmp_path / "out", tmp_path / "work"
     env = {"OUT": str(out), "WORK": str(work), "TASK": "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0",
            "DEMO_EPISODES": "2", "DEMO_ENVS": "2", "MAX_EPISODE_STEPS": "40", "SWEEP_EVAL_EPISODES": "1",
@@ -303,7 +304,8 @@ def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
            "SITE": str(tmp_path / "site"), "ISAACLAB_SITE": str(tmp_path / "isite"), "MUJOCO_GL": "osmesa",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "VARIANTS": "a:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4 "
-                       "b:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4,LR=1e-5"}
+                       "b:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4,LR=1e-5",
+           "RUNS": "base:mujoco_stack2_ppo_gr00t_tiny", "EVAL_EPISODES": "1", "SIM_PROCS": "0", "EVAL_PROCS": "0"}
     res = _bash(TOOLS / "sft_then_rl.sh", env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     demos = json.loads((out / "demos.json").read_text())
@@ -318,3 +320,6 @@ def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
     names = subprocess.run(["tar", "-tzf", out / "sft_pick.tgz"], capture_output=True, text=True).stdout.split()
     ckpt = Path(pick["checkpoint"]).name
     assert f"{ckpt}/config.json" in names and f"{ckpt}/trainer_state.pt" not in names
+    base = subprocess.run(["tar", "-xzOf", out / "base.tgz", "eval.json"], capture_output=True, text=True).stdout
+    assert json.loads(base)["episodes"] == 1
+    assert not (work / "rl" / "sweep").exists()  # the variants were trained once, not again beside RL
