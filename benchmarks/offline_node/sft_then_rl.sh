@@ -9,7 +9,8 @@
 #   TRAIN_S=420 bash benchmarks/offline_node/sft_then_rl.sh [key=value overrides for every RL run]
 #
 # 1. The expert records DEMO_EPISODES episodes of TASK (seed DEMO_SEED, action noise ACTION_NOISE,
-#    DEMO_ENVS envs at once) into $WORK/demos, unless a dataset is already there.
+#    DEMO_ENVS envs at once, DEMO_ARGS more expert options, e.g. "--funnel 0.03") into
+#    $WORK/demos, unless a dataset is already there.
 # 2. sft_sweep.sh trains VARIANTS (TASK and DEMOS in a variant stand for $TASK and that dataset)
 #    and evaluates every checkpoint on SWEEP_EVAL_EPISODES episodes.
 # 3. Of all evaluated checkpoints the pick is the most successful one inside [PICK_LOW,
@@ -40,7 +41,7 @@ demos=$WORK/demos
 if [ ! -f "$demos/meta/info.json" ]; then
   stamp "recording $DEMO_EPISODES expert episodes"
   $PYTHON -m rlinf_isaac.demos.expert --task "$TASK" --episodes "$DEMO_EPISODES" --num-envs "$DEMO_ENVS" \
-    --seed "$DEMO_SEED" --action-noise "$ACTION_NOISE" --record "$demos" "${SIM_ARGS[@]}" \
+    --seed "$DEMO_SEED" --action-noise "$ACTION_NOISE" --record "$demos" "${SIM_ARGS[@]}" ${DEMO_ARGS:-} \
     2> "$WORK/demos.err" | tail -1 | tee "$OUT/demos.json"
   [ -f "$demos/meta/info.json" ] || { tail -20 "$WORK/demos.err"; echo "[sft_then_rl] recording failed" >&2; exit 1; }
 fi

@@ -13,7 +13,7 @@ land on the stack already built when the last cube lies within ~13 cm of it alon
 CLI::
 
     python -m rlinf_isaac.demos.expert --task TASK --episodes N [--num-envs B] [--record DIR]
-        [--video PATH [--video-size S] [--video-envs N]] [--seed S] [--max-episode-steps T]
+        [--video PATH [--video-size S] [--video-envs N]] [--seed S] [--max-episode-steps T] [--funnel M]
         [--sim-device cpu --isaaclab-stack newton --isaaclab-python PY]   # Isaac Lab tasks
     python -m rlinf_isaac.demos.expert --list
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,12 +59,19 @@ class ExpertConfig:
     # commanded motion = tracking_gain x waypoint error (capped at the step): > 1 where the arm
     # covers only part of each commanded step (a controller whose joint targets lag)
     tracking_gain: float = 1.0
+    # m: 0 starts a descent (to a cube, onto the stack) once the hover waypoint is reached within
+    # reach_tol. > 0 starts it within this xy distance of the cube and lowers the target in
+    # proportion to the xy error left (hover height at ``funnel``, the cube's at 0): the descent
+    # then corrects xy on the way down, and the actions change smoothly with the hand's offset.
+    funnel: float = 0.0
 
     def __post_init__(self) -> None:
         for k in ("hover", "lift", "max_step", "slow_step", "max_rot_step", "reach_tol", "rot_tol", "clearance",
                   "tracking_gain"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"expert.{k} must be > 0, got {getattr(self, k)}")
+        if self.funnel < 0:
+            raise ValueError(f"expert.funnel must be >= 0, got {self.funnel}")
 
 
 def _rz(yaw: float) -> np.ndarray:
@@ -169,7 +176,10 @@ class ScriptedExpert:
         rot_err = matrix_to_axis_angle(_rz(self._yaw[b]) @ R_DOWN @ ee_rot.T)  # axis_angle(R_wp R_ee^T)
         n_rot = np.linalg.norm(rot_err)
         aligned = self._phase[b] != ABOVE or n_rot < self.cfg.rot_tol  # descend only once turned to the grasp yaw
-        self._advance(b, s, top, np.linalg.norm(err) < tol and aligned)
+        near = np.linalg.norm(err) < tol
+        if self.cfg.funnel > 0 and self._phase[b] in (ABOVE, CARRY):  # descend from anywhere inside the funnel
+            near = np.linalg.norm(err[:2]) < self.cfg.funnel
+        self._advance(b, s, top, near and aligned)
         gain = self.cfg.tracking_gain
         dpos = gain * err * min(1.0, step / max(gain * np.linalg.norm(err), 1e-9))
         drot = gain * rot_err * min(1.0, self.cfg.max_rot_step / max(gain * n_rot, 1e-9))
@@ -192,7 +202,11 @@ class ScriptedExpert:
             RETREAT: (np.array([*s["ee_pos"][:2], stack_z + c.hover]), 1.0, 0.01, c.max_step),
         }
         target, grip, tol, step = table[ph]
-        return np.asarray(target, float), grip, tol, step
+        target = np.asarray(target, float)
+        if c.funnel > 0 and ph in (DESCEND, PLACE):  # lower in proportion to the xy error left
+            xy_err = np.linalg.norm(target[:2] - s["ee_pos"][:2])
+            target = target + [0, 0, c.hover * min(1.0, xy_err / c.funnel)]
+        return target, grip, tol, step
 
     def _advance(self, b: int, s: dict, top: int, reached: bool) -> None:
         ph = self._phase[b]
@@ -240,7 +254,8 @@ def _expert_task(task_id: str) -> tuple[StackTaskSpec, str, float]:
 
 def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, record: str | None = None,
                video: str | None = None, action_noise: float = 0.0, num_workers: int = 0,
-               video_size: int = 256, video_envs: int = 16, **env_kwargs: Any) -> dict[str, Any]:
+               video_size: int = 256, video_envs: int = 16, funnel: float | None = None,
+               **env_kwargs: Any) -> dict[str, Any]:
     """Roll the expert for ``episodes`` episodes (one action per chunk); returns the summary dict.
 
     ``video``: write the rollout video there (the training videos' renderer, logging/video.py:
@@ -248,6 +263,8 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
 
     ``num_workers`` > 0 steps the envs in that many simulator processes (the env contract is
     the same; the recording stays in this process, one dataset).
+
+    ``funnel``: the expert's ``ExpertConfig.funnel`` (None: its backend's setting).
 
     ``action_noise`` > 0 executes ``a + N(0, action_noise^2)`` on the arm dims (a[:6], in
     action units) while recording the clean ``a`` (DART-style noise injection): the dataset
@@ -265,7 +282,8 @@ def run_expert(task_id: str, episodes: int, num_envs: int = 8, seed: int = 0, re
     env = make_env(task_id, num_envs=num_envs, seed=seed, num_workers=num_workers, **env_kwargs)
     # the env's scale (simulator processes expose no cfg to read it from): as passed, else its default
     scale = env_kwargs.get("action_scale") or default_scale
-    expert = ScriptedExpert(spec, num_envs, scale, EXPERT_CONFIGS[backend])
+    config = EXPERT_CONFIGS[backend] if funnel is None else replace(EXPERT_CONFIGS[backend], funnel=funnel)
+    expert = ScriptedExpert(spec, num_envs, scale, config)
     recorder = _Recorder(record, num_envs) if record else None
     clip = None
     if video:
@@ -381,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--video-size", type=int, default=256, help="px of each camera view in the video")
     p.add_argument("--video-envs", type=int, default=16, help="envs shown in the video (the first ones)")
     p.add_argument("--image-size", type=int, default=84)
+    p.add_argument("--funnel", type=float, default=None,
+                   help="m: start descents within this xy distance and lower with the xy error left "
+                        "(ExpertConfig.funnel; default: the backend's, 0 = from the reached hover point)")
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to the executed arm actions (recorded actions stay clean)")
     p.add_argument("--max-episode-steps", type=int, default=None, help="episode length (default: the env's)")
@@ -408,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env_kwargs["max_episode_steps"] = args.max_episode_steps
     env_kwargs.update(simulator_kwargs(args, entry.backend))
     summary = run_expert(args.task, args.episodes, num_envs, args.seed, args.record, args.video,
-                         action_noise=args.action_noise, num_workers=args.num_workers,
+                         action_noise=args.action_noise, num_workers=args.num_workers, funnel=args.funnel,
                          video_size=args.video_size, video_envs=args.video_envs, **env_kwargs)
     print(json.dumps(summary))
     return 0

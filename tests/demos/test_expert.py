@@ -204,6 +204,41 @@ def test_tracking_gain_scales_the_error_and_keeps_the_caps():
         ExpertConfig(tracking_gain=0.0)
 
 
+def test_funnel_starts_the_descent_off_centre_and_lowers_with_the_xy_error():
+    from rlinf_isaac.demos.expert import ExpertConfig
+
+    s = 0.047
+    red = np.array([0.5, 0.0, s / 2])
+
+    def state(ee_offset):  # the hand pointing down at yaw 0, the grasp yaw of an unrotated cube
+        return {"cube_pos": np.array([[0.5, 0.15, s / 2], red])[None], "cube_quat": np.tile([1.0, 0, 0, 0], (1, 2, 1)),
+                "ee_pos": (red + ee_offset)[None], "ee_quat": np.array([[0.0, 1.0, 0.0, 0.0]]),
+                "fingers": np.full((1, 2), 0.04)}
+
+    plain = ScriptedExpert(STACK_TWO, num_envs=1, action_scale=0.5)
+    funnel = ScriptedExpert(STACK_TWO, num_envs=1, action_scale=0.5, config=ExpertConfig(funnel=0.03))
+    # At hover height, 2 cm off centre: err (-0.02, 0, 0) = max_step -> a = (-0.04, 0, 0) for both;
+    # only the funnel (2 cm < 3 cm) starts the descent, the plain expert waits for 6 mm
+    for expert, phase in ((plain, ABOVE), (funnel, DESCEND)):
+        np.testing.assert_allclose(expert.act(state([0.02, 0, 0.10]))[0], [-0.04, 0, 0, 0, 0, 0, 1.0], atol=1e-6)
+        assert expert._phase[0] == phase
+    # Descending 1.5 cm off centre: the target is hover x 1.5 / 3 = 5 cm above the grasp point
+    # (cube centre - 3 mm), i.e. 4.7 cm above the cube centre, where the hand is: no vertical
+    # command, err (-0.015, 0, 0) capped at slow_step 0.01 -> a = (-0.02, 0, 0)
+    np.testing.assert_allclose(funnel.act(state([0.015, 0, 0.047]))[0, :3], [-0.02, 0, 0], atol=1e-6)
+    # Centred 5 mm above the cube centre: target 3 mm below it, err (0, 0, -0.008) -> a = (0, 0, -0.016)
+    np.testing.assert_allclose(funnel.act(state([0, 0, 0.005]))[0, :3], [0, 0, -0.016], atol=1e-6)
+    assert funnel._phase[0] == DESCEND  # 8 mm > the 4 mm that ends the descent
+    with pytest.raises(ValueError, match="expert.funnel must be >= 0"):
+        ExpertConfig(funnel=-0.01)
+
+
+def test_funnel_expert_stacks_three_cubes():
+    # measured: 16 of 16 (seed 0, 8 envs); Isaac Lab's task on the CPU: 8 of 8 (seed 1000)
+    out = run_expert(STACK_THREE.task_id, 2, 2, seed=0, funnel=0.03, image_size=16)
+    assert out["success_rate"] == 1.0
+
+
 def test_isaaclab_task_as_the_expert_sees_it():
     from rlinf_isaac.demos.expert import EXPERT_CONFIGS, _expert_task
     from rlinf_isaac.tasks.isaaclab_stack import STACK_INSTRUCTION
