@@ -8,6 +8,9 @@
 #   bash benchmarks/offline_node/detached.sh watch                # progress for up to WATCH_S seconds
 #   bash benchmarks/offline_node/detached.sh collect              # wait (up to WATCH_S) for the end,
 #                                                                 # copy its results into $OUT
+#   COLLECT_PART_MIB=15 bash benchmarks/offline_node/detached.sh collect   # ... as one tar archive in
+#       parts of at most 15 MiB (results.tar.part00, ...; join: cat results.tar.part* | tar -x), for a
+#       node that returns only a few files
 #   bash benchmarks/offline_node/detached.sh stop                 # end the job (its process group)
 #
 # JOB is a script (JOB.sh runs with bash) or a command, e.g.
@@ -89,7 +92,13 @@ collect)
   watch_for "$WATCH_S"
   running && echo "job still running after ${WATCH_S}s: collecting what exists"
   OUT=${OUT:-$PWD/detached_out}
-  mkdir -p "$OUT" && cp -r "$D/out/." "$OUT/" && cp "$D/job.log" "$OUT/job.log"
+  mkdir -p "$OUT" && cp "$D/job.log" "$OUT/job.log"
+  if [ -n "${COLLECT_PART_MIB:-}" ]; then  # one archive, in parts: few files, each of bounded size
+    tar -C "$D/out" -cf - . | split -b "${COLLECT_PART_MIB}M" -d -a 2 - "$OUT/results.tar.part"
+    echo "results of $(find "$D/out" -type f | wc -l) files as $(ls "$OUT" | grep -c '^results.tar.part') part(s)"
+  else
+    cp -r "$D/out/." "$OUT/"
+  fi
   ls -la "$OUT"
   ;;
 stop)

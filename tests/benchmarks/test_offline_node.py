@@ -205,7 +205,7 @@ def test_node_packages_and_closure_selection(tmp_path):
 def test_detached_job_runs_across_commands(tmp_path):
     """detached.sh: start launches a detached job from a copy of the repository (without .venv),
     status reports it running, a second start is refused, collect waits for it, shows its
-    progress and copies its $OUT."""
+    progress and copies its $OUT, or packs it into one archive in parts of bounded size."""
     repo = tmp_path / "repo"
     shutil.copytree(TOOLS, repo / "benchmarks" / "offline_node")
     (repo / ".venv").mkdir()
@@ -230,6 +230,16 @@ def test_detached_job_runs_across_commands(tmp_path):
     assert (tmp_path / "out" / "result.txt").read_text().strip() == "hello"
     assert (tmp_path / "out" / "job.log").exists()
     assert call("status").returncode == 1
+    (tmp_path / "bg" / "out" / "big.bin").write_bytes(os.urandom(2_500_000))  # 2.4 MiB: three 1 MiB parts
+    packed = call("collect", OUT=str(tmp_path / "packed"), COLLECT_PART_MIB="1")
+    parts = sorted((tmp_path / "packed").glob("results.tar.part*"))
+    assert packed.returncode == 0 and [p.name for p in parts] == [f"results.tar.part0{i}" for i in range(3)]
+    assert max(p.stat().st_size for p in parts) <= 2**20 and not (tmp_path / "packed" / "result.txt").exists()
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    subprocess.run(["tar", "-x", "-C", joined], input=b"".join(p.read_bytes() for p in parts), check=True)
+    assert (joined / "result.txt").read_text().strip() == "hello"
+    assert (joined / "big.bin").read_bytes() == (tmp_path / "bg" / "out" / "big.bin").read_bytes()
 
 
 def test_benchmark_set_commands_use_options_the_scripts_have():
