@@ -10,7 +10,7 @@
 #                 with several: the pipeline then also runs under the multi-GPU layouts that fit)
 #   --set isaaclab  Isaac Lab's stack task kit-less on Newton (GPU; the simulator's packages from
 #                 build_wheelhouse.sh --lane isaaclab, RLINF_ISAACLAB_PYTHON): its GPU tests, the
-#                 env alone at 1024 and 4096 envs, the whole pipeline at 1024 envs and the MuJoCo
+#                 env alone at 1024 and 4096 envs, the whole pipeline at 2048 envs and the MuJoCo
 #                 pipeline beside it, and the scripted expert over 100 episodes (~10 minutes)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
@@ -149,8 +149,8 @@ if [ "$SET" = isaaclab ]; then
   bench isaaclab_env_200px 240 isaaclab_throughput.py --num-envs 1024 --image-size 200 --transport cuda_ipc pipe \
     --python "$SIMPY"
   bench isaaclab_pipeline 420 pipeline.py --config isaaclab_stack_ppo_gr00t_tiny --stages 2 --steps 3 -- \
-    cluster=1gpu actor.model.checkpoint_path=null env.train.total_num_envs=1024 env.train.max_episode_steps=64 \
-    actor.global_batch_size=4096 actor.micro_batch_size=1024 "env.train.isaaclab.python=$SIMPY"
+    cluster=1gpu actor.model.checkpoint_path=null env.train.total_num_envs=2048 env.train.max_episode_steps=64 \
+    actor.global_batch_size=8192 actor.micro_batch_size=2048 "env.train.isaaclab.python=$SIMPY"
   bench pipeline_tiny 300 pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM" \
     -- cluster=1gpu "${TINY[@]}" actor.micro_batch_size=64
   if wanted isaaclab_expert; then
