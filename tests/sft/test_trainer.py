@@ -172,11 +172,36 @@ def test_evaluate_cli_reports_success_rate_json(dataset_dir, tmp_path, capsys):
         main([str(tmp_path), "--task", "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0"])
     assert "not a checkpoint directory" in capsys.readouterr().err
     rc = main([str(tmp_path / "run" / "final"), "--task", "MuJoCo-Stack-Two-Cube-Franka-IK-Rel-Visuomotor-v0",
-               "--episodes", "3", "--num-envs", "2", "--max-episode-steps", "16", "--json", str(tmp_path / "e.jsonl")])
+               "--episodes", "3", "--num-envs", "2", "--max-episode-steps", "16", "--json", str(tmp_path / "e.jsonl"),
+               "--stages"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0 and line["episodes"] == 3 and 0.0 <= line["success_rate"] <= 1.0
     assert line["wilson95"][0] <= line["success_rate"] <= line["wilson95"][1]
+    assert list(line["stages"]) == ["cube_red_on_cube_blue"]
+    assert line["success_rate"] <= line["stages"]["cube_red_on_cube_blue"] <= 1.0
     assert json.loads((tmp_path / "e.jsonl").read_text()) == line
+
+
+def test_stage_tracker_counts_each_pair_built_once_per_episode():
+    from rlinf_isaac.sft.evaluate import StageTracker
+    from rlinf_isaac.tasks.stack_cube import STACK_THREE
+
+    s = STACK_THREE.cube_size
+    blue, red, green = (STACK_THREE.cube_index(f"cube_{c}") for c in ("blue", "red", "green"))
+    pos = np.zeros((3, 3, 3))  # [B, N, 3]: cubes apart on the table
+    pos[:, :, 0] = [0.4, 0.5, 0.6]
+    pos[:, :, 2] = s / 2
+    tracker = StageTracker(STACK_THREE, 3)
+    assert tracker.names == ["cube_red_on_cube_blue", "cube_green_on_cube_red"]
+    pos[0, red] = pos[0, blue] + [s / 3, 0, s]  # env 0: red on blue, 1/3 edge off centre (< 1/2)
+    pos[1, red] = pos[1, blue] + [0, 0, s + 0.015]  # env 1: 1.5 cm too high (dropped from above)
+    tracker.see(pos)
+    pos[0, red] = [0.5, 0.2, s / 2]  # env 0's red falls off: built once stays built
+    tracker.see(pos)
+    tracker.end(np.array([0, 1, 2]), np.array([0, 1]), np.array([False, False, True]))  # env 2 past the count
+    assert tracker.counts.tolist() == [1, 0] and not tracker.built.any()
+    tracker.end(np.array([2]), np.array([2]), np.array([False, False, True]))  # a success counts every pair
+    assert tracker.counts.tolist() == [2, 1] and tracker.rates(4) == {"cube_red_on_cube_blue": 0.5, "cube_green_on_cube_red": 0.25}
 
 
 def test_evaluate_cli_keeps_the_simulation_device_apart_from_the_policys(dataset_dir, tmp_path, capsys, monkeypatch):
