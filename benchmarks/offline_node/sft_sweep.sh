@@ -10,7 +10,8 @@
 # first; KEY=V: scripts/make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4).
 # Every variant trains with scripts/make_tiny_sft.sh on the GPU, all at once (SFT_TIMEOUT
 # bounds each), then each checkpoint-<step>/ is evaluated on EVAL_EPISODES episodes
-# (rlinf_isaac.sft.evaluate, seed 1000, EVAL_CHUNK actions per call, EVAL_ENVS envs at once).
+# (rlinf_isaac.sft.evaluate --stages, seed 1000, EVAL_CHUNK actions per call, EVAL_ENVS envs at
+# once: success and the share of episodes that built each stacking pair).
 # TASK may also be a task id; an Isaac Lab task's simulator settings come from make_tiny_sft.sh's
 # variables (SIM_DEVICE, ISAACLAB_STACK, ISAACLAB_PYTHON, default $RLINF_ISAACLAB_PYTHON as
 # node_env.sh sets it, MAX_EPISODE_STEPS), used by the evaluation too. Writes $OUT/<NAME>.tgz
@@ -48,7 +49,8 @@ one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, 
   sim_args "$task"  # the evaluation's episode limit and, for an Isaac Lab task, its simulator
   for c in "$dir"/sft/checkpoint-*; do
     $PY -m rlinf_isaac.sft.evaluate "$c" --task "$task" --episodes "$EVAL_EPISODES" --num-envs "$EVAL_ENVS" \
-      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" "${SIM_ARGS[@]}" > "$c.eval.json" 2>> "$OUT/$name.log" &
+      --seed 1000 --device "$DEVICE" --num-action-chunks "${EVAL_CHUNK:-16}" --stages "${SIM_ARGS[@]}" \
+      > "$c.eval.json" 2>> "$OUT/$name.log" &
   done
   wait
   cat "$dir"/sft/checkpoint-*.eval.json >> "$OUT/sweep.jsonl"

@@ -324,6 +324,7 @@ def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
     rows = [json.loads(line) for line in (out / "sweep" / "sweep.jsonl").read_text().splitlines()]
     assert sorted(Path(r["checkpoint"]).relative_to(work / "sweep").as_posix() for r in rows) == [
         f"{v}/sft/checkpoint-{s}" for v in "ab" for s in (1, 2)]
+    assert all(list(r["stages"]) == ["cube_red_on_cube_blue"] for r in rows)  # evaluated with --stages
     pick = json.loads((out / "pick.json").read_text())
     distance = [max(0.2 - r["success_rate"], r["success_rate"] - 0.7, 0) for r in rows]
     assert pick in rows and max(0.2 - pick["success_rate"], pick["success_rate"] - 0.7, 0) == min(distance)
