@@ -227,10 +227,10 @@ class ScriptedExpert:
 # Per backend. Isaac Lab's IK-Rel task drives the arm with joint PD gains 400 / 80 (a 0.2 s
 # time constant): within one 50 ms control step the arm covers about a fifth of the commanded
 # motion, so its expert commands larger steps with gain on the error (it still converges without
-# overshoot at ~3 mm / step near a waypoint). Those capped, high-gain actions gated by 4-6 mm
-# tolerances are hard to clone: a policy trained on them hovers where the expert would wait for
-# precision it cannot see. The funnel (descents from within 3 cm, yaw within 0.15 rad) makes the
-# actions a smooth function of the hand's offset instead (docs/RESULTS.md#isaac-lab-configs).
+# overshoot at ~3 mm / step near a waypoint). The funnel (descents from within 3 cm, yaw within
+# 0.15 rad) makes the actions a smooth function of the hand's offset instead of waiting for 4-6 mm
+# a cloned policy cannot see, and keeps the expert working under more action noise
+# (docs/RESULTS.md#isaac-lab-configs).
 EXPERT_CONFIGS = {
     "mujoco": ExpertConfig(),
     "isaaclab": ExpertConfig(max_step=0.06, slow_step=0.03, max_rot_step=0.4, tracking_gain=3.0, funnel=0.03,

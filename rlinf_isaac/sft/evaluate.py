@@ -27,23 +27,19 @@ __all__ = ["StageTracker", "evaluate_checkpoint", "main"]
 class StageTracker:
     """Which stacking pairs each env's current episode has built, from the scene.
 
-    A pair (top, bottom) of the task spec counts as built once top sits on bottom: xy within
-    half a cube edge, height difference one edge within 1 cm. A successful episode counts every
-    pair (its last state may not be seen: the scene is read before each policy call)."""
+    A pair counts as built once the task's success rule holds for it
+    (``StackTaskSpec.pairs_stacked``). A successful episode counts every pair (its last state
+    may not be seen: the scene is read before each policy call)."""
 
     def __init__(self, spec: Any, num_envs: int):
+        self.spec = spec
         self.names = [f"{top}_on_{bottom}" for top, bottom in spec.stack_pairs]
-        self.pairs = [(spec.cube_index(top), spec.cube_index(bottom)) for top, bottom in spec.stack_pairs]
-        self.size = float(spec.cube_size)
-        self.built = np.zeros((num_envs, len(self.pairs)), bool)
-        self.counts = np.zeros(len(self.pairs), np.int64)
+        self.built = np.zeros((num_envs, len(self.names)), bool)
+        self.counts = np.zeros(len(self.names), np.int64)
 
     def see(self, cube_pos: np.ndarray) -> None:
         """cube_pos float [B, N, 3] (the spec's cube order)."""
-        for k, (top, bottom) in enumerate(self.pairs):
-            d = cube_pos[:, top] - cube_pos[:, bottom]  # [B, 3]
-            on = (np.linalg.norm(d[:, :2], axis=1) < self.size / 2) & (np.abs(d[:, 2] - self.size) < 0.01)
-            self.built[:, k] |= on
+        self.built |= self.spec.pairs_stacked(cube_pos)
 
     def end(self, done: np.ndarray, counted: np.ndarray, success: np.ndarray) -> None:
         """Episodes of envs ``done`` (int [M]) ended; those of ``counted`` (a subset) are tallied,

@@ -193,8 +193,8 @@ def test_stage_tracker_counts_each_pair_built_once_per_episode():
     pos[:, :, 2] = s / 2
     tracker = StageTracker(STACK_THREE, 3)
     assert tracker.names == ["cube_red_on_cube_blue", "cube_green_on_cube_red"]
-    pos[0, red] = pos[0, blue] + [s / 3, 0, s]  # env 0: red on blue, 1/3 edge off centre (< 1/2)
-    pos[1, red] = pos[1, blue] + [0, 0, s + 0.015]  # env 1: 1.5 cm too high (dropped from above)
+    pos[0, red] = pos[0, blue] + [s / 3, 0, s]  # env 0: red on blue, 1.6 cm off centre (< the 4 cm of the success rule)
+    pos[1, red] = pos[1, blue] + [0, 0, s + 0.015]  # env 1: 1.5 cm too high (> the 5 mm tolerance)
     tracker.see(pos)
     pos[0, red] = [0.5, 0.2, s / 2]  # env 0's red falls off: built once stays built
     tracker.see(pos)

@@ -376,13 +376,7 @@ class MujocoStackEnv(BatchedEnv):
 
     def pairs_stacked(self, b: int) -> list[bool]:
         """Per stacking pair: xy offset < threshold and height gap = cube size within tolerance."""
-        p, sp = self._cube_pos(b), self.task.success
-        res = []
-        for t, u in self._pairs:
-            dxy = np.linalg.norm(p[t, :2] - p[u, :2])
-            dz = p[t, 2] - p[u, 2]
-            res.append(bool(dxy < sp.xy_threshold and abs(dz - self.task.cube_size) < sp.height_tolerance))
-        return res
+        return self.task.pairs_stacked(self._cube_pos(b)).tolist()
 
     def is_success(self, b: int) -> bool:
         """All pairs stacked, gripper open, cubes nearly at rest (Isaac Lab ``cubes_stacked``)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["CubeSpec", "SuccessSpec", "SpawnSpec", "StackTaskSpec"]
 
 
@@ -94,3 +96,15 @@ class StackTaskSpec:
 
     def cube_index(self, name: str) -> int:
         return [c.name for c in self.cubes].index(name)
+
+    def pairs_stacked(self, cube_pos: np.ndarray) -> np.ndarray:
+        """Per stacking pair, whether its top sits on its bottom by the success rule (xy offset
+        below ``success.xy_threshold``, height gap one cube edge within ``success.height_tolerance``).
+
+        cube_pos: float [..., N, 3] in this spec's cube order -> bool [..., P].
+        """
+        top = [self.cube_index(t) for t, _ in self.stack_pairs]
+        bottom = [self.cube_index(u) for _, u in self.stack_pairs]
+        d = np.asarray(cube_pos)[..., top, :] - np.asarray(cube_pos)[..., bottom, :]  # [..., P, 3]
+        near = np.linalg.norm(d[..., :2], axis=-1) < self.success.xy_threshold
+        return near & (np.abs(d[..., 2] - self.cube_size) < self.success.height_tolerance)
