@@ -14,7 +14,9 @@
 #   ISAACLAB_PYTHON=~/.cache/rlinf_isaac/isaaclab-lane/bin/python MAX_EPISODE_STEPS=320 bash scripts/make_tiny_sft.sh
 #
 # DEVICE=cuda trains and evaluates on a GPU; ACTION_NOISE=0.01 records DART-style demos (noisy
-# execution, clean labels); SAVE_EVERY sets the checkpoint interval.
+# execution, clean labels); SAVE_EVERY sets the checkpoint interval; MAX_SECONDS bounds the
+# training time, the learning rate's cosine decay then ending at whichever of STEPS and
+# MAX_SECONDS comes first (a run killed mid-decay leaves checkpoints that imitate far worse).
 # The shipped three-cube checkpoint took three SFT runs (the first and third of this script), each
 # from the previous one's weights (INIT_FROM); their commands are in checkpoints/gr00t_tiny_sft_stack3/README.md.
 #
@@ -31,6 +33,7 @@ EPISODES=${EPISODES:-200}
 NUM_ENVS=${NUM_ENVS:-8}
 NUM_WORKERS=${NUM_WORKERS:-0}  # simulator processes recording the demos (0: in one process)
 STEPS=${STEPS:-8000}
+MAX_SECONDS=${MAX_SECONDS:-}  # training-time budget: stop at STEPS or this, the lr annealed to 0 by then
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 # episodes whose decoded videos stay cached and whose frames are shuffled together (all by default)
@@ -78,7 +81,8 @@ echo "[make_tiny_sft] flow-matching SFT of gr00t_tiny for $STEPS steps -> $OUT/s
 "$PYTHON" -m rlinf_isaac.sft --dataset "$OUT/demos" --config "$MODEL_CONFIG" --out "$OUT/sft" \
   --steps "$STEPS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" --window-episodes "$WINDOW" \
   --save-every "$SAVE_EVERY" --keep-checkpoints 4 --no-progress "$DROPOUT_FLAG" --device "$DEVICE" \
-  --random-shift "$RANDOM_SHIFT" "$SUCCESS_FLAG" ${INIT_FROM:+--init-from "$INIT_FROM"}
+  --random-shift "$RANDOM_SHIFT" "$SUCCESS_FLAG" ${INIT_FROM:+--init-from "$INIT_FROM"} \
+  ${MAX_SECONDS:+--max-seconds "$MAX_SECONDS"}
 
 if (( EVAL_EPISODES > 0 )); then
   echo "[make_tiny_sft] evaluating $OUT/sft/final on $EVAL_EPISODES episodes of $TASK"

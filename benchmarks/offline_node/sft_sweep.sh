@@ -8,10 +8,11 @@
 # A variant is NAME:TASK:DEMOS:STEPS[:KEY=V,KEY=V] (TASK: TWO or THREE, DEMOS: a LeRobot dataset
 # made by `python -m rlinf_isaac.demos.expert --record`, or recordN to record N expert demos
 # first; KEY=V: scripts/make_tiny_sft.sh settings for this variant only, e.g. SEED=3,LR=3e-4).
-# Every variant trains with scripts/make_tiny_sft.sh on the GPU, all at once (SFT_TIMEOUT
-# bounds each), then each checkpoint-<step>/ is evaluated on EVAL_EPISODES episodes
-# (rlinf_isaac.sft.evaluate --stages, seed 1000, EVAL_CHUNK actions per call, EVAL_ENVS envs at
-# once: success and the share of episodes that built each stacking pair).
+# Every variant trains with scripts/make_tiny_sft.sh on the GPU, all at once (SFT_SECONDS is
+# each one's training-time budget, MAX_SECONDS of make_tiny_sft.sh: the learning rate is annealed
+# by then; SFT_TIMEOUT kills a variant outright), then each checkpoint-<step>/ is evaluated on
+# EVAL_EPISODES episodes (rlinf_isaac.sft.evaluate --stages, seed 1000, EVAL_CHUNK actions per
+# call, EVAL_ENVS envs at once: success and the share of episodes that built each stacking pair).
 # TASK may also be a task id; an Isaac Lab task's simulator settings come from make_tiny_sft.sh's
 # variables (SIM_DEVICE, ISAACLAB_STACK, ISAACLAB_PYTHON, default $RLINF_ISAACLAB_PYTHON as
 # node_env.sh sets it, MAX_EPISODE_STEPS), used by the evaluation too. Writes $OUT/<NAME>.tgz
@@ -43,7 +44,7 @@ one() {  # NAME TASK DEMOS STEPS [KEY=V,...]: train, evaluate every checkpoint, 
   esac
   # SFT_TIMEOUT bounds the training; whatever checkpoint-<step>/ exist by then are evaluated
   env TASK=$task OUT=$dir CKPT=$dir/ckpt STEPS=$steps EPISODES=$episodes DEVICE=$DEVICE EVAL_EPISODES=0 PYTHON=$PY \
-    "${extra[@]}" timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
+    ${SFT_SECONDS:+MAX_SECONDS=$SFT_SECONDS} "${extra[@]}" timeout "${SFT_TIMEOUT:-100000}" bash scripts/make_tiny_sft.sh > "$OUT/$name.log" 2>&1 \
     || echo "[$name] SFT exited $? (124: stopped by SFT_TIMEOUT)"
   local SIM_ARGS
   sim_args "$task"  # the evaluation's episode limit and, for an Isaac Lab task, its simulator

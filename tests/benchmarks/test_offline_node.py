@@ -315,7 +315,8 @@ def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "VARIANTS": "a:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4 "
                        "b:TASK:DEMOS:2:INIT_FROM=checkpoints/gr00t_tiny_sft_stack2,SAVE_EVERY=1,BATCH_SIZE=4,LR=1e-5",
-           "RUNS": "base:mujoco_stack2_ppo_gr00t_tiny", "EVAL_EPISODES": "1", "SIM_PROCS": "0", "EVAL_PROCS": "0"}
+           "RUNS": "base:mujoco_stack2_ppo_gr00t_tiny", "EVAL_EPISODES": "1", "SIM_PROCS": "0", "EVAL_PROCS": "0",
+           "SFT_SECONDS": "900"}
     res = _bash(TOOLS / "sft_then_rl.sh", env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     demos = json.loads((out / "demos.json").read_text())
@@ -325,6 +326,9 @@ def test_sft_then_rl_records_sweeps_and_picks_from_every_variant(tmp_path):
     assert sorted(Path(r["checkpoint"]).relative_to(work / "sweep").as_posix() for r in rows) == [
         f"{v}/sft/checkpoint-{s}" for v in "ab" for s in (1, 2)]
     assert all(list(r["stages"]) == ["cube_red_on_cube_blue"] for r in rows)  # evaluated with --stages
+    # SFT_SECONDS is every variant's training-time budget
+    assert all(json.loads((Path(r["checkpoint"]) / "sft_config.json").read_text())["max_seconds"] == 900
+               for r in rows)
     pick = json.loads((out / "pick.json").read_text())
     distance = [max(0.2 - r["success_rate"], r["success_rate"] - 0.7, 0) for r in rows]
     assert pick in rows and max(0.2 - pick["success_rate"], pick["success_rate"] - 0.7, 0) == min(distance)

@@ -51,6 +51,10 @@ def test_sft_command_line_parses_into_the_tuned_config():
     # INIT_FROM (the three-cube recipe starts from the two-cube checkpoint) reaches --init-from
     cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv({**defaults, "INIT_FROM": "ckpt2"}))))
     assert cfg.init_from == "ckpt2"
+    # MAX_SECONDS (a training-time budget) reaches --max-seconds; unset, there is none
+    assert cfg.max_seconds is None
+    cfg = SFTConfig(**vars(build_parser().parse_args(_sft_argv({**defaults, "MAX_SECONDS": "420"}))))
+    assert cfg.max_seconds == 420.0
 
 
 def _name_and_env_args(**env: str) -> tuple[str, list[str]]:

@@ -41,6 +41,30 @@ def test_lr_schedule_hand_computed():
     assert _lr_factor(12, 4, 12) == pytest.approx(0.0)
 
 
+def test_lr_schedule_follows_time_when_it_is_further_along():
+    # 100 steps, warm-up 4, budget 10 s: at step 8 the steps say progress 4/96 but 5 s of 10
+    # have passed, so the decay is half way: (1 + cos(pi/2)) / 2 = 0.5
+    assert _lr_factor(8, 4, 100, elapsed_s=5.0, max_seconds=10.0) == pytest.approx(0.5)
+    # the steps further along than the time: they decide ((1 + cos(3 pi / 4)) / 2 at step 76)
+    assert _lr_factor(76, 4, 100, elapsed_s=1.0, max_seconds=10.0) == pytest.approx((1 + np.cos(0.75 * np.pi)) / 2)
+    assert _lr_factor(2, 4, 100, elapsed_s=1.0, max_seconds=10.0) == 0.75  # still warming up
+    assert _lr_factor(2, 4, 100, elapsed_s=12.0, max_seconds=10.0) == 0.0  # out of time during warm-up
+    assert _lr_factor(8, 4, 100, elapsed_s=99.0) == _lr_factor(8, 4, 100)  # no budget: steps only
+    with pytest.raises(ValueError, match="sft.max_seconds"):
+        SFTConfig(dataset="d", out="o", max_seconds=0)
+
+
+class _FakeClock:
+    """Each reading is ``tick`` seconds after the previous one."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
 def test_cli_flags_map_to_config():
     from rlinf_isaac.sft.__main__ import build_parser
 
@@ -123,6 +147,25 @@ def test_fit_writes_checkpoints_and_resumes_exactly(dataset_dir, tmp_path):
     assert resumed.step == 4
     for (k, v), (_, v2) in zip(sorted(resumed.model.state_dict().items()), sorted(full.model.state_dict().items())):
         assert torch.equal(v, v2), k
+
+
+def test_time_budget_ends_training_annealed_and_resumes_with_the_time_spent(dataset_dir, tmp_path):
+    # every step takes 1 s on the fake clock (read before and after it); budget 3 s of 100 steps
+    trainer = SFTTrainer(_cfg(dataset_dir, tmp_path / "t", 100, max_seconds=3.0), clock=_FakeClock(1.0))
+    metrics = trainer.fit()
+    assert trainer.step == 3 and trainer.elapsed_s == pytest.approx(3.0)
+    # warm-up step 0 at lr0 * 1; step 1 after 1 s: (1 + cos(pi / 3)) / 2 = 0.75; step 2: 0.25
+    assert metrics["sft/lr"] == pytest.approx(3e-4 * 0.25)
+    assert metrics["sft/progress"] == pytest.approx(2 / 3)
+    assert trainer.progress() == 1.0
+    assert find_latest_checkpoint(tmp_path / "t").name == "checkpoint-3"
+    assert (tmp_path / "t" / "final" / "config.json").is_file()
+    # checkpoint-2 holds the 2 s spent by then; a resumed run spends the last second only
+    resumed = SFTTrainer(_cfg(dataset_dir, tmp_path / "t", 100, max_seconds=3.0), clock=_FakeClock(1.0))
+    resumed.load_checkpoint(tmp_path / "t" / "checkpoint-2")
+    assert (resumed.step, resumed.elapsed_s) == (2, pytest.approx(2.0))
+    resumed.fit()  # resumes from checkpoint-3: nothing left to do
+    assert resumed.step == 3
 
 
 def _fixed_loss(trainer) -> float:
