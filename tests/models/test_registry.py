@@ -22,3 +22,22 @@ def test_check_returns_the_verdict_or_raises_with_the_report(tmp_path):
         check_policy_checkpoint(GR00TPolicyConfig(checkpoint_path=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="no such directory"):
         check_policy_checkpoint(GR00TPolicyConfig(checkpoint_path=str(tmp_path / "missing")))
+
+
+@pytest.mark.parametrize("config_name", ["cpu_quickstart", "mujoco_stack2_ppo_gr00t_tiny", "mujoco_stack3_ppo_gr00t_tiny",
+                                         "isaaclab_stack_ppo_gr00t_tiny", "isaaclab_stack_grpo_gr00t_tiny"])
+def test_shipped_configs_start_from_shipped_checkpoints_that_load(config_name):
+    """Each tiny config's checkpoint_path is a checkpoint in the repository that loads strictly
+    and normalises the env contract's 8-D state and 7-D action."""
+    import json
+    from pathlib import Path
+
+    from rlinf_isaac.config import load_config
+
+    model_cfg = load_config(config_name).actor.model
+    path = Path(__file__).resolve().parents[2] / model_cfg.checkpoint_path
+    assert model_cfg.checkpoint_path.startswith("checkpoints/") and path.is_dir()
+    assert check_policy_checkpoint(GR00TPolicyConfig(checkpoint_path=str(path))).startswith("OK: ")
+    stats = json.loads((path / "experiment_cfg" / "metadata.json").read_text())["new_embodiment"]["statistics"]
+    assert sum(len(s["mean"]) for s in stats["state"].values()) == 8
+    assert sum(len(s["mean"]) for s in stats["action"].values()) == 7
