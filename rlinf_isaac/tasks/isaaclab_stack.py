@@ -10,7 +10,13 @@ computed *before* Isaac Lab auto-resets a finished env:
 * ``staged``: sparse plus a small per-step shaping from the ``subtask_terms`` observation
   group, each flag weighted: ``r_t = w_succ * success_t + sum_k w_k * subtask_k,t``
   with subtasks ``grasp_1`` (cube_2 held), ``stack_1`` (cube_2 on cube_1) and
-  ``grasp_2`` (cube_3 held).
+  ``grasp_2`` (cube_3 held). Paid every step, so holding a stage pays more the longer it lasts.
+* ``shaped``: potential-based shaping (Ng et al. 1999) of the sparse reward with the
+  weighted subtask flags as potential ``Phi = sum_k v_k * subtask_k``:
+  ``r_t = w_succ * success_t + Phi(s_t) - Phi(s_t-1)``, with ``Phi`` of an episode's start
+  taken as 0 (a constant per start state, so no action changes it). An episode's return is
+  ``w_succ * success + Phi(s_T)``; with the potentials summing to less than ``w_succ`` (checked),
+  any success beats any failure, and the optimal policy is the sparse one's.
 
 Importing this module is cheap (no Isaac Lab, no simulator): the task ids are registered
 with a factory that imports :mod:`rlinf_isaac.envs.isaaclab` only when an env is built.
@@ -34,23 +40,28 @@ __all__ = [
     "ISAACLAB_STACK_TASKS",
     "stack_success_reward",
     "stack_subtask_reward",
+    "stack_progress_reward",
     "add_stack_rewards",
     "make_isaaclab_stack_env",
 ]
 
 STACK_INSTRUCTION = "Stack the red cube on the blue cube, then the green cube on the red cube."
 
-REWARD_TYPES = ("sparse", "staged")
+REWARD_TYPES = ("sparse", "staged", "shaped")
 
 
 @dataclass(frozen=True)
 class StackRewardCfg:
     """Reward of the rewarded stack tasks (see module docstring for the formula).
 
-    reward_type: "sparse" (success only) or "staged" (success + subtask shaping).
+    reward_type: "sparse" (success only), "staged" (success + per-step subtask rewards) or
+        "shaped" (success + the change of the subtask potential).
     success_term: termination term that means success (never the ``*_dropping`` ones).
     subtask_group: observation group holding the subtask flags.
     subtask_weights: per-step weight of each subtask flag (staged only).
+    potential_weights: each subtask flag's share of the potential (shaped only): red held 1/6,
+        red on blue 1/3, green held 1/6, on the scale of the MuJoCo tasks' shaped potential
+        (one third per stacking pair, half of it for the grasp).
     """
 
     reward_type: str = "sparse"
@@ -59,6 +70,9 @@ class StackRewardCfg:
     subtask_group: str = "subtask_terms"
     subtask_weights: dict[str, float] = field(
         default_factory=lambda: {"grasp_1": 0.002, "stack_1": 0.005, "grasp_2": 0.002}
+    )
+    potential_weights: dict[str, float] = field(
+        default_factory=lambda: {"grasp_1": 1 / 6, "stack_1": 1 / 3, "grasp_2": 1 / 6}
     )
 
     def __post_init__(self):
@@ -75,9 +89,16 @@ class StackRewardCfg:
                 f"reward.success_term must be the success term, got {self.success_term!r}: "
                 "a dropped cube ends the episode but is not a success"
             )
-        for name, w in self.subtask_weights.items():
-            if not math.isfinite(w):
-                raise ValueError(f"reward.subtask_weights.{name} must be finite, got {w}")
+        for key in ("subtask_weights", "potential_weights"):
+            for name, w in getattr(self, key).items():
+                if not math.isfinite(w):
+                    raise ValueError(f"reward.{key}.{name} must be finite, got {w}")
+        reach = sum(max(0.0, w) for w in self.potential_weights.values())
+        if self.reward_type == "shaped" and reach >= self.success_weight:
+            raise ValueError(
+                f"reward.potential_weights sum to {reach:g} (positive ones), not below success_weight "
+                f"{self.success_weight:g}: a failed episode could then return more than a success"
+            )
 
 
 @dataclass(frozen=True)
@@ -162,6 +183,23 @@ def stack_subtask_reward(env: Any, group: str = "subtask_terms", weights: dict |
     return total
 
 
+def stack_progress_reward(env: Any, group: str = "subtask_terms", weights: dict | None = None):
+    """The change of the subtask potential this step, float [N]: ``Phi(s_t) - Phi(s_t-1)``.
+
+    ``Phi = sum_k w_k * flag_k`` (:func:`stack_subtask_reward`). The previous potential is kept
+    on the env (``env._rlinf_stack_potential``); on an episode's first step
+    (``episode_length_buf == 1``: Isaac Lab counts the step before computing rewards) it is
+    taken as 0, so after an auto-reset nothing carries over from the episode before.
+    """
+    phi = stack_subtask_reward(env, group, weights)
+    prev = getattr(env, "_rlinf_stack_potential", None)
+    if prev is None or prev.shape != phi.shape:
+        prev = phi.new_zeros(phi.shape)
+    prev = prev.masked_fill(env.episode_length_buf.to(phi.device) <= 1, 0.0)
+    env._rlinf_stack_potential = phi.clone()
+    return phi - prev
+
+
 def add_stack_rewards(env_cfg: Any, reward: StackRewardCfg, term_cfg_cls: Any, step_dt: float) -> Any:
     """Install our reward terms into an Isaac Lab env cfg (``env_cfg.rewards``) and return it.
 
@@ -184,6 +222,12 @@ def add_stack_rewards(env_cfg: Any, reward: StackRewardCfg, term_cfg_cls: Any, s
             func=stack_subtask_reward,
             weight=1.0 / step_dt,
             params={"group": reward.subtask_group, "weights": dict(reward.subtask_weights)},
+        )
+    if reward.reward_type == "shaped":
+        terms["progress"] = term_cfg_cls(
+            func=stack_progress_reward,
+            weight=1.0 / step_dt,
+            params={"group": reward.subtask_group, "weights": dict(reward.potential_weights)},
         )
     env_cfg.rewards = terms  # Isaac Lab's reward manager accepts a dict of term cfgs
     return env_cfg

@@ -128,7 +128,7 @@ def stepper():
     from rlinf_isaac.envs.isaaclab.sim.launch import build_isaaclab_env
 
     t0 = time.monotonic()
-    built = build_isaaclab_env(TASK, num_envs=2, image_size=(H, W), max_episode_steps=50, reward_type="sparse",
+    built = build_isaaclab_env(TASK, num_envs=2, image_size=(H, W), max_episode_steps=50, reward_type="shaped",
                                device="cpu", stack="newton", **HOOK)
     print(f"\n[real task] in-process env build: {time.monotonic() - t0:.1f} s")
     task = ISAACLAB_STACK_TASKS[TASK]
@@ -154,9 +154,12 @@ def test_done_buffers_are_reused_in_place_and_cloned_by_the_adapter(stepper):
     # Isaac Lab 3.0 returns (and rewrites at every step) the termination manager's own buffer
     assert env.reset_terminated is buf and env.termination_manager.terminated is buf
     assert env.reset_terminated.tolist() == [False, False]  # ... and it now says "not terminated"
-    # our copy still holds step 1's values: env 0 succeeded (sparse reward: exactly 1.0)
+    # our copy still holds step 1's values: env 0 succeeded. Shaped reward: success 1 plus the
+    # potential of red on blue (1/3) over an episode start's 0; after the auto-reset the new
+    # episode starts from 0 again (cubes spread: 0, not -1/3), and env 1 never moves from 0
     assert r["terminated"][:, 0].tolist() == [True, False] and r["info"]["success"][:, 0].tolist() == [True, False]
-    assert r["reward"][0].tolist() == [1.0, 0.0, 0.0] and r["reward"][1].tolist() == [0.0, 0.0, 0.0]
+    assert r["reward"][0].tolist() == pytest.approx([1 + 1 / 3, 0.0, 0.0], abs=1e-6)
+    assert r["reward"][1].tolist() == [0.0, 0.0, 0.0]
     assert r["info"]["episode"].success_once.tolist() == [True, False]
 
 

@@ -46,7 +46,8 @@ class IsaacLabEnvCfg:
     task_id: one of our registered Isaac Lab task ids (rlinf_isaac/tasks/isaaclab_stack.py).
     image_size: (H, W) of both cameras; the camera cfgs are set to it, images are uint8.
     max_episode_steps: episode length in control steps (20 Hz: 600 steps = Isaac Lab's 30 s).
-    reward_type: "sparse" (success term only) or "staged" (+ subtask shaping).
+    reward_type: "sparse" (success term only), "staged" (+ per-step subtask rewards) or
+        "shaped" (+ the change of a subtask potential; rlinf_isaac/tasks/isaaclab_stack.py).
     action_scale: arm action scale in Isaac Lab's IK-Rel action (None keeps Isaac Lab's 0.5).
     device: simulation device in the simulator process ("cuda:0", or "cpu" for 3.0 kit-less).
     python: interpreter of the simulator process (``env.<group>.isaaclab.python``; None: this
@@ -100,8 +101,8 @@ class IsaacLabEnvCfg:
         _check(len(self.image_size) == 2 and min(self.image_size) >= 16, "env.image_size",
                self.image_size, "an int or (H, W) with H, W >= 16")
         _check(self.max_episode_steps >= 1, "env.max_episode_steps", self.max_episode_steps, "an integer >= 1")
-        _check(self.reward_type in ("sparse", "staged"), "env.reward_type", self.reward_type,
-               "'sparse' or 'staged'")
+        _check(self.reward_type in ("sparse", "staged", "shaped"), "env.reward_type", self.reward_type,
+               "'sparse', 'staged' or 'shaped'")
         _check(self.action_scale is None or (math.isfinite(self.action_scale) and self.action_scale > 0),
                "env.action_scale", self.action_scale, "None or a finite number > 0")
         for key in ("startup_timeout_s", "step_timeout_s"):
