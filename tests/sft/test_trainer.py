@@ -113,7 +113,17 @@ def _cfg(dataset_dir, out, steps, **kw):
                      warmup_steps=1, log_every=1, progress=False, keep_checkpoints=10, **kw)
 
 
-def test_fit_writes_checkpoints_and_resumes_exactly(dataset_dir, tmp_path):
+@pytest.fixture
+def deterministic():
+    """Deterministic kernels: with several CPU threads the gradient of the embodiment-indexed
+    weights (``W[category]``, every sample on one slot) is accumulated in a varying order."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_fit_writes_checkpoints_and_resumes_exactly(dataset_dir, tmp_path, deterministic):
     from rlinf_isaac.models.gr00t.checkpoint import load_pretrained
     from rlinf_isaac.models.gr00t.processor import GR00TProcessor
 
