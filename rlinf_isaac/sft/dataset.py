@@ -17,7 +17,7 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -185,6 +185,32 @@ class LeRobotDataset(Dataset):
         if cached is not None:
             self._video_cache.move_to_end(episode_index)
             return cached
+        out = self._decode_episode(episode_index)
+        self._cache(episode_index, out)
+        return out
+
+    def prefetch(self, episode_indices: Sequence[int], workers: int) -> None:
+        """Decode the listed episodes that are not cached yet, ``workers`` at a time (threads:
+        the decoders run outside the GIL), and cache them in the listed order; listed episodes
+        already cached become the most recent first, so while the list fits the cache none of
+        it is evicted. At most ``max_cached_episodes`` are decoded."""
+        listed = list(dict.fromkeys(int(e) for e in episode_indices))
+        for ep in listed:
+            if ep in self._video_cache:
+                self._video_cache.move_to_end(ep)
+        todo = [ep for ep in listed if ep not in self._video_cache][: self.max_cached_episodes]
+        if workers <= 1 or len(todo) <= 1:
+            for ep in todo:
+                self.frames(ep)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            decoded = list(pool.map(self._decode_episode, todo))
+        for ep, out in zip(todo, decoded):
+            self._cache(ep, out)
+
+    def _decode_episode(self, episode_index: int) -> dict[str, np.ndarray]:
         out = {}
         for name, video_key in _VIDEO_KEYS.items():
             path = self._episode_path("video_path", episode_index, video_key=video_key)
@@ -196,10 +222,16 @@ class LeRobotDataset(Dataset):
             if out[name].shape[0] != length:
                 raise DatasetFormatError(f"video {str(path)!r} has {out[name].shape[0]} frames, "
                                          f"episodes.jsonl says {length}")
-        self._video_cache[episode_index] = out
+        return out
+
+    def _cache(self, episode_index: int, frames: dict[str, np.ndarray]) -> None:
+        self._video_cache[episode_index] = frames
         while len(self._video_cache) > self.max_cached_episodes:
             self._video_cache.popitem(last=False)
-        return out
+
+    def episode_of(self, idx: int) -> int:
+        """The episode that global frame ``idx`` belongs to."""
+        return int(self._index[idx][0])
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         if not -len(self) <= idx < len(self):

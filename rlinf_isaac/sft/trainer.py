@@ -71,6 +71,8 @@ class SFTConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     window_episodes: int = 8
+    # threads decoding a batch's not-yet-cached episode videos side by side (1: one at a time)
+    decode_workers: int = 4
     embodiment_tag: str = "new_embodiment"
     tune_visual: bool = True
     tune_llm: bool = True
@@ -94,7 +96,8 @@ class SFTConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "save_every", "log_every", "keep_checkpoints", "window_episodes"):
+        for key in ("steps", "batch_size", "save_every", "log_every", "keep_checkpoints", "window_episodes",
+                    "decode_workers"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"sft.{key} must be a positive int, got {value!r}")
@@ -298,7 +301,9 @@ class SFTTrainer:
     # ------------------------------------------------------------------ training
     def batch_inputs(self, step: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Model inputs, normalised actions [B, C, 32] and loss mask bool [B, C, 32] of a step."""
-        items = [self.dataset[int(i)] for i in self.sampler.batch(step)]
+        indices = [int(i) for i in self.sampler.batch(step)]
+        self.dataset.prefetch([self.dataset.episode_of(i) for i in indices], self.cfg.decode_workers)
+        items = [self.dataset[i] for i in indices]
         obs, actions, step_mask = collate_frames(items)
         if self.cfg.random_shift:
             # a stream of its own: the sampler seeds its epoch orders with seed * 1_000_003 + epoch

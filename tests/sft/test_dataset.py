@@ -58,6 +58,23 @@ def test_cache_is_bounded(written):
     assert list(ds._video_cache) == [1, 2]  # LRU kept the last two episodes
 
 
+def test_parallel_prefetch_decodes_the_same_frames_and_caches_in_order(written):
+    root, _ = written
+    one_by_one = LeRobotDataset(root)
+    parallel = LeRobotDataset(root, max_cached_episodes=2)
+    # frames 20..36 belong to episodes 1 and 2; a repeated episode is decoded once
+    parallel.prefetch([parallel.episode_of(i) for i in (30, 21, 22)], workers=4)
+    assert list(parallel._video_cache) == [2, 1]
+    for ep in (1, 2):
+        for key in ("main_image", "wrist_image"):
+            np.testing.assert_array_equal(parallel._video_cache[ep][key], one_by_one.frames(ep)[key])
+    # a listed episode already cached is kept (made recent, not decoded again); the unlisted
+    # one is evicted for the new one
+    cached = parallel._video_cache[2]
+    parallel.prefetch([0, 2], workers=4)
+    assert list(parallel._video_cache) == [2, 0] and parallel._video_cache[2] is cached
+
+
 def test_stats_and_statistics_accessors(written):
     root, eps = written
     ds = LeRobotDataset(root)
