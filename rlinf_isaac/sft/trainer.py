@@ -8,7 +8,7 @@ context -> ``flow_matching_loss`` (GR00T's masked MSE between the predicted velo
 Training ends at ``steps`` or, with ``max_seconds``, when that much training time has passed,
 whichever comes first; the cosine decay follows whichever of the two is further along, so the
 last checkpoint is fully annealed either way (a checkpoint cut off mid-decay imitates far
-worse: 0.015 against 0.385 on two cubes at half of an 8,000-step run).
+worse: 0.015 against 0.22 on two cubes at half of an 8,000-step run).
 
 Outputs under ``out``: ``checkpoint-<step>/`` every ``save_every`` steps and ``final/`` at the
 end, each in the layout of ``checkpoint.save_pretrained`` (config.json, safetensors,
