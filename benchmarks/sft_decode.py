@@ -2,9 +2,9 @@
 (``python -m rlinf_isaac.sft --decode-workers N``).
 
 Writes a LeRobot dataset of random 84 px episodes (both cameras) with the project's writer,
-then times what ``SFTTrainer.batch_inputs`` does before the model runs: sample a batch,
-decode the videos of its episodes that are not cached (``LeRobotDataset.prefetch``), gather
-the frames. Every run starts from an empty cache, so the first batches decode nearly one
+then times what ``SFTTrainer.batch_inputs`` does before the model runs: sample a batch and
+take its items with ``LeRobotDataset.items`` (the videos of its uncached episodes decoded side
+by side, then the frames gathered). Every run starts from an empty cache, so the first batches decode nearly one
 episode per sample, as at the start of each SFT run (and of each epoch when the cache holds
 less than the dataset).
 
@@ -50,9 +50,7 @@ def time_epoch(root: Path, episodes: int, batch: int, workers: int) -> float:
     steps = len(ds) // batch
     t0 = time.perf_counter()
     for step in range(steps):
-        idx = [int(i) for i in sampler.batch(step)]
-        ds.prefetch([ds.episode_of(i) for i in idx], workers)
-        [ds[i] for i in idx]
+        ds.items(sampler.batch(step).tolist(), workers)
     return time.perf_counter() - t0
 
 

@@ -229,6 +229,13 @@ class LeRobotDataset(Dataset):
         while len(self._video_cache) > self.max_cached_episodes:
             self._video_cache.popitem(last=False)
 
+    def items(self, indices: Sequence[int], decode_workers: int = 1) -> list[dict[str, Any]]:
+        """``[self[i] for i in indices]``, the uncached episodes among them decoded
+        ``decode_workers`` at a time first (:meth:`prefetch`)."""
+        indices = [int(i) for i in indices]
+        self.prefetch([self.episode_of(i) for i in indices], decode_workers)
+        return [self[i] for i in indices]
+
     def episode_of(self, idx: int) -> int:
         """The episode that global frame ``idx`` belongs to."""
         return int(self._index[idx][0])

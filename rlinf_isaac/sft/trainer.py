@@ -301,9 +301,7 @@ class SFTTrainer:
     # ------------------------------------------------------------------ training
     def batch_inputs(self, step: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Model inputs, normalised actions [B, C, 32] and loss mask bool [B, C, 32] of a step."""
-        indices = [int(i) for i in self.sampler.batch(step)]
-        self.dataset.prefetch([self.dataset.episode_of(i) for i in indices], self.cfg.decode_workers)
-        items = [self.dataset[i] for i in indices]
+        items = self.dataset.items(self.sampler.batch(step).tolist(), self.cfg.decode_workers)
         obs, actions, step_mask = collate_frames(items)
         if self.cfg.random_shift:
             # a stream of its own: the sampler seeds its epoch orders with seed * 1_000_003 + epoch

@@ -191,13 +191,12 @@ def stack_progress_reward(env: Any, group: str = "subtask_terms", weights: dict 
     (``episode_length_buf == 1``: Isaac Lab counts the step before computing rewards) it is
     taken as 0, so after an auto-reset nothing carries over from the episode before.
     """
-    phi = stack_subtask_reward(env, group, weights)
+    phi = stack_subtask_reward(env, group, weights)  # a new tensor: kept as is for the next step
     prev = getattr(env, "_rlinf_stack_potential", None)
-    if prev is None or prev.shape != phi.shape:
+    if prev is None:
         prev = phi.new_zeros(phi.shape)
-    prev = prev.masked_fill(env.episode_length_buf.to(phi.device) <= 1, 0.0)
-    env._rlinf_stack_potential = phi.clone()
-    return phi - prev
+    env._rlinf_stack_potential = phi
+    return phi - prev.masked_fill(env.episode_length_buf.to(phi.device) <= 1, 0.0)
 
 
 def add_stack_rewards(env_cfg: Any, reward: StackRewardCfg, term_cfg_cls: Any, step_dt: float) -> Any:
