@@ -29,8 +29,21 @@ mkdir -p "$LOG"
 echo "[$NAME] logs: $LOG"
 cd "$ROOT"
 set +e
-"$PY" -m "$MODULE" "$CONFIG" "${EXTRA[@]}" "$@" 2>&1 | tee -a "$LOG/console.log"
-rc=${PIPESTATUS[0]}
+# Python runs in the background so that a signal sent to this script alone reaches it:
+# SIGTERM (timeout, a batch scheduler) or SIGINT (Ctrl-C) makes a training run finish its
+# global step, checkpoint and exit 128 + the signal's number (the same signal delivered twice,
+# to this script and to the process group, counts once). tee ignores both, so the last lines
+# still reach the log.
+"$PY" -m "$MODULE" "$CONFIG" "${EXTRA[@]}" "$@" > >(trap '' INT TERM; exec tee -a "$LOG/console.log") 2>&1 &
+PID=$!
+trap 'kill -TERM "$PID" 2>/dev/null' TERM
+trap 'kill -INT "$PID" 2>/dev/null' INT
+while :; do
+  wait "$PID"; rc=$?
+  kill -0 "$PID" 2>/dev/null || break  # else a signal interrupted the wait: keep waiting
+done
+trap - TERM INT
+wait  # tee's last lines
 set -e
 echo "[$NAME] exit code $rc; console output in $LOG/console.log"
 exit "$rc"

@@ -28,7 +28,13 @@ TRAIN_S=${TRAIN_S:-420}
 EVAL_EPISODES=${EVAL_EPISODES:-200}  # eval_embodiment.sh after training
 VAL_EPISODES=${VAL_EPISODES:-64}  # the evaluations every runner.val_check_interval during training
 SIM_PROCS=${SIM_PROCS:-4}
-TAIL_S=${TAIL_S:-150}  # a training run is killed TRAIN_S + TAIL_S seconds after it starts
+# TRAIN_S + TAIL_S seconds after it starts a training run gets SIGTERM: it finishes its global
+# step, checkpoints (and is evaluated below); KILL_AFTER_S later it is killed. TAIL_S covers the
+# start-up, which runner.max_time_s does not count (a fresh node compiles Warp's kernels: ~3.5 min
+# for three Isaac Lab runs starting together), the step in progress at the budget and the
+# evaluations of the last step.
+TAIL_S=${TAIL_S:-150}
+KILL_AFTER_S=${KILL_AFTER_S:-300}
 EVAL_TIMEOUT=${EVAL_TIMEOUT:-240}
 EVAL_PROCS=${EVAL_PROCS:-$SIM_PROCS}
 CPUS_PER_RUN=${CPUS_PER_RUN:-}
@@ -53,7 +59,7 @@ one() {  # INDEX NAME CONFIG OVERRIDES(comma-separated) EXTRA...
     # that budget is cumulative (the checkpoint's training seconds count)
     local budget=("runner.max_time_s=$train_s")
     [[ " ${extra[*]} " == *" runner.max_time_s="* ]] && budget=()
-    timeout $((train_s + TAIL_S)) "${pin[@]}" bash run_embodiment.sh "$config" "${common[@]}" "${budget[@]}" "runner.max_steps=100000" \
+    timeout -k "$KILL_AFTER_S" $((train_s + TAIL_S)) "${pin[@]}" bash run_embodiment.sh "$config" "${common[@]}" "${budget[@]}" "runner.max_steps=100000" \
       "runner.eval_episodes=$VAL_EPISODES" "runner.logger.log_path=$log" "${extra[@]}" "$@" \
       > "$WORK/$name.train.out" 2>&1
     echo "[$name] train exit $? at $(date +%T): $(grep -c 'step' "$log/console.log" 2>/dev/null) console lines"

@@ -84,7 +84,10 @@ def _worker_failed(e: BaseException, log_path: str) -> int:
 
 def main_train(argv: Sequence[str] | None = None) -> int:
     from rlinf_isaac.cluster.worker_group import WorkerError
+    from rlinf_isaac.runners.stop_signal import restore_interrupt
     from rlinf_isaac.runners.train_runner import TrainRunner
+
+    restore_interrupt()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -101,8 +104,14 @@ def main_train(argv: Sequence[str] | None = None) -> int:
         runner.run()
     except WorkerError as e:
         return _worker_failed(e, cfg.runner.logger.log_path)
+    except KeyboardInterrupt as e:  # a second SIGTERM / SIGINT (stop_signal.py)
+        print(f"stopped: {e}; the newest checkpoint is in {runner.ckpt_dir}", file=sys.stderr)
+        return 128 + (runner.stop_request.signum or 2)
     finally:
         runner.close()
+    if runner.stop_request:
+        print(f"stopped by {runner.stop_request.name}: {written(cfg)}")
+        return runner.stop_request.exit_code
     print(f"done: {written(cfg)}")
     return 0
 
@@ -125,6 +134,9 @@ def written(cfg) -> str:
 def main_eval(argv: Sequence[str] | None = None) -> int:
     from rlinf_isaac.cluster.worker_group import WorkerError
     from rlinf_isaac.runners.eval_runner import run_eval
+    from rlinf_isaac.runners.stop_signal import restore_interrupt
+
+    restore_interrupt()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -13,6 +13,7 @@ from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 from rlinf_isaac.envs.base import wilson_interval
 from rlinf_isaac.runners.controller import Controller
+from rlinf_isaac.runners.stop_signal import StopRequest, stop_on_signals
 from rlinf_isaac.seeding import derive_seed
 
 __all__ = ["TrainRunner", "write_eval_report"]
@@ -43,6 +44,8 @@ class TrainRunner:
         self.progress = ProgressBar(max(1, cfg.runner.max_steps), min(self.start_step, max(1, cfg.runner.max_steps)),
                                     time_left_s=time_left)
         self.timings: dict[str, float] = {}
+        self.stop_request = StopRequest()  # set by SIGTERM / SIGINT while run() trains
+        self.last_saved = self.start_step  # the global step of the newest checkpoint
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
@@ -51,6 +54,9 @@ class TrainRunner:
         The last step always checkpoints, and evaluates when ``runner.val_check_interval`` is on;
         ``runner.val_before_train`` also evaluates the starting policy (step 0) of a new run.
         With ``runner.only_eval`` it evaluates the (resumed) policy once and returns.
+        A SIGTERM or SIGINT while it trains ends it after the step in progress, which then
+        checkpoints without evaluating (:mod:`rlinf_isaac.runners.stop_signal`);
+        ``stop_request`` then says which signal.
         """
         if self.cfg.runner.only_eval:
             metrics = self.evaluate(self.start_step)
@@ -63,12 +69,19 @@ class TrainRunner:
                 metrics = self.evaluate(0)
             self.totals["train/wall_time_s"] += self.timings["eval"]
             self._log(0, {**metrics, **self.totals}, None)
-        for step in range(self.start_step, self.cfg.runner.max_steps):
-            metrics = self.run_one(step)
-            if self.stopped_early:
-                log.info("runner.max_time_s=%s reached after global step %d (%.0f s of training); stopped",
-                         self.cfg.runner.max_time_s, step + 1, self.totals["train/wall_time_s"])
-                break
+        with stop_on_signals() as self.stop_request:
+            for step in range(self.start_step, self.cfg.runner.max_steps):
+                metrics = self.run_one(step)
+                if self.stop_request:
+                    if self.last_saved != step + 1:  # the signal came after this step's checkpoint hook
+                        self.save(step + 1)
+                    log.warning("%s: stopped after global step %d; resume with runner.resume_dir=%s",
+                                self.stop_request.name, step + 1, self.ckpt_dir)
+                    break
+                if self.stopped_early:
+                    log.info("runner.max_time_s=%s reached after global step %d (%.0f s of training); stopped",
+                             self.cfg.runner.max_time_s, step + 1, self.totals["train/wall_time_s"])
+                    break
         return metrics
 
     def run_one(self, step: int) -> dict[str, float]:
@@ -92,8 +105,8 @@ class TrainRunner:
         done = step + 1
         elapsed = self.totals["train/wall_time_s"] + time.perf_counter() - t0
         self.stopped_early = done < c.max_steps and c.max_time_s is not None and elapsed >= c.max_time_s
-        last = done == c.max_steps or self.stopped_early
-        if c.val_check_interval > 0 and _due(done, c.val_check_interval, last):
+        last = done == c.max_steps or self.stopped_early or bool(self.stop_request)
+        if c.val_check_interval > 0 and _due(done, c.val_check_interval, last) and not self.stop_request:
             with self.timer("eval"):
                 metrics.update(self.evaluate(done))
         self.totals["train/wall_time_s"] += time.perf_counter() - t0
@@ -125,6 +138,7 @@ class TrainRunner:
                                rng_states=capture_rng_states(), config=to_dict(self.cfg),
                                extra={"totals": dict(self.totals)}, keep_last=self.cfg.runner.keep_checkpoints)
         log.info("checkpoint written: %s", path)
+        self.last_saved = step
         return path
 
     def close(self) -> None:
