@@ -12,7 +12,10 @@ Everything after ``--`` is a Hydra override applied to every variant. ``--transp
 bytes`` runs every variant twice: with Ray's own tensor pickling and with the raw-bytes path
 (``rlinf_isaac/cluster/tensor_transport.py``, the default). ``--cuda-ipc on off`` runs every
 variant with GPU tensors between workers on one GPU sent by CUDA IPC handle (the default) and
-through the host (``rlinf_isaac/cluster/cuda_ipc.py``). Prints a table and a final JSON line.
+through the host (``rlinf_isaac/cluster/cuda_ipc.py``). ``--overlap off on`` runs every variant
+with the update alone and beside the next step's rollout (``rollout.overlap_update``); compare
+their samples/s (decisions per second of whole steps: env-steps/s counts only the rollout).
+Prints a table and a final JSON line.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ PHASES = ("time/step", "time/sync", "time/rollout", "time/env", "time/env_reset"
 
 
 def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_procs: int = 0,
-                transport: str = "bytes", cuda_ipc: bool = True) -> dict:
+                transport: str = "bytes", cuda_ipc: bool = True, overlap: bool = False) -> dict:
     from rlinf_isaac.config import load_config
     from rlinf_isaac.runners.train_runner import TrainRunner
 
@@ -40,6 +43,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
                                "runner.save_interval=-1", "runner.val_check_interval=-1",
                                f"cluster.tensor_transport={transport}", f"cluster.cuda_ipc={str(cuda_ipc).lower()}",
+                               f"rollout.overlap_update={str(overlap).lower()}",
                                f"runner.logger.log_path={log_dir}", *overrides])
     runner = TrainRunner(cfg)
     rows = []
@@ -72,6 +76,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["stages"] = stages
     out["transport"] = transport
     out["cuda_ipc"] = cuda_ipc
+    out["overlap"] = overlap
     c = cfg.actor.model.num_action_chunks  # samples = decisions: envs x chunk steps per global step
     samples = cfg.env.train.total_num_envs * (cfg.env.train.max_episode_steps // c) * cfg.algorithm.rollout_epoch
     out["samples_per_step"] = samples
@@ -97,24 +102,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="how tensors travel between workers (each value runs every S once)")
     ap.add_argument("--cuda-ipc", nargs="+", default=["on"], choices=["on", "off"],
                     help="GPU tensors between workers on one GPU by CUDA IPC handle, or through the host")
+    ap.add_argument("--overlap", nargs="+", default=["off"], choices=["off", "on"],
+                    help="the update alone, or beside the next step's rollout (rollout.overlap_update)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     results = []
-    variants = [(tr, ipc, s) for tr in args.transports for ipc in args.cuda_ipc for s in args.stages]
-    for tr, ipc, s in variants:
-        print(f"variant: pipeline_stage_num={s}, tensor transport {tr}, CUDA IPC {ipc}", flush=True)
-        results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr, ipc == "on"))
+    variants = [(tr, ipc, s, ov) for tr in args.transports for ipc in args.cuda_ipc for s in args.stages
+                for ov in args.overlap]
+    for tr, ipc, s, ov in variants:
+        print(f"variant: pipeline_stage_num={s}, tensor transport {tr}, CUDA IPC {ipc}, overlap {ov}", flush=True)
+        results.append(run_variant(args.config, s, args.steps, overrides, args.sim_procs, tr, ipc == "on", ov == "on"))
         print("variant result:", json.dumps(results[-1]), flush=True)  # kept if a later variant is cut short
-    base = results[0]["env/steps_per_s"]
-    head = (f"{'S':>2} {'tensors':>9} {'env-steps/s':>12} {'speedup':>8} {'step s':>7} {'rollout':>8} {'reset':>6} "
-            f"{'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}")
+    base, base_samples = results[0]["env/steps_per_s"], results[0]["samples_per_s"]
+    head = (f"{'S':>2} {'tensors':>9} {'overlap':>7} {'env-steps/s':>12} {'speedup':>8} {'samples/s':>10} {'ratio':>6} "
+            f"{'step s':>7} {'rollout':>8} {'reset':>6} {'env':>7} {'infer':>7} {'update':>7} {'adv':>6} {'overhead':>9}")
     print(head)
     for r in results:
         print(f"   peak GPU GiB per rank: {r['gpu_peak_gib']}")
         tensors = r["transport"] + ("+ipc" if r["cuda_ipc"] else "")
-        print(f"{r['stages']:>2} {tensors:>9} {r['env/steps_per_s']:>12.1f} {r['env/steps_per_s'] / base:>7.2f}x "
-              f"{r['time/step']:>7.2f} {r['time/rollout']:>8.2f} {r['time/env_reset']:>6.2f} {r['time/env']:>7.2f} "
-              f"{r['time/inference']:>7.2f} "
+        print(f"{r['stages']:>2} {tensors:>9} {'on' if r['overlap'] else 'off':>7} {r['env/steps_per_s']:>12.1f} "
+              f"{r['env/steps_per_s'] / base:>7.2f}x {r['samples_per_s']:>10.1f} "
+              f"{r['samples_per_s'] / base_samples:>5.2f}x {r['time/step']:>7.2f} {r['time/rollout']:>8.2f} "
+              f"{r['time/env_reset']:>6.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
     return emit({"config": args.config, "overrides": overrides, "results": results}, args.json)
 

@@ -146,6 +146,9 @@ class AlgorithmConfig:
     # global steps at the start in which only the value head learns (the policy terms of the
     # loss are computed and logged, not applied); 0: off
     critic_warmup_steps: int = 0
+    # with rollout.overlap_update: the cap of the importance weight pi_prox / pi_behaviour by
+    # which each decision's loss is weighted (the policy that acted is one update behind)
+    behavior_weight_cap: float = 2.0
 
     def __post_init__(self):
         check(self.group_size >= 1, "algorithm.group_size", self.group_size, "an integer >= 1")
@@ -161,6 +164,8 @@ class AlgorithmConfig:
               "a number >= 0 (0: off)")
         check(self.critic_warmup_steps >= 0, "algorithm.critic_warmup_steps", self.critic_warmup_steps,
               "an integer >= 0 (0: off)")
+        check(self.behavior_weight_cap >= 1.0, "algorithm.behavior_weight_cap", self.behavior_weight_cap,
+              "a number >= 1")
         f = self.grpo_success_filter
         check(f is None or 0.0 <= f[0] <= f[1] <= 1.0, "algorithm.grpo_success_filter", f, "null or [low, high] with 0 <= low <= high <= 1")
         from rlinf_isaac.algorithms import registry
@@ -239,6 +244,10 @@ class EnvGroupConfig:
 class RolloutConfig:
     pipeline_stage_num: int = 1  # env batch split into S stages: simulate one while inferring another
     enable_offload: bool = False  # move rollout weights off the GPU while the actor trains
+    # collect the next global step's rollout while the actor trains on this one: one-step
+    # off-policy (the rollout's weights are one update behind) with the decoupled PPO objective
+    # (algorithm.behavior_weight_cap; algorithms/decoupled.py). Needs no offloading.
+    overlap_update: bool = False
 
     def __post_init__(self):
         s = self.pipeline_stage_num
@@ -301,6 +310,11 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
     Raises ConfigError naming the key and the fix. Called before any worker starts.
     """
     tr = cfg.env.train
+    if cfg.rollout.overlap_update:
+        for key, on in (("rollout.enable_offload", cfg.rollout.enable_offload),
+                        ("actor.enable_offload", cfg.actor.enable_offload)):
+            check(not on, key, on, "false with rollout.overlap_update=true (the rollout and the update "
+                  "run at the same time, so neither can give the GPU to the other)")
     n_env = tr.total_num_envs
     check(n_env % env_ranks == 0, "env.train.total_num_envs", n_env,
           f"a multiple of the number of env workers ({env_ranks}, from cluster.component_placement.env)")

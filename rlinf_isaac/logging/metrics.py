@@ -92,6 +92,19 @@ METRICS: dict[str, MetricDoc] = {
         "mean((r - 1) - log r)  (k3 estimator)",
         "estimate of KL(pi_old || pi) after the update; large values mean too big a step",
     ),
+    "actor/behavior_weight_mean": MetricDoc(
+        "mean(min(pi_prox / pi_behav, cap))",
+        "rollout.overlap_update: the decoupled objective's weight; pi_behav collected the rollout one "
+        "update earlier, pi_prox are the weights at the update's start (algorithms/decoupled.py)",
+    ),
+    "actor/behavior_weight_capped": MetricDoc(
+        "mean(1[pi_prox / pi_behav > algorithm.behavior_weight_cap])",
+        "rollout.overlap_update: fraction of decisions whose weight was capped",
+    ),
+    "actor/behavior_kl": MetricDoc(
+        "mean((w - 1) - log w), w = pi_prox / pi_behav  (k3 estimator)",
+        "rollout.overlap_update: estimate of KL(pi_behav || pi_prox), how far the rollout's policy lags",
+    ),
     "actor/pg_clipfrac": MetricDoc(
         "mean(1[-A * clip(r, 1 - eps_low, 1 + eps_high) > -A * r])",
         "fraction of samples whose surrogate is clipped",
@@ -165,6 +178,8 @@ METRICS: dict[str, MetricDoc] = {
     "time/inference": MetricDoc("seconds rollout workers spent in predict", "inside time/rollout; max over rollout workers"),
     "time/advantages": MetricDoc("seconds computing advantages", "phase timer"),
     "time/update": MetricDoc("seconds of the actor update", "phase timer"),
+    "time/overlap": MetricDoc("seconds of the update and the next step's rollout side by side "
+                              "(rollout.overlap_update)", "phase timer; holds time/update"),
     "time/eval": MetricDoc("seconds of evaluation (steps where it runs)", "phase timer"),
     "time/checkpoint": MetricDoc("seconds writing a checkpoint", "phase timer"),
     "train/env_steps": MetricDoc("sum over global steps of B_total * T * C", "x-axis alternative"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ class RolloutOutput:
     metrics: dict[str, float]
     env_steps: int
     video: "RolloutVideo | None"  # the first env worker's video when recorded
+    seconds: float = 0.0  # wall time of the rollout
 
 
 def resolve_placement(cfg: Config) -> Placement:
@@ -161,6 +163,7 @@ class Controller:
         """One global step's rollout: ``algorithm.rollout_epoch`` epochs of every env worker, each
         reset from ``derive_seed(runner.seed, "rollout", step, epoch)``, the policy noise of rollout
         rank r restarted from ``derive_seed(runner.seed, "policy_noise", step, r)``."""
+        t0 = time.perf_counter()
         cfg = self.cfg
         seed = cfg.runner.seed
         n_chunk_steps = cfg.env.train.max_episode_steps // cfg.actor.model.num_action_chunks
@@ -192,7 +195,7 @@ class Controller:
         metrics["time/env_wait"] = max(r.time_wait for r in results)
         metrics["time/env_reset"] = max(r.time_reset for r in results)
         metrics["time/inference"] = max(self.rollouts.timing())
-        return RolloutOutput(pieces, metrics, steps, video)
+        return RolloutOutput(pieces, metrics, steps, video, seconds=time.perf_counter() - t0)
 
     def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
         """Actors take their trajectory shards, fetch the stored inputs the shards point to from
@@ -205,8 +208,10 @@ class Controller:
         self.rollouts.release_features()
         return _mean_dicts(out)
 
-    def update(self, step: int) -> dict[str, float]:
-        return _mean_dicts(self.actors.update(step))
+    def update(self, step: int, proximal: bool = False) -> dict[str, float]:
+        """The actors' update on the batch of the last compute_advantages; ``proximal``: that
+        batch came from an older policy (decoupled objective, ActorWorker.update)."""
+        return _mean_dicts(self.actors.update(step, proximal))
 
     def evaluate(self, episodes: int, seed: int, record_video: bool = False) -> tuple[EpisodeLog, "RolloutVideo | None"]:
         """``episodes`` episodes of the deterministic policy, all drawn from ``seed``: env rank r's

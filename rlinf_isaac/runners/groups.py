@@ -35,8 +35,8 @@ class ActorGroup(_Group):
         return self.wait(self.call(ActorWorker.compute_advantages, per_rank_args=[(r,) for r in requests]),
                          what="compute_advantages")
 
-    def update(self, step: int) -> list[dict[str, float]]:
-        return self.run(ActorWorker.update, step)
+    def update(self, step: int, proximal: bool = False) -> list[dict[str, float]]:
+        return self.run(ActorWorker.update, step, proximal)
 
     def state(self, ranks: Sequence[int] | None) -> list[dict]:
         return self.run(ActorWorker.state, ranks=ranks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rlinf_isaac.config.schema import Config
 from rlinf_isaac.config.structured import to_dict
 from rlinf_isaac.data.episodes import EpisodeLog, episode_metrics
 from rlinf_isaac.envs.base import wilson_interval
-from rlinf_isaac.runners.controller import Controller
+from rlinf_isaac.runners.controller import Controller, RolloutOutput
 from rlinf_isaac.runners.stop_signal import StopRequest, stop_on_signals
 from rlinf_isaac.seeding import derive_seed
 
@@ -46,6 +47,7 @@ class TrainRunner:
         self.timings: dict[str, float] = {}
         self.stop_request = StopRequest()  # set by SIGTERM / SIGINT while run() trains
         self.last_saved = self.start_step  # the global step of the newest checkpoint
+        self._ahead: tuple[RolloutOutput, dict] | None = None  # rollout.overlap_update: the next step's data
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
@@ -85,21 +87,25 @@ class TrainRunner:
         return metrics
 
     def run_one(self, step: int) -> dict[str, float]:
-        """Global step ``step``: sync -> rollout -> advantages -> update -> log -> eval -> checkpoint."""
+        """Global step ``step``: sync -> rollout -> advantages -> update -> log -> eval -> checkpoint
+        (with ``rollout.overlap_update``: :meth:`_overlapped_phases`)."""
         c = self.cfg.runner
         self.timings = {}
         t0 = time.perf_counter()
-        with self.timer("sync"):
-            self.controller.sync_weights(version=step)
-        with self.timer("rollout"):
-            rollout = self.controller.rollout(step, record_video=self._video_due(step))
-        with self.timer("advantages"):
-            adv_metrics = self.controller.compute_advantages(rollout.pieces)
-        with self.timer("update"):
-            update_metrics = self.controller.update(step)
+        if self.cfg.rollout.overlap_update:
+            rollout, adv_metrics, update_metrics = self._overlapped_phases(step)
+        else:
+            with self.timer("sync"):
+                self.controller.sync_weights(version=step)
+            with self.timer("rollout"):
+                rollout = self.controller.rollout(step, record_video=self._video_due(step))
+            with self.timer("advantages"):
+                adv_metrics = self.controller.compute_advantages(rollout.pieces)
+            with self.timer("update"):
+                update_metrics = self.controller.update(step)
         self.timings["step"] = time.perf_counter() - t0
         metrics = {**rollout.metrics, **adv_metrics, **update_metrics}
-        metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, self.timings["rollout"])
+        metrics["env/steps_per_s"] = rollout.env_steps / max(1e-9, rollout.seconds)
         self.totals["train/env_steps"] += rollout.env_steps
         self.totals["train/episodes"] += rollout.metrics.get("env/num_episodes", 0.0)
         done = step + 1
@@ -116,6 +122,40 @@ class TrainRunner:
         metrics.update(self.totals)
         self._log(done, metrics, rollout.video)
         return metrics
+
+    def _overlapped_phases(self, step: int) -> tuple[RolloutOutput, dict, dict]:
+        """Step ``step`` with the next rollout collected during the update: the actors train on
+        the rollout the previous step collected (one update behind: decoupled objective, see
+        algorithms/decoupled.py) while the env and rollout workers collect step + 1's with the
+        weights synced before this update; then the new weights are synced and step + 1's
+        advantages computed. A run's first step (also after a resume) collects its own rollout
+        first, on-policy; the last step (``runner.max_steps``) collects none ahead. Returns
+        (the rollout trained on, its advantage metrics, the update's metrics)."""
+        if self._ahead is None:
+            with self.timer("sync"):
+                self.controller.sync_weights(version=step)
+            with self.timer("rollout"):
+                first = self.controller.rollout(step, record_video=self._video_due(step))
+            with self.timer("advantages"):
+                self._ahead = (first, self.controller.compute_advantages(first.pieces))
+        (rollout, adv_metrics), self._ahead = self._ahead, None
+        nxt = step + 1 if step + 1 < self.cfg.runner.max_steps else None
+        pool = ThreadPoolExecutor(1, thread_name_prefix="rollout-ahead")
+        try:  # a failed update does not wait for the rollout beside it
+            with self.timer("overlap"):
+                ahead = pool.submit(self.controller.rollout, nxt, self._video_due(nxt)) if nxt is not None else None
+                with self.timer("update"):
+                    update_metrics = self.controller.update(step, proximal=True)
+                collected = ahead.result() if ahead is not None else None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if collected is not None:
+            self.timings["rollout"] = collected.seconds
+            with self.timer("sync"):
+                self.controller.sync_weights(version=nxt)
+            with self.timer("advantages"):
+                self._ahead = (collected, self.controller.compute_advantages(collected.pieces))
+        return rollout, adv_metrics, update_metrics
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Sync the newest weights and evaluate the deterministic policy: on the episodes (and

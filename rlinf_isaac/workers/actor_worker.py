@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from rlinf_isaac.algorithms.base import TrainBatch, build_algorithm
+from rlinf_isaac.algorithms.decoupled import to_proximal
 from rlinf_isaac.algorithms.registry import import_modules
 from rlinf_isaac.cluster.handles import resolve
 from rlinf_isaac.cluster.worker_group import WorkerBase
@@ -132,8 +133,11 @@ class ActorWorker(WorkerBase):
         self._batch, metrics = self.algorithm.build_batch(traj, group=None)
         return metrics
 
-    def update(self, step: int) -> dict[str, float]:
-        """PPO epochs over the stored batch; returns averaged metrics."""
+    def update(self, step: int, proximal: bool = False) -> dict[str, float]:
+        """PPO epochs over the stored batch; returns averaged metrics. ``proximal``: the batch
+        was collected by an older policy (``rollout.overlap_update``): first recompute its
+        log-probs under the current weights and train on the decoupled objective
+        (algorithms/decoupled.py)."""
         if self._batch is None:
             raise RuntimeError("update() before compute_advantages(): no batch to train on")
         batch, self._batch = self._batch, None
@@ -143,10 +147,14 @@ class ActorWorker(WorkerBase):
                 f"actor rank {self.rank} holds {batch.size} samples, fewer than one minibatch "
                 f"(actor.global_batch_size / actor ranks = {per_rank}); lower actor.global_batch_size "
                 f"or collect more (env.train.total_num_envs, max_episode_steps, algorithm.rollout_epoch)")
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
         sums: dict[str, float] = {}
         n_updates = 0
+        weight_metrics: dict[str, float] = {}
         with _torch_threads(self._update_threads):
+            if proximal:
+                batch, weight_metrics = to_proximal(batch, self._proximal_logprobs(batch, step),
+                                                    self.algorithm.cfg.behavior_weight_cap)
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
             for _epoch in range(self.algorithm.cfg.update_epochs):
                 perm = torch.randperm(batch.size, generator=gen)
                 for start in range(0, batch.size - per_rank + 1, per_rank):
@@ -156,8 +164,27 @@ class ActorWorker(WorkerBase):
                     n_updates += 1
         self.scheduler.step()
         out = {k: v / max(1, n_updates) for k, v in sums.items()}
+        out.update(weight_metrics)
         out["actor/lr"] = self.optimizer.param_groups[0]["lr"]
         return out
+
+    @torch.no_grad()
+    def _proximal_logprobs(self, batch: TrainBatch, step: int) -> torch.Tensor:
+        """log pi(a|s) of every sample under the current weights, like ``batch.old_logprobs``.
+        Computed in the first epoch's minibatch order and micro-batches, so the first optimizer
+        step's ratio pi_theta / pi_prox is exactly 1."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
+        perm = torch.randperm(batch.size, generator=gen)  # the update's first permutation
+        per_rank, micro = self.cfg.global_batch_size // self.world, self.cfg.micro_batch_size
+        prox = torch.empty_like(batch.old_logprobs)
+        for start in range(0, batch.size, per_rank):
+            idx = perm[start:start + per_rank]
+            n_micro = max(1, idx.numel() // micro)
+            for m in range(n_micro):
+                part = idx[m * micro:(m + 1) * micro] if m < n_micro - 1 else idx[m * micro:]
+                out = self.policy.evaluate({k: v[part] for k, v in batch.forward_inputs.items()})
+                prox[part] = out["logprobs"].float().to(prox.device, prox.dtype)
+        return prox
 
     def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor, step: int,
                         gen: torch.Generator) -> dict[str, float]:

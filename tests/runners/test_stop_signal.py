@@ -57,7 +57,7 @@ class _SignallingController:
         self.steps.append(step)
         if step == self.signal_at_step:
             os.kill(os.getpid(), signal.SIGTERM)
-        return RolloutOutput(pieces=[], metrics={"env/success_once": 0.5}, env_steps=10, video=None)
+        return RolloutOutput(pieces=[], metrics={"env/success_once": 0.5}, env_steps=10, video=None, seconds=1.0)
 
     def compute_advantages(self, pieces):
         return {}

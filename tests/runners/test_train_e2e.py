@@ -100,6 +100,22 @@ def test_grpo_end_to_end_and_time_limit(tmp_path):
     assert scalars["env/num_episodes"][0][1] == 4.0
 
 
+def test_overlap_update_trains_on_the_rollout_collected_during_the_previous_update(tmp_path):
+    """rollout.overlap_update: 3 steps collect 3 rollouts (the last step collects none ahead);
+    step 1 trains on-policy (weights ~1), steps 2 and 3 on a rollout one update behind."""
+    _train("cpu_quickstart", tmp_path, ["runner.max_steps=3", "runner.save_interval=3", "runner.val_check_interval=3",
+                                        "runner.val_before_train=false", "rollout.overlap_update=true"])
+    scalars = _scalars(tmp_path)
+    weight, kl = dict(scalars["actor/behavior_weight_mean"]), dict(scalars["actor/behavior_kl"])
+    assert sorted(weight) == [1, 2, 3]
+    assert weight[1] == pytest.approx(1.0, abs=1e-3) and kl[1] < 1e-6  # same weights, other batching
+    assert kl[2] > kl[1] and kl[3] > kl[1]  # one update behind
+    assert [s for s, _ in scalars["time/overlap"]] == [1, 2, 3]
+    # 3 rollouts of 4 envs x 2 chunk steps x 16 actions
+    assert dict(scalars["train/env_steps"])[3] == 3 * 4 * 2 * 16
+    assert (tmp_path / "checkpoints" / "global_step_3").is_dir() and 3 in dict(scalars["eval/success_rate"])
+
+
 def _deterministic(scalars: dict) -> dict:
     """The scalars a seed fixes: all but wall-clock times and rates."""
     return {k: v for k, v in scalars.items() if "time" not in k and "per_s" not in k and not k.startswith("perf/")}
