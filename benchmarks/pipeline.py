@@ -15,6 +15,11 @@ variant with GPU tensors between workers on one GPU sent by CUDA IPC handle (the
 through the host (``rlinf_isaac/cluster/cuda_ipc.py``). ``--overlap off on`` runs every variant
 with the update alone and beside the next step's rollout (``rollout.overlap_update``); compare
 their samples/s (decisions per second of whole steps: env-steps/s counts only the rollout).
+``--peak-tflops T`` also counts the FLOPs of one rollout decision and of one trained sample of
+the run's policy (``torch.utils.flop_counter``, batch of 2, after the variants) and prints each
+variant's samples/s against the FLOP-bound limit T x 1e12 / (F_decision + update_epochs x
+F_sample): T is what the GPU sustains on the policy's matrix products (~790 bf16 TFLOP/s on an
+H200).
 Prints a table and a final JSON line.
 """
 
@@ -86,6 +91,33 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     return out
 
 
+def flop_limit(decision_flops: float, sample_flops: float, update_epochs: int, peak_tflops: float) -> float:
+    """Samples (decisions) per second of whole global steps if every FLOP ran at ``peak_tflops``:
+    each decision is inferred once and trained ``update_epochs`` times."""
+    return peak_tflops * 1e12 / (decision_flops + update_epochs * sample_flops)
+
+
+def policy_flops(config: str, overrides: list[str], batch: int = 2) -> dict:
+    """FLOPs per rollout decision (``predict``) and per trained sample (``evaluate`` + backward of
+    the PPO and value losses) of the config's policy, on the GPU when there is one."""
+    import torch
+    from policy_throughput import count_flops, make_obs, make_optimizer, rollout_step, train_step
+
+    from rlinf_isaac.config import load_config
+    from rlinf_isaac.models.registry import build_policy
+
+    cfg = load_config(config, overrides)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    policy = build_policy(cfg.actor.model, cfg.algorithm, device=device, seed=0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    decision, (_, extras) = count_flops(rollout_step(policy, make_obs(batch, cfg.env.train.image_size, device), gen))
+    opt, _ = make_optimizer(policy, fused=False)
+    extras = {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
+    sample, _ = count_flops(train_step(policy, extras, opt))
+    return {"decision_flops": decision / batch, "sample_flops": sample / batch,
+            "update_epochs": cfg.algorithm.update_epochs}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     overrides: list[str] = []
@@ -104,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="GPU tensors between workers on one GPU by CUDA IPC handle, or through the host")
     ap.add_argument("--overlap", nargs="+", default=["off"], choices=["off", "on"],
                     help="the update alone, or beside the next step's rollout (rollout.overlap_update)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="print each variant's samples/s against the FLOP-bound limit at this many TFLOP/s")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     results = []
@@ -125,7 +159,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['samples_per_s'] / base_samples:>5.2f}x {r['time/step']:>7.2f} {r['time/rollout']:>8.2f} "
               f"{r['time/env_reset']:>6.2f} {r['time/env']:>7.2f} {r['time/inference']:>7.2f} "
               f"{r['time/update']:>7.2f} {r['time/advantages']:>6.2f} {100 * r['overhead_frac']:>8.1f}%")
-    return emit({"config": args.config, "overrides": overrides, "results": results}, args.json)
+    report = {"config": args.config, "overrides": overrides, "results": results}
+    if args.peak_tflops:
+        f = policy_flops(args.config, overrides)
+        limit = flop_limit(f["decision_flops"], f["sample_flops"], f["update_epochs"], args.peak_tflops)
+        print(f"FLOP-bound: {f['decision_flops'] / 1e9:.1f} GFLOP per decision, {f['sample_flops'] / 1e9:.1f} per "
+              f"trained sample x {f['update_epochs']} epochs; at {args.peak_tflops:g} TFLOP/s at most "
+              f"{limit:.1f} samples/s")
+        for r in results:
+            r["flop_bound_ratio"] = r["samples_per_s"] / limit
+            print(f"  S={r['stages']} overlap {'on' if r['overlap'] else 'off'}: {r['samples_per_s']:.1f} samples/s = "
+                  f"{100 * r['flop_bound_ratio']:.1f}% of the limit")
+        report["flop_bound"] = {**f, "peak_tflops": args.peak_tflops, "samples_per_s_limit": limit}
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":
