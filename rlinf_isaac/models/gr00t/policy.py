@@ -375,6 +375,22 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
         kwargs["tokenizer"] = load_tokenizer(Path(cfg.tokenizer_path).expanduser())
     ckpt = resolve_checkpoint_path(cfg.checkpoint_path)
     if ckpt is not None:
-        return GR00TPolicy.from_pretrained(ckpt, cfg, dtype=dtype, **kwargs).to(device)
-    policy = GR00TPolicy.from_config(cfg.config_name, cfg, **kwargs)
-    return (policy.to(dtype) if dtype is not None else policy).to(device)
+        policy = GR00TPolicy.from_pretrained(ckpt, cfg, dtype=dtype, **kwargs).to(device)
+    else:
+        policy = GR00TPolicy.from_config(cfg.config_name, cfg, **kwargs)
+        policy = (policy.to(dtype) if dtype is not None else policy).to(device)
+    if cfg.compile_backbone:
+        compile_backbone(policy.model)
+    return policy
+
+
+BACKBONE_PARTS = ("backbone.eagle_model.vision_model", "backbone.eagle_model.language_model.model")
+
+
+def compile_backbone(model: nn.Module) -> list[nn.Module]:
+    """``nn.Module.compile`` (in place; names and state dict unchanged) of the SigLIP tower and
+    the language model of a GR00T model; returns them."""
+    parts = [model.get_submodule(name) for name in BACKBONE_PARTS]
+    for part in parts:
+        part.compile()
+    return parts

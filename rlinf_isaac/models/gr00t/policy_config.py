@@ -43,6 +43,10 @@ class GR00TPolicyConfig(PolicyConfig):
     # rollout/eval inference replayed from CUDA graphs on a GPU (no effect on the CPU): the tiny
     # policy is launch-bound there; a full-size graph keeps its activations reserved per shape
     cuda_graph: bool = False
+    # torch.compile of the frozen backbone's SigLIP tower and language model (compiled at the
+    # first call of each input shape): with reuse_backbone_features only rollouts run it, so
+    # the training path is unchanged and the PPO ratio stays exactly 1 before an update
+    compile_backbone: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
     # false: the binarised gripper dims get no exploration noise and no log-prob term (the gripper
     # follows the flow's mean); true explores them (docs/RESULTS.md#what-matters)
@@ -61,6 +65,10 @@ class GR00TPolicyConfig(PolicyConfig):
         check(not (self.reuse_backbone_features and (self.tune_visual or self.tune_llm)),
               f"{p}.reuse_backbone_features", self.reuse_backbone_features,
               "false when the backbone trains (tune_visual / tune_llm): reused features need a frozen backbone")
+        check(not self.compile_backbone or self.reuse_backbone_features, f"{p}.compile_backbone", self.compile_backbone,
+              "false unless reuse_backbone_features=true (then only rollouts run the compiled backbone)")
+        check(not (self.compile_backbone and self.cuda_graph), f"{p}.compile_backbone", self.compile_backbone,
+              f"false with {p}.cuda_graph=true (a compiled module is not captured into a CUDA graph)")
         check(self.checkpoint_path is not None or self.config_name == "gr00t_tiny" or self.allow_random_init,
               f"{p}.checkpoint_path", self.checkpoint_path,
               f"a local checkpoint directory for actor.model.config_name = {self.config_name!r} (only gr00t_tiny "
