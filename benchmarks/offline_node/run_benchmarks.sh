@@ -12,6 +12,10 @@
 #                 build_wheelhouse.sh --lane isaaclab, RLINF_ISAACLAB_PYTHON): its GPU tests, the
 #                 env alone at 1024 and 4096 envs, the whole pipeline at 2048 envs and the MuJoCo
 #                 pipeline beside it, and the scripted expert over 100 episodes (~10 minutes)
+#   --set levers  the full-size policy's PPO pipeline on one GPU (S = 2, 3 steps each, samples/s
+#                 against the FLOP-bound limit at PEAK_TFLOPS, default 790): as shipped (32 envs)
+#                 and with each lever: 64 envs per GPU, the compiled backbone, the update beside
+#                 the next rollout (~12 minutes; start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
@@ -42,7 +46,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case $SET in smoke|full|isaaclab) ;; *) echo "--set is smoke, full or isaaclab, not $SET" >&2; exit 2 ;; esac
+case $SET in smoke|full|isaaclab|levers) ;; *) echo "--set is smoke, full, isaaclab or levers, not $SET" >&2; exit 2 ;; esac
 if [ -n "$BASE" ]; then
   BASE=$(cd "$BASE" 2>/dev/null && pwd) || { echo "no baseline tree at $BASE" >&2; exit 2; }
 fi
@@ -163,6 +167,16 @@ if [ "$SET" = isaaclab ]; then
       echo "[isaaclab_expert] exit $?"; tail -n 5 "$OUTDIR/isaaclab_expert.log"
     fi
   fi
+elif [ "$SET" = levers ]; then
+  wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_overlap \
+    && tokenizer
+  LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
+       --peak-tflops "${PEAK_TFLOPS:-790}")
+  bench pipeline_full_s2 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}"
+  bench pipeline_full_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64
+  bench pipeline_full_compile 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
+    actor.model.compile_backbone=true
+  bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"
 elif [ "$SET" = smoke ]; then
   bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2
   bench policy 300 policy_throughput.py --config gr00t_tiny --device "$DEV" --dtype fp32 --batch-sizes 8 \

@@ -245,7 +245,7 @@ def test_detached_job_runs_across_commands(tmp_path):
 def test_benchmark_set_commands_use_options_the_scripts_have():
     """Every command of both sets names a benchmark script that exists and only options its
     argparse defines (before `--`, after which come Hydra overrides)."""
-    for s, least in (("smoke", 6), ("full", 16), ("isaaclab", 4)):
+    for s, least in (("smoke", 6), ("full", 16), ("isaaclab", 4), ("levers", 4)):
         out = _bash(TOOLS / "run_benchmarks.sh", "--list", "--set", s, env={"NGPU": "8"})
         assert out.returncode == 0, out.stderr
         lines = [ln for ln in out.stdout.splitlines() if " benchmarks/" in ln]
