@@ -19,6 +19,7 @@ D VL feature width.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import partial
 from typing import Any, Optional
@@ -32,6 +33,8 @@ from rlinf_isaac.models.gr00t.policy_config import GR00TPolicyConfig
 from rlinf_isaac.models.gr00t.value_head import ValueHead, ValueHeadConfig
 
 __all__ = ["GR00TPolicyConfig", "GR00TPolicy", "INPUT_KEYS", "FEATURE_KEYS", "build_gr00t_policy"]
+
+logger = logging.getLogger(__name__)
 
 INPUT_KEYS = ("pixel_values", "input_ids", "attention_mask")  # backbone inputs
 FEATURE_KEYS = ("vl_features", "vl_mask")  # reused backbone outputs
@@ -381,6 +384,8 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
         policy = (policy.to(dtype) if dtype is not None else policy).to(device)
     if cfg.compile_backbone:
         compile_backbone(policy.model)
+    if cfg.backbone_fp8:
+        fp8_backbone(policy.model)
     return policy
 
 
@@ -394,3 +399,15 @@ def compile_backbone(model: nn.Module) -> list[nn.Module]:
     for part in parts:
         part.compile()
     return parts
+
+
+def fp8_backbone(model: nn.Module) -> tuple[int, int]:
+    """The SigLIP tower's and the language model's linear layers in FP8, in place (names and
+    state dict unchanged; :mod:`rlinf_isaac.models.gr00t.fp8`); -> (converted, left in float)."""
+    from rlinf_isaac.models.gr00t.fp8 import fp8_linears
+
+    counts = [fp8_linears(model.get_submodule(name)) for name in BACKBONE_PARTS]
+    converted, kept = sum(c for c, _ in counts), sum(k for _, k in counts)
+    logger.info("backbone in FP8: %d linear layers converted, %d left in float (sizes not multiples of 16)",
+                converted, kept)
+    return converted, kept

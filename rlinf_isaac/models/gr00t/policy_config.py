@@ -47,6 +47,11 @@ class GR00TPolicyConfig(PolicyConfig):
     # first call of each input shape): with reuse_backbone_features only rollouts run it, so
     # the training path is unchanged and the PPO ratio stays exactly 1 before an update
     compile_backbone: bool = False
+    # the frozen backbone's linear layers (SigLIP tower, language model) multiply in FP8:
+    # weights per output channel, activations per token (FP8 tensor cores on Hopper); rollouts
+    # only, as with compile_backbone, so the PPO ratio stays exactly 1; opt-in: it moves the
+    # features and so the actions (docs/PERFORMANCE.md#the-backbone-in-fp8)
+    backbone_fp8: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
     # false: the binarised gripper dims get no exploration noise and no log-prob term (the gripper
     # follows the flow's mean); true explores them (docs/RESULTS.md#what-matters)
@@ -69,6 +74,11 @@ class GR00TPolicyConfig(PolicyConfig):
               "false unless reuse_backbone_features=true (then only rollouts run the compiled backbone)")
         check(not (self.compile_backbone and self.cuda_graph), f"{p}.compile_backbone", self.compile_backbone,
               f"false with {p}.cuda_graph=true (a compiled module is not captured into a CUDA graph)")
+        check(not self.backbone_fp8 or self.reuse_backbone_features, f"{p}.backbone_fp8", self.backbone_fp8,
+              "false unless reuse_backbone_features=true (then only rollouts run the FP8 backbone)")
+        check(not (self.backbone_fp8 and (self.cuda_graph or self.compile_backbone)), f"{p}.backbone_fp8",
+              self.backbone_fp8, f"false with {p}.cuda_graph or {p}.compile_backbone (the FP8 weight copy is "
+              "re-made in Python when the weight changes, which a graph or a compiled module would not see)")
         check(self.checkpoint_path is not None or self.config_name == "gr00t_tiny" or self.allow_random_init,
               f"{p}.checkpoint_path", self.checkpoint_path,
               f"a local checkpoint directory for actor.model.config_name = {self.config_name!r} (only gr00t_tiny "
