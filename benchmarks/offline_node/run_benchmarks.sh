@@ -14,9 +14,10 @@
 #                 pipeline beside it, and the scripted expert over 100 episodes (~10 minutes)
 #   --set levers  the full-size policy's PPO pipeline on one GPU (S = 2, 3 steps each, samples/s
 #                 against the FLOP-bound limit at PEAK_TFLOPS, default 790): as shipped (32 envs)
-#                 and with each lever: 64 envs per GPU, the compiled backbone, the backbone in FP8,
-#                 the update beside the next rollout; and the FP8 backbone's speed and effect on
-#                 the actions against bf16 on the same inputs (~16 minutes; start it with detached.sh)
+#                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
+#                 the backbone in FP8, the update beside the next rollout; and the FP8 backbone's
+#                 speed and effect on the actions against bf16 on the same inputs (~20 minutes;
+#                 start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
@@ -170,13 +171,15 @@ if [ "$SET" = isaaclab ]; then
   fi
 elif [ "$SET" = levers ]; then
   wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_fp8 \
-    || wanted pipeline_full_overlap && tokenizer
+    || wanted pipeline_full_compile_all || wanted pipeline_full_overlap && tokenizer
   LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
        --peak-tflops "${PEAK_TFLOPS:-790}")
   bench pipeline_full_s2 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}"
   bench pipeline_full_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64
   bench pipeline_full_compile 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
     actor.model.compile_backbone=true
+  bench pipeline_full_compile_all 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
+    actor.model.compile_backbone=true actor.model.compile_action_head=true
   bench pipeline_full_fp8 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
     actor.model.backbone_fp8=true
   bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"

@@ -76,6 +76,8 @@ class ActorWorker(WorkerBase):
             backend = "nccl" if device.startswith("cuda") else "gloo"
             dist.init_process_group(backend, init_method=dist_addr, rank=rank, world_size=world_size)
         self.policy = build_policy(actor_cfg.model, algo_cfg, device=device, seed=derive_seed(seed, "init"))
+        # a compiled training graph rounds unlike the rollout's: recompute the old log-probs with it
+        self._recompute_old_logprobs = bool(getattr(actor_cfg.model, "compile_action_head", False))
         # fsdp with one rank is plain training; with more, trainable layers are sharded (fsdp.py)
         self.sharded = actor_cfg.training_backend == "fsdp" and world_size > 1
         self.sharded_units = fsdp.shard_trainable_layers(self.policy, device) if self.sharded else []
@@ -137,7 +139,8 @@ class ActorWorker(WorkerBase):
         """PPO epochs over the stored batch; returns averaged metrics. ``proximal``: the batch
         was collected by an older policy (``rollout.overlap_update``): first recompute its
         log-probs under the current weights and train on the decoupled objective
-        (algorithms/decoupled.py)."""
+        (algorithms/decoupled.py). With ``actor.model.compile_action_head`` this is done on every
+        update: the recompute runs the compiled training graph, so the first ratio is exactly 1."""
         if self._batch is None:
             raise RuntimeError("update() before compute_advantages(): no batch to train on")
         batch, self._batch = self._batch, None
@@ -151,7 +154,7 @@ class ActorWorker(WorkerBase):
         n_updates = 0
         weight_metrics: dict[str, float] = {}
         with _torch_threads(self._update_threads):
-            if proximal:
+            if proximal or self._recompute_old_logprobs:
                 batch, weight_metrics = to_proximal(batch, self._proximal_logprobs(batch, step),
                                                     self.algorithm.cfg.behavior_weight_cap)
             gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
@@ -168,11 +171,11 @@ class ActorWorker(WorkerBase):
         out["actor/lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
-    @torch.no_grad()
     def _proximal_logprobs(self, batch: TrainBatch, step: int) -> torch.Tensor:
         """log pi(a|s) of every sample under the current weights, like ``batch.old_logprobs``.
         Computed in the first epoch's minibatch order and micro-batches, so the first optimizer
-        step's ratio pi_theta / pi_prox is exactly 1."""
+        step's ratio pi_theta / pi_prox is exactly 1 (with gradients on when the training graph
+        is compiled: a compiled graph without them is another graph, which rounds differently)."""
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.rank))
         perm = torch.randperm(batch.size, generator=gen)  # the update's first permutation
         per_rank, micro = self.cfg.global_batch_size // self.world, self.cfg.micro_batch_size
@@ -182,8 +185,9 @@ class ActorWorker(WorkerBase):
             n_micro = max(1, idx.numel() // micro)
             for m in range(n_micro):
                 part = idx[m * micro:(m + 1) * micro] if m < n_micro - 1 else idx[m * micro:]
-                out = self.policy.evaluate({k: v[part] for k, v in batch.forward_inputs.items()})
-                prox[part] = out["logprobs"].float().to(prox.device, prox.dtype)
+                with torch.set_grad_enabled(self._recompute_old_logprobs):
+                    out = self.policy.evaluate({k: v[part] for k, v in batch.forward_inputs.items()})
+                prox[part] = out["logprobs"].detach().float().to(prox.device, prox.dtype)
         return prox
 
     def _optimizer_step(self, batch: TrainBatch, idx: torch.Tensor, step: int,

@@ -136,3 +136,60 @@ def test_behavior_weight_cap_below_one_is_refused():
 
     with pytest.raises(ConfigError, match="algorithm.behavior_weight_cap"):
         AlgorithmConfig(behavior_weight_cap=0.5)
+
+
+_COMPILED_UPDATE = """
+import dataclasses, json, sys, torch
+from rlinf_isaac.config.schema import ActorConfig, AlgorithmConfig, OptimConfig
+from rlinf_isaac.data.requests import AdvantageRequest
+from rlinf_isaac.workers.actor_worker import ActorWorker
+from tests.algorithms.test_base import _policy_traj
+from tests.algorithms.test_decoupled import _first_step_ratios
+
+device = sys.argv[1]
+traj, model, policy = _policy_traj(num_envs=4, steps=4)  # collected by the eager policy
+traj.forward_inputs = {k: v.to(device) for k, v in traj.forward_inputs.items()}
+algo = AlgorithmConfig(gamma=1.0, gae_lambda=1.0, bootstrap_on_truncation=False, update_epochs=1)
+cfg = ActorConfig(micro_batch_size=4, global_batch_size=8, optim=OptimConfig(lr=1e-3),
+                  model=dataclasses.replace(model, compile_action_head=True))
+actor = ActorWorker(cfg, algo, rank=0, world_size=1, max_steps=4, device=device)
+actor.policy.load_state_dict(policy.state_dict())
+out = {"compiled": actor.policy.model.action_head.model._compiled_call_impl is not None,
+       "same_names": list(actor.policy.state_dict()) == list(policy.state_dict())}
+for step in range(2):
+    actor.compute_advantages(AdvantageRequest([traj], []))
+    ratio, m = _first_step_ratios(actor, step=step, proximal=False)
+    out[f"ratio_exact_{step}"] = torch.equal(ratio, torch.ones_like(ratio))
+    out[f"kl_{step}"] = m["actor/behavior_kl"]
+print(json.dumps(out))
+"""
+
+
+def _check_compiled_update(device: str) -> None:
+    """In a fresh interpreter (inductor's C++ build imports setuptools, which refuses a stdlib
+    distutils another test may have imported)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _COMPILED_UPDATE, device], cwd=root, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["compiled"] and r["same_names"]
+    # the first ratio of every update is exactly 1: the old log-probs were recomputed by the
+    # compiled training graph (on-policy at step 0, one update behind at step 1)
+    assert r["ratio_exact_0"] and r["ratio_exact_1"]
+    assert r["kl_0"] < 1e-6 < r["kl_1"]  # rounding only, then the lag of one update
+
+
+def test_compiled_action_head_recomputes_the_old_logprobs_so_the_first_ratio_is_exactly_one():
+    """actor.model.compile_action_head (~1-2 min of compiling forward and backward on 2 cores)."""
+    _check_compiled_update("cpu")
+
+
+@pytest.mark.gpu
+def test_compiled_action_head_keeps_the_first_ratio_exactly_one_on_cuda():
+    _check_compiled_update("cuda")

@@ -386,16 +386,28 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
         compile_backbone(policy.model)
     if cfg.backbone_fp8:
         fp8_backbone(policy.model)
+    if cfg.compile_action_head:
+        compile_action_head(policy.model)
     return policy
 
 
 BACKBONE_PARTS = ("backbone.eagle_model.vision_model", "backbone.eagle_model.language_model.model")
+ACTION_HEAD_PARTS = ("action_head.vl_self_attention", "action_head.model")
 
 
 def compile_backbone(model: nn.Module) -> list[nn.Module]:
     """``nn.Module.compile`` (in place; names and state dict unchanged) of the SigLIP tower and
     the language model of a GR00T model; returns them."""
     parts = [model.get_submodule(name) for name in BACKBONE_PARTS]
+    for part in parts:
+        part.compile()
+    return parts
+
+
+def compile_action_head(model: nn.Module) -> list[nn.Module]:
+    """``nn.Module.compile`` (in place; names and state dict unchanged) of the action head's VL
+    self-attention and DiT, the trainable parts the update runs forward and backward; returns them."""
+    parts = [model.get_submodule(name) for name in ACTION_HEAD_PARTS]
     for part in parts:
         part.compile()
     return parts

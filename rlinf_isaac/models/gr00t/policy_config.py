@@ -52,6 +52,11 @@ class GR00TPolicyConfig(PolicyConfig):
     # only, as with compile_backbone, so the PPO ratio stays exactly 1; opt-in: it moves the
     # features and so the actions (docs/PERFORMANCE.md#the-backbone-in-fp8)
     backbone_fp8: bool = False
+    # torch.compile of the trainable action head's VL self-attention and DiT, in rollouts and in
+    # the update; the actor then recomputes the rollout's log-probs with its own compiled
+    # training graph before the first epoch (the decoupled objective of rollout.overlap_update,
+    # its weights ~1), so the first ratio is exactly 1 although the two graphs round differently
+    compile_action_head: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
     # false: the binarised gripper dims get no exploration noise and no log-prob term (the gripper
     # follows the flow's mean); true explores them (docs/RESULTS.md#what-matters)
@@ -79,6 +84,9 @@ class GR00TPolicyConfig(PolicyConfig):
         check(not (self.backbone_fp8 and (self.cuda_graph or self.compile_backbone)), f"{p}.backbone_fp8",
               self.backbone_fp8, f"false with {p}.cuda_graph or {p}.compile_backbone (the FP8 weight copy is "
               "re-made in Python when the weight changes, which a graph or a compiled module would not see)")
+        check(not (self.compile_action_head and self.cuda_graph), f"{p}.compile_action_head",
+              self.compile_action_head, f"false with {p}.cuda_graph=true (a compiled module is not captured into a "
+              "CUDA graph)")
         check(self.checkpoint_path is not None or self.config_name == "gr00t_tiny" or self.allow_random_init,
               f"{p}.checkpoint_path", self.checkpoint_path,
               f"a local checkpoint directory for actor.model.config_name = {self.config_name!r} (only gr00t_tiny "
