@@ -315,6 +315,11 @@ def validate(cfg: Config, *, env_ranks: int, actor_ranks: int) -> None:
                         ("actor.enable_offload", cfg.actor.enable_offload)):
             check(not on, key, on, "false with rollout.overlap_update=true (the rollout and the update "
                   "run at the same time, so neither can give the GPU to the other)")
+    compiled_head = getattr(cfg.actor.model, "compile_action_head", False)
+    check(not (compiled_head and cfg.actor.training_backend == "fsdp" and actor_ranks > 1),
+          "actor.model.compile_action_head", compiled_head,
+          f"false with actor.training_backend=fsdp over {actor_ranks} actor workers (not supported: the "
+          "recompute of the old log-probs runs sharded layers forward without a backward), or use ddp")
     n_env = tr.total_num_envs
     check(n_env % env_ranks == 0, "env.train.total_num_envs", n_env,
           f"a multiple of the number of env workers ({env_ranks}, from cluster.component_placement.env)")

@@ -131,3 +131,12 @@ def test_a_group_choice_and_its_keys_combine():
     cfg = load_config("cpu_quickstart", ["cluster.gpus_per_node=3", "cluster=2gpu_hybrid"])  # either order
     assert cfg.cluster.gpus_per_node == 3
     assert load_config("cpu_quickstart", ["runner.resume_dir=/r"]).runner.resume_dir == "/r"  # schema-only key
+
+
+def test_compiled_action_head_is_refused_with_sharded_training():
+    cfg = load_config("cpu_quickstart", ["actor.model.compile_action_head=true", "actor.model.cuda_graph=false",
+                                           "actor.training_backend=fsdp"])
+    validate(cfg, env_ranks=1, actor_ranks=1)  # one rank: plain training
+    with pytest.raises(ConfigError, match="actor.model.compile_action_head = True: expected false with "
+                                          "actor.training_backend=fsdp over 2 actor workers"):
+        validate(cfg, env_ranks=1, actor_ranks=2)

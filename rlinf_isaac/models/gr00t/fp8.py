@@ -47,7 +47,8 @@ def fp8_matmul(x: torch.Tensor, wq: torch.Tensor, w_scale: torch.Tensor) -> torc
     if pad:
         x = F.pad(x, (0, 0, 0, pad))
     xq, x_scale = quantize_rows(x)
-    out = torch._scaled_mm(xq, wq.t(), scale_a=x_scale, scale_b=w_scale.t(), out_dtype=torch.bfloat16)
+    out = torch._scaled_mm(xq, wq.t(), scale_a=x_scale, scale_b=w_scale.t().contiguous(),
+                           out_dtype=torch.bfloat16)
     return out[:m]
 
 
