@@ -43,8 +43,6 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 VARIANTS = ("baseline", "optimised")
 # a naive probe on one H200 (eager attention, approximate head), samples/s: the reference point
 REFERENCE = {"rollout": 200.0, "train": 440.0}
-COMPILED_PARTS = ("backbone.eagle_model.vision_model", "backbone.eagle_model.language_model.model",
-                  "action_head.vl_self_attention", "action_head.model")
 
 
 def log(msg: str) -> None:
@@ -146,11 +144,12 @@ def set_attention(policy: Any, impl: str) -> str:
 
 
 def compile_parts(policy: Any, mode: str) -> list[Any]:
-    """``nn.Module.compile`` (in place, names unchanged) of the heavy parts; returns them."""
-    parts = [policy.model.get_submodule(name) for name in COMPILED_PARTS]
-    for part in parts:
-        part.compile(mode=None if mode == "default" else mode)
-    return parts
+    """``nn.Module.compile`` (in place, names unchanged) of the heavy parts, backbone and action
+    head; returns them."""
+    from rlinf_isaac.models.gr00t import policy as gr00t
+
+    return gr00t.compile_parts(policy.model, gr00t.BACKBONE_PARTS + gr00t.ACTION_HEAD_PARTS,
+                               None if mode == "default" else mode)
 
 
 def uncompile(parts: list[Any]) -> None:

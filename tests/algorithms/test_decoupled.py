@@ -13,6 +13,7 @@ from rlinf_isaac.algorithms.losses import ppo_policy_loss
 from rlinf_isaac.config.schema import AlgorithmConfig
 from rlinf_isaac.data.requests import AdvantageRequest
 from tests.algorithms.test_base import _actor, _policy_traj
+from tests.fresh_interpreter import run_json_script
 
 
 def _batch(behavior, advantages, mask=None):
@@ -166,18 +167,7 @@ print(json.dumps(out))
 
 
 def _check_compiled_update(device: str) -> None:
-    """In a fresh interpreter (inductor's C++ build imports setuptools, which refuses a stdlib
-    distutils another test may have imported)."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", _COMPILED_UPDATE, device], cwd=root, capture_output=True, text=True,
-                         timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_json_script(_COMPILED_UPDATE, device)
     assert r["compiled"] and r["same_names"]
     # the first ratio of every update is exactly 1: the old log-probs were recomputed by the
     # compiled training graph (on-policy at step 0, one update behind at step 1)

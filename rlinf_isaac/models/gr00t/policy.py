@@ -383,11 +383,11 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
         policy = GR00TPolicy.from_config(cfg.config_name, cfg, **kwargs)
         policy = (policy.to(dtype) if dtype is not None else policy).to(device)
     if cfg.compile_backbone:
-        compile_backbone(policy.model)
+        compile_parts(policy.model, BACKBONE_PARTS)
     if cfg.backbone_fp8:
         fp8_backbone(policy.model)
     if cfg.compile_action_head:
-        compile_action_head(policy.model)
+        compile_parts(policy.model, ACTION_HEAD_PARTS)
     return policy
 
 
@@ -395,21 +395,13 @@ BACKBONE_PARTS = ("backbone.eagle_model.vision_model", "backbone.eagle_model.lan
 ACTION_HEAD_PARTS = ("action_head.vl_self_attention", "action_head.model")
 
 
-def compile_backbone(model: nn.Module) -> list[nn.Module]:
-    """``nn.Module.compile`` (in place; names and state dict unchanged) of the SigLIP tower and
-    the language model of a GR00T model; returns them."""
-    parts = [model.get_submodule(name) for name in BACKBONE_PARTS]
+def compile_parts(model: nn.Module, names: tuple[str, ...], mode: Optional[str] = None) -> list[nn.Module]:
+    """``nn.Module.compile`` (in place; names and state dict unchanged) of a GR00T model's
+    submodules ``names`` (BACKBONE_PARTS: the frozen SigLIP tower and language model;
+    ACTION_HEAD_PARTS: the trainable VL self-attention and DiT); returns them."""
+    parts = [model.get_submodule(name) for name in names]
     for part in parts:
-        part.compile()
-    return parts
-
-
-def compile_action_head(model: nn.Module) -> list[nn.Module]:
-    """``nn.Module.compile`` (in place; names and state dict unchanged) of the action head's VL
-    self-attention and DiT, the trainable parts the update runs forward and backward; returns them."""
-    parts = [model.get_submodule(name) for name in ACTION_HEAD_PARTS]
-    for part in parts:
-        part.compile()
+        part.compile(mode=mode)
     return parts
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
+from tests.fresh_interpreter import run_json_script
 
 B = 3
 
@@ -279,18 +280,7 @@ print(json.dumps({
 
 
 def _check_compiled_backbone(device: str, tol: float) -> None:
-    """Runs _COMPILE_CHECK in a fresh interpreter: inductor's C++ build imports setuptools, which
-    refuses a stdlib distutils that another test may have imported into this one."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[3]
-    out = subprocess.run([sys.executable, "-c", _COMPILE_CHECK, device], cwd=root, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_json_script(_COMPILE_CHECK, device, timeout=600)
     assert r["compiled"] and r["same_names"]  # weight sync and checkpoints unchanged
     assert r["features_err"] < tol and r["actions_err"] < tol
     assert r["ratio_exact"]  # PPO ratio exactly 1 before an update
