@@ -26,11 +26,13 @@ Prints a table and a final JSON line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 
 from bench_report import emit  # this folder is on sys.path when run as a script
 
@@ -97,9 +99,22 @@ def flop_limit(decision_flops: float, sample_flops: float, update_epochs: int, p
     return peak_tflops * 1e12 / (decision_flops + update_epochs * sample_flops)
 
 
+# How a policy runs, not what it computes: counted with all of them off. A CUDA graph runs the
+# call again for its warm-up and capture (the counter would add those runs up), and the counter
+# does not see inside FP8 products.
+EXECUTION_LEVERS = {"cuda_graph": False, "compile_backbone": False, "compile_action_head": False,
+                    "backbone_fp8": False}
+
+
+def eager_model_config(model: Any) -> Any:
+    """``model`` (an ``actor.model`` dataclass) with every execution lever it has turned off."""
+    return dataclasses.replace(model, **{k: v for k, v in EXECUTION_LEVERS.items() if hasattr(model, k)})
+
+
 def policy_flops(config: str, overrides: list[str], batch: int = 2) -> dict:
     """FLOPs per rollout decision (``predict``) and per trained sample (``evaluate`` + backward of
-    the PPO and value losses) of the config's policy, on the GPU when there is one."""
+    the PPO and value losses) of the config's policy, run eagerly (:func:`eager_model_config`),
+    on the GPU when there is one."""
     import torch
     from policy_throughput import count_flops, make_obs, make_optimizer, rollout_step, train_step
 
@@ -108,7 +123,7 @@ def policy_flops(config: str, overrides: list[str], batch: int = 2) -> dict:
 
     cfg = load_config(config, overrides)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    policy = build_policy(cfg.actor.model, cfg.algorithm, device=device, seed=0)
+    policy = build_policy(eager_model_config(cfg.actor.model), cfg.algorithm, device=device, seed=0)
     gen = torch.Generator(device=device).manual_seed(0)
     decision, (_, extras) = count_flops(rollout_step(policy, make_obs(batch, cfg.env.train.image_size, device), gen))
     opt, _ = make_optimizer(policy, fused=False)

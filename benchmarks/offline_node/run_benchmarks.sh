@@ -2,7 +2,7 @@
 # Run the benchmark set on a node (a GPU node, or a CPU machine for the smoke set), each result
 # as JSON in the output folder, optionally each next to the same benchmark from a baseline tree.
 #
-#   bash benchmarks/offline_node/run_benchmarks.sh [--set smoke|full|isaaclab] [--out DIR] [--baseline-tree DIR]
+#   bash benchmarks/offline_node/run_benchmarks.sh [--set smoke|full|isaaclab|levers] [--out DIR] [--baseline-tree DIR]
 #        [--only NAME,...] [--device auto|cuda|cpu] [--list]
 #
 #   --set smoke   small sizes of every benchmark (minutes; CPU or GPU): checks that all run
@@ -15,8 +15,8 @@
 #   --set levers  the full-size policy's PPO pipeline on one GPU (S = 2, 3 steps each, samples/s
 #                 against the FLOP-bound limit at PEAK_TFLOPS, default 790): as shipped (32 envs)
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
-#                 the backbone in FP8, the update beside the next rollout, all but FP8 and the
-#                 overlap together (with 64-sample micro-batches, fused AdamW); and the FP8 backbone's
+#                 the backbone in FP8, the update beside the next rollout, all but FP8 together
+#                 (with 64-sample micro-batches, fused AdamW), without and with the overlap; and the FP8 backbone's
 #                 speed and effect on the actions against bf16 on the same inputs (~20 minutes;
 #                 start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
@@ -172,7 +172,8 @@ if [ "$SET" = isaaclab ]; then
   fi
 elif [ "$SET" = levers ]; then
   wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_fp8 \
-    || wanted pipeline_full_compile_all || wanted pipeline_full_overlap || wanted pipeline_full_levers && tokenizer
+    || wanted pipeline_full_compile_all || wanted pipeline_full_overlap || wanted pipeline_full_levers \
+    || wanted pipeline_full_levers_overlap && tokenizer
   LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
        --peak-tflops "${PEAK_TFLOPS:-790}")
   bench pipeline_full_s2 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}"
@@ -184,10 +185,12 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_fp8 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
     actor.model.backbone_fp8=true
   bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"
-  # the levers together: 64 envs, whole minibatches per micro-batch, fused AdamW, both compiled
-  bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
-    actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true actor.model.cuda_graph=false \
-    actor.model.compile_backbone=true actor.model.compile_action_head=true
+  # the levers together: 64 envs, whole minibatches per micro-batch, fused AdamW, both compiled;
+  # then the same with the update beside the next rollout
+  ALL=(env.train.total_num_envs=64 actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true
+       actor.model.cuda_graph=false actor.model.compile_backbone=true actor.model.compile_action_head=true)
+  bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
+  bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench fp8_backbone 300 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64
 elif [ "$SET" = smoke ]; then
   bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2

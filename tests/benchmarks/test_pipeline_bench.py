@@ -1,5 +1,6 @@
 """benchmarks/pipeline.py's FLOP-bound limit: the formula by hand, the tiny policy's counts."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,3 +24,23 @@ def test_policy_flops_of_the_tiny_policy():
     # backbone features but adds the backward pass: both ~0.1 GFLOP for the tiny policy
     assert 5e7 < f["decision_flops"] < 5e8 and 5e7 < f["sample_flops"] < 5e8
     assert f == pipeline.policy_flops("cpu_quickstart", ["cluster=cpu"])  # counted, not timed: repeatable
+
+
+
+def test_eager_model_config_turns_off_only_the_execution_levers():
+    from rlinf_isaac.config import load_config
+
+    model = load_config("cpu_quickstart", ["cluster=cpu", "actor.model.cuda_graph=true"]).actor.model
+    eager = pipeline.eager_model_config(model)
+    assert model.cuda_graph and not eager.cuda_graph
+    assert not (eager.compile_backbone or eager.compile_action_head or eager.backbone_fp8)
+    assert dataclasses.replace(eager, cuda_graph=True) == model  # nothing else changed
+
+
+def test_flops_do_not_depend_on_how_the_policy_runs():
+    # FP8 products are invisible to the FLOP counter and a CUDA graph's warm-up and capture would
+    # be counted as extra calls: the count is the eager policy's whatever the levers say
+    plain = pipeline.policy_flops("cpu_quickstart", ["cluster=cpu", "actor.model.cuda_graph=false"])
+    fp8 = pipeline.policy_flops("cpu_quickstart", ["cluster=cpu", "actor.model.cuda_graph=false",
+                                                   "actor.model.backbone_fp8=true"])
+    assert fp8 == plain
