@@ -16,9 +16,11 @@
 #                 against the FLOP-bound limit at PEAK_TFLOPS, default 790): as shipped (32 envs)
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
-#                 (with 64-sample micro-batches, fused AdamW), without and with the overlap; and the FP8 backbone's
-#                 speed and effect on the actions against bf16 on the same inputs (~20 minutes;
-#                 start it with detached.sh)
+#                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, and at
+#                 128 envs; and the FP8 backbone's
+#                 speed and effect on the actions against bf16 on the same inputs, and the
+#                 policy's speed with each SDPA attention kernel preferred (~25 minutes; start it
+#                 with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
@@ -173,7 +175,8 @@ if [ "$SET" = isaaclab ]; then
 elif [ "$SET" = levers ]; then
   wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_fp8 \
     || wanted pipeline_full_compile_all || wanted pipeline_full_overlap || wanted pipeline_full_levers \
-    || wanted pipeline_full_levers_overlap && tokenizer
+    || wanted pipeline_full_levers_overlap || wanted pipeline_full_levers_128envs || wanted attention_backends \
+    && tokenizer
   LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
        --peak-tflops "${PEAK_TFLOPS:-790}")
   bench pipeline_full_s2 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}"
@@ -191,7 +194,10 @@ elif [ "$SET" = levers ]; then
        actor.model.cuda_graph=false actor.model.compile_backbone=true actor.model.compile_action_head=true)
   bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
+  bench pipeline_full_levers_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
+    env.train.total_num_envs=128 actor.global_batch_size=256
   bench fp8_backbone 300 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64
+  bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then
   bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2
   bench policy 300 policy_throughput.py --config gr00t_tiny --device "$DEV" --dtype fp32 --batch-sizes 8 \

@@ -1,0 +1,187 @@
+"""Which attention kernel to prefer: the policy's speed with each PyTorch SDPA backend first in line.
+
+All attention in the GR00T policy (the SigLIP tower, the Qwen3 language model, the VL
+self-attention, the DiT) goes through ``torch.nn.functional.scaled_dot_product_attention``,
+which picks one of its kernels per call: FlashAttention-2, memory-efficient, cuDNN or the math
+fallback, by what each call's shapes, dtype and mask allow. This builds the policy with random
+weights on the device (``policy_throughput.build_policy``) and, for each backend order — PyTorch's
+own choice (``default``), one backend first and the others behind it as fallback (``flash``,
+``efficient``, ``cudnn``), the math kernel alone (``math``) — and each batch size B, measures:
+
+* rollout: ``predict(obs, mode="train")`` decisions/s, and the largest action difference from
+  the ``default`` order's on the same inputs and exploration noise;
+* train: ``evaluate`` on the default order's stored rollout + PPO and value loss + backward +
+  AdamW step, samples/s, and the loss difference from the ``default`` order's. The optimizer's
+  learning rate is 0, so the weights stay the same for every order.
+
+Ratios are against ``default``, measured in the same run. An order none of whose kernels can
+run a call (e.g. cuDNN only, on a CPU) is reported with its error. Timing as in
+``policy_throughput.py``: warm-up calls, then the median of ``--steps`` synchronised calls.
+
+    python benchmarks/attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 \\
+        --batch-sizes 32 64 --json attention_backends.json
+    python benchmarks/attention_backends.py --config gr00t_tiny --device cpu --dtype fp32 --batch-sizes 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from policy_throughput import DTYPES, build_policy, detach_extras, make_obs, make_optimizer, time_fn, train_step  # noqa: E402,E501
+
+# backend order per name (torch.nn.attention.SDPBackend members); None: PyTorch's own choice
+ORDERS: dict[str, list[str] | None] = {
+    "default": None,
+    "flash": ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"],
+    "efficient": ["EFFICIENT_ATTENTION", "FLASH_ATTENTION", "CUDNN_ATTENTION", "MATH"],
+    "cudnn": ["CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"],
+    "math": ["MATH"],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[attention_backends {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def preferring(order: list[str] | None) -> contextlib.AbstractContextManager:
+    """SDPA restricted to ``order``'s backends, tried in that order (``None``: unchanged)."""
+    if order is None:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, name) for name in order], set_priority=True)
+
+
+def within(order: list[str] | None, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run under :func:`preferring` ``order``."""
+    def call() -> Any:
+        with preferring(order):
+            return fn()
+    return call
+
+
+def predict_seeded(policy: Any, obs: dict, device: str, seed: int) -> tuple[torch.Tensor, dict]:
+    """One ``predict`` with a generator seeded ``seed``: (actions [B, C, A], extras)."""
+    with torch.no_grad():
+        return policy.predict(obs, mode="train", generator=torch.Generator(device).manual_seed(seed))
+
+
+def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, dict]:
+    """Per order at batch ``bs``: predict's seconds and decisions/s, actions for seed 0 (and
+    the stored rollout of that call, kept for ``default`` only); or the order's error."""
+    obs = make_obs(bs, args.image_size, args.device)
+    found: dict[str, dict] = {}
+    for name in args.orders:
+        order = ORDERS[name]
+        try:
+            seconds, _ = time_fn(within(order, lambda: predict_seeded(policy, obs, args.device, 1)),
+                                 args.device, args.warmup, args.steps)
+            actions, extras = within(order, lambda: predict_seeded(policy, obs, args.device, 0))()
+        except RuntimeError as err:
+            found[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            continue
+        found[name] = {"seconds": seconds, "per_s": bs / seconds, "actions": actions.float().cpu()}
+        if name == "default":
+            found[name]["extras"] = detach_extras(extras)
+    return found
+
+
+def train_pass(policy: Any, extras: dict, bs: int, args: argparse.Namespace) -> dict[str, dict]:
+    """Per order at batch ``bs``: one train step's seconds and samples/s on ``extras`` (weights
+    unchanged: learning rate 0), and that step's loss; or the order's error."""
+    opt, _ = make_optimizer(policy, fused=False, lr=0.0)
+    step = train_step(policy, extras, opt)
+    found: dict[str, dict] = {}
+    for name in args.orders:
+        try:
+            seconds, loss = time_fn(within(ORDERS[name], step), args.device, args.warmup, args.steps)
+        except RuntimeError as err:
+            found[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            continue
+        found[name] = {"seconds": seconds, "per_s": bs / seconds, "loss": float(loss)}
+    return found
+
+
+def compare(rollout: dict[str, dict], train: dict[str, dict]) -> dict[str, dict]:
+    """Per order: its speeds, their ratios to ``default``'s, the largest action difference and
+    the loss difference from ``default``'s (``error`` where the order could not run)."""
+    ref_r, ref_t = rollout["default"], train.get("default", {})
+    rows: dict[str, dict] = {}
+    for name, r in rollout.items():
+        t = train.get(name, {})
+        if "error" in r or "error" in t:
+            rows[name] = {"error": r.get("error") or t.get("error")}
+            continue
+        rows[name] = {
+            "rollout_per_s": r["per_s"], "rollout_ratio": r["per_s"] / ref_r["per_s"],
+            "actions_max_abs_diff": float((r["actions"] - ref_r["actions"]).abs().max()),
+            "train_per_s": t.get("per_s"), "train_ratio": t["per_s"] / ref_t["per_s"] if "per_s" in ref_t else None,
+            "loss_abs_diff": abs(t["loss"] - ref_t["loss"]) if "loss" in ref_t else None,
+        }
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="gr00t_n1_5", help="shipped model config name or config.json path")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
+    p.add_argument("--orders", nargs="+", default=list(ORDERS), help=f"backend orders to run, of {list(ORDERS)}")
+    p.add_argument("--steps", type=int, default=5, help="timed calls per measurement (median)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--image-size", type=int, default=224, help="side of the env images fed to the processor")
+    p.add_argument("--json", default=None, help="also write the result JSON to this file")
+    args = p.parse_args(argv)
+    unknown = [o for o in args.orders if o not in ORDERS]
+    if unknown:
+        p.error(f"--orders: unknown {unknown}; choose from {list(ORDERS)}")
+    if "default" not in args.orders:
+        args.orders = ["default", *args.orders]  # the baseline every ratio is taken against
+    return args
+
+
+def format_row(bs: int, name: str, r: dict) -> str:
+    if "error" in r:
+        return f"B={bs} {name:>9}: cannot run ({r['error']})"
+    return (f"B={bs} {name:>9}: rollout {r['rollout_per_s']:8.1f}/s (x{r['rollout_ratio']:.2f}, actions max |diff| "
+            f"{r['actions_max_abs_diff']:.2e}), train {r['train_per_s']:8.1f}/s (x{r['train_ratio']:.2f}, loss |diff| "
+            f"{r['loss_abs_diff']:.2e})")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    policy, build_s = build_policy(args.config, args.device, DTYPES[args.dtype], "flow_sde", None)
+    log(f"{args.config} on {args.device} ({args.dtype}) built in {build_s:.1f} s; orders {args.orders}")
+    rollouts = {bs: rollout_pass(policy, bs, args) for bs in args.batch_sizes}  # before any train step
+    failed = {bs: r["default"]["error"] for bs, r in rollouts.items() if "error" in r["default"]}
+    if failed:
+        raise RuntimeError(f"the policy does not run with PyTorch's own attention kernels: {failed}")
+    table: dict[str, dict] = {}
+    for bs in args.batch_sizes:
+        extras = rollouts[bs]["default"].get("extras")
+        train = train_pass(policy, extras, bs, args) if extras is not None else {}
+        table[str(bs)] = compare(rollouts[bs], train)
+        for name, r in table[str(bs)].items():
+            log(format_row(bs, name, r))
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    result = {"benchmark": "attention_backends", "config": args.config, "device": device_name, "dtype": args.dtype,
+              "torch": torch.__version__, "image_size": args.image_size, "orders": {o: ORDERS[o] for o in args.orders},
+              "rows": table}
+    print(json.dumps(result), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
