@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,17 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from policy_throughput import DTYPES, build_policy, detach_extras, make_obs, make_optimizer, time_fn, train_step  # noqa: E402,E501
+from bench_report import emit  # noqa: E402
+from policy_throughput import (  # noqa: E402
+    DTYPES,
+    build_policy,
+    detach_extras,
+    make_obs,
+    make_optimizer,
+    predict_seeded,
+    time_fn,
+    train_step,
+)
 
 # backend order per name (torch.nn.attention.SDPBackend members); None: PyTorch's own choice
 ORDERS: dict[str, list[str] | None] = {
@@ -67,12 +76,6 @@ def within(order: list[str] | None, fn: Callable[[], Any]) -> Callable[[], Any]:
         with preferring(order):
             return fn()
     return call
-
-
-def predict_seeded(policy: Any, obs: dict, device: str, seed: int) -> tuple[torch.Tensor, dict]:
-    """One ``predict`` with a generator seeded ``seed``: (actions [B, C, A], extras)."""
-    with torch.no_grad():
-        return policy.predict(obs, mode="train", generator=torch.Generator(device).manual_seed(seed))
 
 
 def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, dict]:
@@ -177,9 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"benchmark": "attention_backends", "config": args.config, "device": device_name, "dtype": args.dtype,
               "torch": torch.__version__, "image_size": args.image_size, "orders": {o: ORDERS[o] for o in args.orders},
               "rows": table}
-    print(json.dumps(result), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    emit(result, args.json)
     return result
 
 

@@ -17,7 +17,6 @@ the same exploration noise in both (same generator seed). Timing as in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from functools import partial
@@ -27,17 +26,12 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from policy_throughput import DTYPES, build_policy, make_obs, time_fn  # noqa: E402
+from bench_report import emit  # noqa: E402
+from policy_throughput import DTYPES, build_policy, make_obs, predict_seeded, time_fn  # noqa: E402
 
 
 def log(msg: str) -> None:
     print(f"[fp8_backbone {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def run_predict(policy: Any, obs: dict, device: str, seed: int) -> tuple[torch.Tensor, dict]:
-    """One ``predict`` with a generator seeded ``seed``: (actions [B, C, A], extras)."""
-    with torch.no_grad():
-        return policy.predict(obs, mode="train", generator=torch.Generator(device).manual_seed(seed))
 
 
 def measure(policy: Any, sizes: list[int], args: argparse.Namespace) -> dict[int, dict]:
@@ -45,8 +39,8 @@ def measure(policy: Any, sizes: list[int], args: argparse.Namespace) -> dict[int
     found = {}
     for bs in sizes:
         obs = make_obs(bs, args.image_size, args.device)
-        seconds, _ = time_fn(partial(run_predict, policy, obs, args.device, 1), args.device, args.warmup, args.steps)
-        actions, extras = run_predict(policy, obs, args.device, 0)
+        seconds, _ = time_fn(partial(predict_seeded, policy, obs, args.device, 1), args.device, args.warmup, args.steps)
+        actions, extras = predict_seeded(policy, obs, args.device, 0)
         found[bs] = {"seconds": seconds, "decisions_per_s": bs / seconds, "actions": actions.float().cpu(),
                      "features": extras["vl_features"].float().cpu(), "logprobs": extras["prev_logprobs"].float().cpu()}
     return found
@@ -98,9 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"benchmark": "fp8_backbone", "config": args.config, "device": device_name, "dtype": args.dtype,
               "linear_layers_fp8": converted, "linear_layers_kept": kept, "image_size": args.image_size,
               "rows": {str(bs): r for bs, r in rows.items()}}
-    print(json.dumps(result), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    emit(result, args.json)
     return result
 
 

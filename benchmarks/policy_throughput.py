@@ -175,6 +175,13 @@ def rollout_step(policy: Any, obs: dict[str, Any], generator: torch.Generator) -
     return lambda: policy.predict(obs, mode="train", generator=generator)
 
 
+def predict_seeded(policy: Any, obs: dict[str, Any], device: str, seed: int) -> tuple[torch.Tensor, dict]:
+    """One rollout ``predict`` without gradients, its noise from a generator seeded ``seed`` (the
+    same seed gives the same noise): (actions [B, C, A], rollout_extras)."""
+    with torch.no_grad():
+        return policy.predict(obs, mode="train", generator=torch.Generator(device).manual_seed(seed))
+
+
 def train_step(policy: Any, extras: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> Callable[[], Any]:
     """One actor update on stored rollouts (reused backbone features).
 

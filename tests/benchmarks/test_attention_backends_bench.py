@@ -18,7 +18,8 @@ def test_orders_compare_the_same_policy_and_report_the_ones_that_cannot_run(tmp_
     r = attention_backends.main(["--config", "gr00t_tiny", "--device", "cpu", "--dtype", "fp32", "--batch-sizes", "2",
                                  "--image-size", "56", "--steps", "1", "--warmup", "0", "--orders", "math", "cudnn_only",
                                  "--json", str(out)])
-    assert json.loads(out.read_text()) == r
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == r["rows"] and saved["cpus"] >= 1  # with the host facts
     rows = r["rows"]["2"]
     assert list(rows) == ["default", "math", "cudnn_only"]  # default added first: the baseline
     assert rows["default"]["rollout_ratio"] == 1.0 and rows["default"]["train_ratio"] == 1.0
