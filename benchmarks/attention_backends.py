@@ -26,7 +26,6 @@ run a call (e.g. cuDNN only, on a CPU) is reported with its error. Timing as in
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -61,21 +60,23 @@ def log(msg: str) -> None:
     print(f"[attention_backends {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def preferring(order: list[str] | None) -> contextlib.AbstractContextManager:
-    """SDPA restricted to ``order``'s backends, tried in that order (``None``: unchanged)."""
+def within(order: list[str] | None, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with SDPA restricted to ``order``'s backends, tried in that order (``None``: as is)."""
     if order is None:
-        return contextlib.nullcontext()
+        return fn
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel([getattr(SDPBackend, name) for name in order], set_priority=True)
+    backends = [getattr(SDPBackend, name) for name in order]
 
-
-def within(order: list[str] | None, fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` run under :func:`preferring` ``order``."""
     def call() -> Any:
-        with preferring(order):
+        with sdpa_kernel(backends, set_priority=True):
             return fn()
     return call
+
+
+def failure(err: Exception) -> dict[str, str]:
+    """An order's result when none of its kernels could run a call: the error's first line."""
+    return {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
 
 
 def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, dict]:
@@ -90,7 +91,7 @@ def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, di
                                  args.device, args.warmup, args.steps)
             actions, extras = within(order, lambda: predict_seeded(policy, obs, args.device, 0))()
         except RuntimeError as err:
-            found[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            found[name] = failure(err)
             continue
         found[name] = {"seconds": seconds, "per_s": bs / seconds, "actions": actions.float().cpu()}
         if name == "default":
@@ -108,7 +109,7 @@ def train_pass(policy: Any, extras: dict, bs: int, args: argparse.Namespace) -> 
         try:
             seconds, loss = time_fn(within(ORDERS[name], step), args.device, args.warmup, args.steps)
         except RuntimeError as err:
-            found[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            found[name] = failure(err)
             continue
         found[name] = {"seconds": seconds, "per_s": bs / seconds, "loss": float(loss)}
     return found
@@ -117,18 +118,18 @@ def train_pass(policy: Any, extras: dict, bs: int, args: argparse.Namespace) -> 
 def compare(rollout: dict[str, dict], train: dict[str, dict]) -> dict[str, dict]:
     """Per order: its speeds, their ratios to ``default``'s, the largest action difference and
     the loss difference from ``default``'s (``error`` where the order could not run)."""
-    ref_r, ref_t = rollout["default"], train.get("default", {})
+    ref_r, ref_t = rollout["default"], train["default"]
     rows: dict[str, dict] = {}
     for name, r in rollout.items():
-        t = train.get(name, {})
+        t = train[name]
         if "error" in r or "error" in t:
             rows[name] = {"error": r.get("error") or t.get("error")}
             continue
         rows[name] = {
             "rollout_per_s": r["per_s"], "rollout_ratio": r["per_s"] / ref_r["per_s"],
             "actions_max_abs_diff": float((r["actions"] - ref_r["actions"]).abs().max()),
-            "train_per_s": t.get("per_s"), "train_ratio": t["per_s"] / ref_t["per_s"] if "per_s" in ref_t else None,
-            "loss_abs_diff": abs(t["loss"] - ref_t["loss"]) if "loss" in ref_t else None,
+            "train_per_s": t["per_s"], "train_ratio": t["per_s"] / ref_t["per_s"],
+            "loss_abs_diff": abs(t["loss"] - ref_t["loss"]),
         }
     return rows
 
@@ -171,8 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise RuntimeError(f"the policy does not run with PyTorch's own attention kernels: {failed}")
     table: dict[str, dict] = {}
     for bs in args.batch_sizes:
-        extras = rollouts[bs]["default"].get("extras")
-        train = train_pass(policy, extras, bs, args) if extras is not None else {}
+        train = train_pass(policy, rollouts[bs]["default"]["extras"], bs, args)
         table[str(bs)] = compare(rollouts[bs], train)
         for name, r in table[str(bs)].items():
             log(format_row(bs, name, r))

@@ -17,10 +17,9 @@
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
 #                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, and at
-#                 128 envs; and the FP8 backbone's
-#                 speed and effect on the actions against bf16 on the same inputs, and the
-#                 policy's speed with each SDPA attention kernel preferred (~25 minutes; start it
-#                 with detached.sh)
+#                 128 envs; the FP8 backbone's speed and effect on the actions against bf16 on the
+#                 same inputs; the policy's speed with each SDPA attention kernel preferred (~25
+#                 minutes; start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
