@@ -13,6 +13,12 @@
 #       node that returns only a few files
 #   bash benchmarks/offline_node/detached.sh stop                 # end the job (its process group)
 #
+# With OUT set, start and watch also leave in $OUT what the job has made so far, as one tar
+# archive in parts (snapshot.tar.part00, ...; SNAPSHOT_PART_MIB, default 15): the job's $OUT and
+# log and, for every run under its $WORK, console.log, tensorboard/ and the newest checkpoint
+# (checkpoints/latest and the folder it names). A node taken away mid-job then costs only what
+# came after the last watch: the checkpoint resumes (runner.resume_dir) or is evaluated elsewhere.
+#
 # JOB is a script (JOB.sh runs with bash) or a command, e.g.
 #   detached.sh start benchmarks/offline_node/run_benchmarks.sh --set full
 # It runs in a new process group of its own (setsid), so it outlives the command that started it, from
@@ -31,6 +37,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 D=${DETACHED_DIR:-/tmp/detached}
 WATCH_S=${WATCH_S:-540}
+SNAPSHOT_TO=${OUT:-}  # the caller's $OUT (start gives the job another)
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 
@@ -66,6 +73,26 @@ watch_for() {  # seconds: progress every 60 s; returns as soon as the job ends
   progress
 }
 
+pack() {  # DEST NAME MIB PATH...: PATHs (relative to $D) as one tar archive in parts DEST/NAME.tar.partNN
+  local dest=$1 name=$2 mib=$3; shift 3
+  mkdir -p "$dest" && rm -f "$dest/$name.tar.part"*
+  tar -C "$D" -cf - "$@" 2>/dev/null | split -b "${mib}M" -d -a 2 - "$dest/$name.tar.part"
+}
+
+snapshot() {  # what the job has made so far, into the caller's $OUT (see the header)
+  [ -n "$SNAPSHOT_TO" ] && [ -d "$D" ] || return 0
+  local paths=(out) run latest
+  [ -f "$D/job.log" ] && paths+=(job.log)
+  for run in "$D"/work/*/; do
+    run=${run%/} && run=work/${run##*/}
+    for f in console.log tensorboard; do [ -e "$D/$run/$f" ] && paths+=("$run/$f"); done
+    latest=$(cat "$D/$run/checkpoints/latest" 2>/dev/null) || continue
+    [ -d "$D/$run/checkpoints/$latest" ] && paths+=("$run/checkpoints/latest" "$run/checkpoints/$latest")
+  done
+  pack "$SNAPSHOT_TO" snapshot "${SNAPSHOT_PART_MIB:-15}" "${paths[@]}"
+  echo "snapshot: ${paths[*]} -> $(ls "$SNAPSHOT_TO" | grep -c '^snapshot.tar.part') part(s) in $SNAPSHOT_TO"
+}
+
 case $cmd in
 start)
   [ $# -gt 0 ] || { echo "start needs a job: a script or a command" >&2; exit 2; }
@@ -84,9 +111,10 @@ start)
   echo $! > "$D/pid"
   echo "started ${job[*]} (pid $(cat "$D/pid")) at $(cat "$D/started"), from $D/repo"
   watch_for "$WATCH_S"
+  snapshot
   ;;
 status) state; running ;;
-watch) watch_for "$WATCH_S" ;;
+watch) watch_for "$WATCH_S"; snapshot ;;
 collect)
   [ -d "$D" ] || { echo "no job in $D"; exit 1; }
   watch_for "$WATCH_S"
@@ -94,7 +122,7 @@ collect)
   OUT=${OUT:-$PWD/detached_out}
   mkdir -p "$OUT" && cp "$D/job.log" "$OUT/job.log"
   if [ -n "${COLLECT_PART_MIB:-}" ]; then  # one archive, in parts: few files, each of bounded size
-    tar -C "$D/out" -cf - . | split -b "${COLLECT_PART_MIB}M" -d -a 2 - "$OUT/results.tar.part"
+    pack "$OUT" results "$COLLECT_PART_MIB" -C "$D/out" .
     echo "results of $(find "$D/out" -type f | wc -l) files as $(ls "$OUT" | grep -c '^results.tar.part') part(s)"
   else
     cp -r "$D/out/." "$OUT/"

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,47 @@ def test_detached_job_runs_across_commands(tmp_path):
     subprocess.run(["tar", "-x", "-C", joined], input=b"".join(p.read_bytes() for p in parts), check=True)
     assert (joined / "result.txt").read_text().strip() == "hello"
     assert (joined / "big.bin").read_bytes() == (tmp_path / "bg" / "out" / "big.bin").read_bytes()
+
+
+def test_detached_watch_leaves_a_snapshot_to_resume_from(tmp_path):
+    """detached.sh watch with OUT set: the job's results so far come back as one archive in parts,
+    holding each run's console.log, tensorboard/ and newest checkpoint (not the older ones), so a
+    node lost mid-job keeps what the last watch saw."""
+    repo = tmp_path / "repo"
+    shutil.copytree(TOOLS, repo / "benchmarks" / "offline_node")
+    (repo / "job.sh").write_text(
+        'r="$WORK/grpo"; mkdir -p "$r/tensorboard" "$r/checkpoints/global_step_10" "$r/checkpoints/global_step_20"\n'
+        'echo "step 20" > "$r/console.log"; echo events > "$r/tensorboard/events.out"\n'
+        'head -c 1500000 /dev/urandom > "$r/checkpoints/global_step_20/model.safetensors"\n'
+        'echo old > "$r/checkpoints/global_step_10/model.safetensors"; echo global_step_20 > "$r/checkpoints/latest"\n'
+        'echo partial > "$OUT/summary.txt"; touch "$WORK/ready"; sleep 30\n')
+    env = {"DETACHED_DIR": str(tmp_path / "bg"), "WATCH_S": "1", "SNAPSHOT_PART_MIB": "1",
+           "SITE": str(tmp_path / "site"), "WHEELHOUSE": str(tmp_path / "no_wheelhouse")}
+
+    def call(*args, **extra):
+        return _bash("benchmarks/offline_node/detached.sh", *args, cwd=repo, env={**env, **extra})
+
+    assert call("start", "job.sh").returncode == 0
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "bg" / "work" / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen = call("watch", OUT=str(tmp_path / "out"))
+    finally:
+        call("stop")
+    parts = sorted((tmp_path / "out").glob("snapshot.tar.part*"))
+    assert seen.returncode == 0 and [p.name for p in parts] == ["snapshot.tar.part00", "snapshot.tar.part01"], seen.stdout
+    assert max(p.stat().st_size for p in parts) <= 2**20
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    subprocess.run(["tar", "-x", "-C", joined], input=b"".join(p.read_bytes() for p in parts), check=True)
+    run, original = joined / "work" / "grpo", tmp_path / "bg" / "work" / "grpo"
+    assert (run / "console.log").read_text() == "step 20\n" and (run / "tensorboard" / "events.out").exists()
+    assert (run / "checkpoints" / "latest").read_text() == "global_step_20\n"
+    ckpt = "checkpoints/global_step_20/model.safetensors"
+    assert (run / ckpt).read_bytes() == (original / ckpt).read_bytes()
+    assert not (run / "checkpoints" / "global_step_10").exists()
+    assert (joined / "out" / "summary.txt").read_text() == "partial\n" and (joined / "job.log").exists()
 
 
 def test_benchmark_set_commands_use_options_the_scripts_have():
