@@ -8,8 +8,9 @@ weights on the device (``policy_throughput.build_policy``) and, for each backend
 own choice (``default``), one backend first and the others behind it as fallback (``flash``,
 ``efficient``, ``cudnn``), the math kernel alone (``math``) — and each batch size B, measures:
 
-* rollout: ``predict(obs, mode="train")`` decisions/s, and the largest action difference from
-  the ``default`` order's on the same inputs and exploration noise;
+* rollout: ``predict(obs, mode="train")`` decisions/s, and how far the actions are from the
+  ``default`` order's on the same inputs and exploration noise: the largest arm difference and
+  the share of gripper commands (+-1) that flipped;
 * train: ``evaluate`` on the default order's stored rollout + PPO and value loss + backward +
   AdamW step, samples/s, and the loss difference from the ``default`` order's. The optimizer's
   learning rate is 0, so the weights stay the same for every order.
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import emit  # noqa: E402
 from policy_throughput import (  # noqa: E402
     DTYPES,
+    action_diffs,
     build_policy,
     detach_extras,
     make_obs,
@@ -115,9 +117,10 @@ def train_pass(policy: Any, extras: dict, bs: int, args: argparse.Namespace) -> 
     return found
 
 
-def compare(rollout: dict[str, dict], train: dict[str, dict]) -> dict[str, dict]:
-    """Per order: its speeds, their ratios to ``default``'s, the largest action difference and
-    the loss difference from ``default``'s (``error`` where the order could not run)."""
+def compare(rollout: dict[str, dict], train: dict[str, dict], gripper_dims: tuple[int, ...]) -> dict[str, dict]:
+    """Per order: its speeds, their ratios to ``default``'s, how far its actions are from
+    ``default``'s (:func:`action_diffs`) and the loss difference (``error`` where the order could
+    not run)."""
     ref_r, ref_t = rollout["default"], train["default"]
     rows: dict[str, dict] = {}
     for name, r in rollout.items():
@@ -127,7 +130,7 @@ def compare(rollout: dict[str, dict], train: dict[str, dict]) -> dict[str, dict]
             continue
         rows[name] = {
             "rollout_per_s": r["per_s"], "rollout_ratio": r["per_s"] / ref_r["per_s"],
-            "actions_max_abs_diff": float((r["actions"] - ref_r["actions"]).abs().max()),
+            **action_diffs(r["actions"], ref_r["actions"], gripper_dims),
             "train_per_s": t["per_s"], "train_ratio": t["per_s"] / ref_t["per_s"],
             "loss_abs_diff": abs(t["loss"] - ref_t["loss"]),
         }
@@ -157,9 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def format_row(bs: int, name: str, r: dict) -> str:
     if "error" in r:
         return f"B={bs} {name:>9}: cannot run ({r['error']})"
-    return (f"B={bs} {name:>9}: rollout {r['rollout_per_s']:8.1f}/s (x{r['rollout_ratio']:.2f}, actions max |diff| "
-            f"{r['actions_max_abs_diff']:.2e}), train {r['train_per_s']:8.1f}/s (x{r['train_ratio']:.2f}, loss |diff| "
-            f"{r['loss_abs_diff']:.2e})")
+    return (f"B={bs} {name:>9}: rollout {r['rollout_per_s']:8.1f}/s (x{r['rollout_ratio']:.2f}, arm max |diff| "
+            f"{r['arm_max_abs_diff']:.2e}, gripper flips {r['gripper_flip_share']:.1%}), train "
+            f"{r['train_per_s']:8.1f}/s (x{r['train_ratio']:.2f}, loss |diff| {r['loss_abs_diff']:.2e})")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     table: dict[str, dict] = {}
     for bs in args.batch_sizes:
         train = train_pass(policy, rollouts[bs]["default"]["extras"], bs, args)
-        table[str(bs)] = compare(rollouts[bs], train)
+        table[str(bs)] = compare(rollouts[bs], train, policy.processor.cfg.gripper_dims)
         for name, r in table[str(bs)].items():
             log(format_row(bs, name, r))
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"

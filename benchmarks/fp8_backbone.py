@@ -4,8 +4,9 @@ Builds the GR00T policy with random weights on the device (``policy_throughput.b
 runs ``predict(obs, mode="train")`` at each batch size B with a fixed generator, converts the
 SigLIP tower and the language model to FP8 in place (``actor.model.backbone_fp8``), and runs
 the same calls again. Reports, per B: rollout decisions/s of both and their ratio, and how far
-FP8 moved the outputs — the backbone features (relative Frobenius error), the actions (largest
-and mean absolute difference, against the actions' mean magnitude) and the log-probs — with
+FP8 moved the outputs — the backbone features (relative Frobenius error), the arm actions
+(largest and mean absolute difference, against their mean magnitude), the share of gripper
+commands (+-1) that flipped, and the log-probs — with
 the same exploration noise in both (same generator seed). Timing as in
 ``policy_throughput.py``: warm-up calls, then the median of ``--steps`` synchronised calls.
 
@@ -27,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import emit  # noqa: E402
-from policy_throughput import DTYPES, build_policy, make_obs, predict_seeded, time_fn  # noqa: E402
+from policy_throughput import DTYPES, action_diffs, build_policy, make_obs, predict_seeded, time_fn  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -46,15 +47,14 @@ def measure(policy: Any, sizes: list[int], args: argparse.Namespace) -> dict[int
     return found
 
 
-def compare(ref: dict, fp8: dict) -> dict[str, float]:
-    """How far FP8 moved one batch's outputs, and the speed ratio."""
-    d_act = (fp8["actions"] - ref["actions"]).abs()
+def compare(ref: dict, fp8: dict, gripper_dims: tuple[int, ...]) -> dict[str, float]:
+    """How far FP8 moved one batch's outputs (the actions as :func:`action_diffs` puts it), and
+    the speed ratio."""
     return {
         "decisions_per_s": ref["decisions_per_s"], "decisions_per_s_fp8": fp8["decisions_per_s"],
         "speedup": fp8["decisions_per_s"] / ref["decisions_per_s"],
         "features_rel_err": float((fp8["features"] - ref["features"]).norm() / ref["features"].norm()),
-        "actions_max_abs_diff": float(d_act.max()), "actions_mean_abs_diff": float(d_act.mean()),
-        "actions_mean_abs": float(ref["actions"].abs().mean()),
+        **action_diffs(fp8["actions"], ref["actions"], gripper_dims),
         "logprobs_max_abs_diff": float((fp8["logprobs"] - ref["logprobs"]).abs().max()),
     }
 
@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> dict:
     converted, kept = fp8_backbone(policy.model)
     log(f"backbone in FP8: {converted} linear layers converted, {kept} left in {args.dtype}")
     fp8 = measure(policy, args.batch_sizes, args)
-    rows = {bs: compare(ref[bs], fp8[bs]) for bs in args.batch_sizes}
+    rows = {bs: compare(ref[bs], fp8[bs], policy.processor.cfg.gripper_dims) for bs in args.batch_sizes}
     for bs, r in rows.items():
         log(f"B={bs}: {r['decisions_per_s']:.1f} -> {r['decisions_per_s_fp8']:.1f} decisions/s "
-            f"(x{r['speedup']:.2f}); features rel err {r['features_rel_err']:.4f}; actions max |diff| "
-            f"{r['actions_max_abs_diff']:.4f}, mean {r['actions_mean_abs_diff']:.5f} (mean |a| {r['actions_mean_abs']:.3f})")
+            f"(x{r['speedup']:.2f}); features rel err {r['features_rel_err']:.4f}; arm actions max |diff| "
+            f"{r['arm_max_abs_diff']:.4f}, mean {r['arm_mean_abs_diff']:.5f} (mean |a| {r['arm_mean_abs']:.3f}); "
+            f"gripper flips {r['gripper_flip_share']:.2%}")
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     result = {"benchmark": "fp8_backbone", "config": args.config, "device": device_name, "dtype": args.dtype,
               "linear_layers_fp8": converted, "linear_layers_kept": kept, "image_size": args.image_size,

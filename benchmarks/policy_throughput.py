@@ -182,6 +182,19 @@ def predict_seeded(policy: Any, obs: dict[str, Any], device: str, seed: int) -> 
         return policy.predict(obs, mode="train", generator=torch.Generator(device).manual_seed(seed))
 
 
+def action_diffs(actions: torch.Tensor, ref: torch.Tensor, gripper_dims: tuple[int, ...]) -> dict[str, float]:
+    """How far ``actions`` [B, C, A] are from ``ref`` (same shape): on the arm dims the largest and
+    mean absolute difference, beside ``ref``'s mean magnitude there; on ``gripper_dims`` (+-1
+    commands, where any change is a flip worth 2) the share of commands that flipped."""
+    grip = torch.zeros(actions.shape[-1], dtype=torch.bool)
+    grip[list(gripper_dims)] = True
+    arm = (actions - ref)[..., ~grip].abs()
+    flips = actions[..., grip].sign() != ref[..., grip].sign()
+    return {"arm_max_abs_diff": float(arm.max()), "arm_mean_abs_diff": float(arm.mean()),
+            "arm_mean_abs": float(ref[..., ~grip].abs().mean()),
+            "gripper_flip_share": float(flips.float().mean()) if grip.any() else 0.0}
+
+
 def train_step(policy: Any, extras: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> Callable[[], Any]:
     """One actor update on stored rollouts (reused backbone features).
 

@@ -23,23 +23,28 @@ def test_orders_compare_the_same_policy_and_report_the_ones_that_cannot_run(tmp_
     rows = r["rows"]["2"]
     assert list(rows) == ["default", "math", "cudnn_only"]  # default added first: the baseline
     assert rows["default"]["rollout_ratio"] == 1.0 and rows["default"]["train_ratio"] == 1.0
-    assert rows["default"]["actions_max_abs_diff"] == 0.0 and rows["default"]["loss_abs_diff"] == 0.0
+    assert rows["default"]["arm_max_abs_diff"] == 0.0 and rows["default"]["gripper_flip_share"] == 0.0
+    assert rows["default"]["loss_abs_diff"] == 0.0
     math = rows["math"]
     assert math["rollout_ratio"] > 0 and math["train_ratio"] > 0
-    assert math["actions_max_abs_diff"] < 1e-4 and math["loss_abs_diff"] < 1e-4  # same attention, another kernel
+    assert math["arm_max_abs_diff"] < 1e-4 and math["loss_abs_diff"] < 1e-4  # same attention, another kernel
     assert "error" in rows["cudnn_only"] and "kernel" in rows["cudnn_only"]["error"].lower()
 
 
 def test_compare_by_hand():
     import torch
 
-    rollout = {"default": {"per_s": 10.0, "actions": torch.tensor([[1.0, -2.0]])},
-               "flash": {"per_s": 15.0, "actions": torch.tensor([[1.0, -2.5]])},
+    # [B=1, C=2, A=3], the last dim a +-1 gripper command: flash moves one arm value by 0.5 and
+    # flips one of the two gripper commands
+    ref = torch.tensor([[[1.0, -2.0, 1.0], [0.5, 0.0, -1.0]]])
+    rollout = {"default": {"per_s": 10.0, "actions": ref},
+               "flash": {"per_s": 15.0, "actions": torch.tensor([[[1.0, -2.5, 1.0], [0.5, 0.0, 1.0]]])},
                "cudnn": {"error": "RuntimeError: no kernel"}}
     train = {"default": {"per_s": 4.0, "loss": 0.5}, "flash": {"per_s": 5.0, "loss": 0.25},
              "cudnn": {"error": "RuntimeError: no kernel"}}
-    rows = attention_backends.compare(rollout, train)
-    assert rows["flash"] == {"rollout_per_s": 15.0, "rollout_ratio": 1.5, "actions_max_abs_diff": 0.5,
+    rows = attention_backends.compare(rollout, train, gripper_dims=(2,))
+    assert rows["flash"] == {"rollout_per_s": 15.0, "rollout_ratio": 1.5, "arm_max_abs_diff": 0.5,
+                             "arm_mean_abs_diff": 0.125, "arm_mean_abs": 0.875, "gripper_flip_share": 0.5,
                              "train_per_s": 5.0, "train_ratio": 1.25, "loss_abs_diff": 0.25}
     assert rows["cudnn"] == {"error": "RuntimeError: no kernel"}
 
