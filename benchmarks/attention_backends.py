@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import emit  # noqa: E402
+from fa4_route import Fa4Route, load_fa4  # noqa: E402
 from policy_throughput import (  # noqa: E402
     DTYPES,
     action_diffs,
@@ -48,24 +50,35 @@ from policy_throughput import (  # noqa: E402
     train_step,
 )
 
-# backend order per name (torch.nn.attention.SDPBackend members); None: PyTorch's own choice
+# backend order per name (torch.nn.attention.SDPBackend members); None: PyTorch's own choice;
+# FA4: FlashAttention 4 (fa4_route.py) for the calls it can run, PyTorch's own choice for the rest
 ORDERS: dict[str, list[str] | None] = {
     "default": None,
     "flash": ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"],
     "efficient": ["EFFICIENT_ATTENTION", "FLASH_ATTENTION", "CUDNN_ATTENTION", "MATH"],
     "cudnn": ["CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"],
     "math": ["MATH"],
+    "fa4": ["FA4", "DEFAULT"],
 }
+FA4_ORDER = ORDERS["fa4"]
 
 
 def log(msg: str) -> None:
     print(f"[attention_backends {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def within(order: list[str] | None, fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` with SDPA restricted to ``order``'s backends, tried in that order (``None``: as is)."""
+def within(order: list[str] | None, fn: Callable[[], Any], calls: Counter | None = None) -> Callable[[], Any]:
+    """``fn`` with SDPA restricted to ``order``'s backends, tried in that order (``None``: as is;
+    ``FA4_ORDER``: through :class:`fa4_route.Fa4Route`, which counts its calls into ``calls``)."""
     if order is None:
         return fn
+    if order == FA4_ORDER:
+        route = Fa4Route(load_fa4(), calls=Counter() if calls is None else calls)
+
+        def routed() -> Any:
+            with route.installed():
+                return fn()
+        return routed
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     backends = [getattr(SDPBackend, name) for name in order]
@@ -87,15 +100,17 @@ def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, di
     obs = make_obs(bs, args.image_size, args.device)
     found: dict[str, dict] = {}
     for name in args.orders:
-        order = ORDERS[name]
+        order, calls = ORDERS[name], Counter()
         try:
             seconds, _ = time_fn(within(order, lambda: predict_seeded(policy, obs, args.device, 1)),
                                  args.device, args.warmup, args.steps)
-            actions, extras = within(order, lambda: predict_seeded(policy, obs, args.device, 0))()
+            actions, extras = within(order, lambda: predict_seeded(policy, obs, args.device, 0), calls)()
         except RuntimeError as err:
             found[name] = failure(err)
             continue
         found[name] = {"seconds": seconds, "per_s": bs / seconds, "actions": actions.float().cpu()}
+        if calls:  # one predict's attention calls, by who ran them
+            found[name]["calls"] = dict(calls)
         if name == "default":
             found[name]["extras"] = detach_extras(extras)
     return found
@@ -108,12 +123,15 @@ def train_pass(policy: Any, extras: dict, bs: int, args: argparse.Namespace) -> 
     step = train_step(policy, extras, opt)
     found: dict[str, dict] = {}
     for name in args.orders:
+        calls = Counter()
         try:
-            seconds, loss = time_fn(within(ORDERS[name], step), args.device, args.warmup, args.steps)
+            seconds, loss = time_fn(within(ORDERS[name], step, calls), args.device, args.warmup, args.steps)
         except RuntimeError as err:
             found[name] = failure(err)
             continue
         found[name] = {"seconds": seconds, "per_s": bs / seconds, "loss": float(loss)}
+        if calls:  # the warm-up and timed steps' attention calls, by who ran them
+            found[name]["calls"] = dict(calls)
     return found
 
 
@@ -134,6 +152,9 @@ def compare(rollout: dict[str, dict], train: dict[str, dict], gripper_dims: tupl
             "train_per_s": t["per_s"], "train_ratio": t["per_s"] / ref_t["per_s"],
             "loss_abs_diff": abs(t["loss"] - ref_t["loss"]),
         }
+        for part, found in (("rollout", r), ("train", t)):
+            if "calls" in found:
+                rows[name][f"{part}_calls"] = found["calls"]
     return rows
 
 
@@ -160,9 +181,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def format_row(bs: int, name: str, r: dict) -> str:
     if "error" in r:
         return f"B={bs} {name:>9}: cannot run ({r['error']})"
-    return (f"B={bs} {name:>9}: rollout {r['rollout_per_s']:8.1f}/s (x{r['rollout_ratio']:.2f}, arm max |diff| "
-            f"{r['arm_max_abs_diff']:.2e}, gripper flips {r['gripper_flip_share']:.1%}), train "
-            f"{r['train_per_s']:8.1f}/s (x{r['train_ratio']:.2f}, loss |diff| {r['loss_abs_diff']:.2e})")
+    row = (f"B={bs} {name:>9}: rollout {r['rollout_per_s']:8.1f}/s (x{r['rollout_ratio']:.2f}, arm max |diff| "
+           f"{r['arm_max_abs_diff']:.2e}, gripper flips {r['gripper_flip_share']:.1%}), train "
+           f"{r['train_per_s']:8.1f}/s (x{r['train_ratio']:.2f}, loss |diff| {r['loss_abs_diff']:.2e})")
+    if "rollout_calls" in r:
+        row += f"; FA4 ran {fa4_share(r['rollout_calls']):.0%} / {fa4_share(r['train_calls']):.0%} of the attention calls"
+    return row
+
+
+def fa4_share(calls: dict[str, int]) -> float:
+    """Share of the counted attention calls that FA4 ran (``calls``: as :class:`Fa4Route` counts)."""
+    return calls.get("fa4", 0) / max(1, sum(calls.values()))
 
 
 def main(argv: list[str] | None = None) -> dict:
