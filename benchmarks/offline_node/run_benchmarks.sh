@@ -17,9 +17,11 @@
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
 #                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, and at
-#                 128 envs; the FP8 backbone's speed and effect on the actions against bf16 on the
-#                 same inputs; the policy's speed with each SDPA attention kernel preferred (~25
-#                 minutes; start it with detached.sh)
+#                 128 envs; the shipped full-size settings (config/isaaclab_ppo_gr00t.yaml's batch
+#                 and micro-batches, 16-action chunks, no CUDA graphs) at 64 envs; the FP8 backbone's speed and
+#                 effect on the actions against bf16 on the same inputs; the policy's speed with
+#                 each SDPA attention kernel preferred and with FlashAttention 4 where installed
+#                 (pip install .[fa4]) (~30 minutes; start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
@@ -174,7 +176,8 @@ if [ "$SET" = isaaclab ]; then
 elif [ "$SET" = levers ]; then
   wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_fp8 \
     || wanted pipeline_full_compile_all || wanted pipeline_full_overlap || wanted pipeline_full_levers \
-    || wanted pipeline_full_levers_overlap || wanted pipeline_full_levers_128envs || wanted attention_backends \
+    || wanted pipeline_full_levers_overlap || wanted pipeline_full_levers_128envs || wanted pipeline_full_shipped_64envs \
+    || wanted attention_backends \
     && tokenizer
   LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
        --peak-tflops "${PEAK_TFLOPS:-790}")
@@ -195,6 +198,10 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
+  # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
+  # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
+  bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
+    actor.global_batch_size=256 actor.micro_batch_size=16 actor.model.num_action_chunks=16 actor.model.cuda_graph=false
   bench fp8_backbone 300 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then
