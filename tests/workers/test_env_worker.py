@@ -97,7 +97,7 @@ def test_next_request_is_queued_before_the_policy_is_free(rollout, sim_procs):
     simulated and its next request queued, so the policy never waits for the env worker
     between stages. The data is the same as with direct calls."""
     cfg, rw = rollout
-    handle = QueuedHandle(rw, latency_s=0.5)
+    handle = QueuedHandle(rw, latency_s=1.0)  # inference longer than a chunk simulation, also on a busy CI machine
     _, direct = _collect(cfg, rw, stages=2, sim_procs=0)
     _, queued = _collect(cfg, rw, stages=2, sim_procs=sim_procs, handle=handle)
     for name in ("rewards", "terminated", "truncated", "logprobs", "values"):
