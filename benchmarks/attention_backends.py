@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_report import emit  # noqa: E402
-from fa4_route import Fa4Route, load_fa4  # noqa: E402
+from fa4_route import Fa4Route, error_line, load_fa4  # noqa: E402
 from policy_throughput import (  # noqa: E402
     DTYPES,
     action_diffs,
@@ -91,7 +91,7 @@ def within(order: list[str] | None, fn: Callable[[], Any], calls: Counter | None
 
 def failure(err: Exception) -> dict[str, str]:
     """An order's result when none of its kernels could run a call: the error's first line."""
-    return {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+    return {"error": error_line(err)}
 
 
 def rollout_pass(policy: Any, bs: int, args: argparse.Namespace) -> dict[str, dict]:

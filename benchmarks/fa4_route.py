@@ -35,6 +35,12 @@ def load_fa4() -> Attend:
     return flash_attn_func
 
 
+def error_line(err: BaseException) -> str:
+    """``Type: first line of the message`` (the type alone when the message is empty)."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
 @dataclass
 class Fa4Route:
     """SDPA's signature; FA4 (``attend``) for the calls it can run, SDPA for the rest.
@@ -72,24 +78,23 @@ class Fa4Route:
     def __call__(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None,
                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                  enable_gqa: bool = False) -> torch.Tensor:
-        reason = self.why_not(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
-        if reason is not None:
-            self.calls[f"sdpa: {reason}"] += 1
-            return self.sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                             scale=scale, enable_gqa=enable_gqa)
         shape = (tuple(query.shape), tuple(key.shape), is_causal)
-        if shape not in self.refused:
+        reason = self.why_not(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
+        if reason is None and shape in self.refused:
+            reason = "FA4 refused the shape"
+        if reason is None:
             try:
                 out = self.attend(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
                                   softmax_scale=scale, causal=is_causal)
             except Exception as err:  # e.g. a head dim this GPU's kernels lack: SDPA takes that shape
-                self.refused[shape] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                self.refused[shape], reason = error_line(err), "FA4 refused the shape"
             else:
                 self.calls["fa4"] += 1
                 out = out[0] if isinstance(out, tuple) else out  # (out [B, L, H, d], lse)
                 return out.transpose(1, 2)  # -> [B, H, L, d]
-        self.calls["sdpa: FA4 refused the shape"] += 1
-        return self.sdpa(query, key, value, is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+        self.calls[f"sdpa: {reason}"] += 1
+        return self.sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                         scale=scale, enable_gqa=enable_gqa)
 
     @contextmanager
     def installed(self) -> Iterator[Fa4Route]:

@@ -73,7 +73,7 @@ watch_for() {  # seconds: progress every 60 s; returns as soon as the job ends
   progress
 }
 
-pack() {  # DEST NAME MIB PATH...: PATHs (relative to $D) as one tar archive in parts DEST/NAME.tar.partNN
+pack() {  # DEST NAME MIB ARG...: tar's ARGs (paths relative to $D, or -C DIR first) as one archive in parts DEST/NAME.tar.partNN
   local dest=$1 name=$2 mib=$3; shift 3
   mkdir -p "$dest" && rm -f "$dest/$name.tar.part"*
   tar -C "$D" -cf - "$@" 2>/dev/null | split -b "${mib}M" -d -a 2 - "$dest/$name.tar.part"
