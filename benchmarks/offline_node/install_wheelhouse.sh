@@ -13,8 +13,9 @@
 # Installing: every wheel with `pip install --no-index --no-deps --target TARGET` (default
 # /tmp/site), then the GL loader .debs if any: with `dpkg -x` into / and `ldconfig` when run as
 # root, else into TARGET/gl-root with LD_LIBRARY_PATH. The files are checked against
-# wheelhouse.json first. TARGET/env.sh gets the exports (PYTHONPATH, PATH, LD_LIBRARY_PATH and
-# the NVIDIA EGL vendor file when it lies outside glvnd's search path), which are printed too:
+# wheelhouse.json first. TARGET/env.sh gets the exports (PYTHONPATH: TARGET and the folders its
+# .pth files add, which Python would read only in a site folder; PATH, LD_LIBRARY_PATH and the
+# NVIDIA EGL vendor file when it lies outside glvnd's search path), which are printed too:
 #
 #   source /tmp/site/env.sh      # or paste the printed export lines
 #
@@ -94,9 +95,11 @@ if [ ${#wheels[@]} -gt 0 ]; then
 fi
 echo "installed ${#wheels[@]} wheels into $TARGET"
 
+# the folders the target's .pth files add (Python reads .pth files only in its site folders)
+extra=$(helper pth-paths "$TARGET") || { echo "reading the .pth files in $TARGET failed" >&2; exit 1; }
 {
   echo "# written by install_wheelhouse.sh (wheelhouse $ID)"
-  echo "export PYTHONPATH=$TARGET\${PYTHONPATH:+:\$PYTHONPATH}"
+  echo "export PYTHONPATH=$TARGET${extra:+:$extra}\${PYTHONPATH:+:\$PYTHONPATH}"
   [ -d "$TARGET/bin" ] && echo "export PATH=$TARGET/bin:\$PATH"
 } > "$TARGET/env.sh.tmp"
 

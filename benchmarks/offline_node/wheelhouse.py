@@ -12,6 +12,7 @@ each subcommand can also be run by hand:
     split         cut a wheelhouse into parts of at most N MiB, one per transfer
     gather        collect parts that arrived (one or several per command) and reassemble them
     check-node    after installing: which requirements the node still lacks or has in another version
+    pth-paths     the folders that an installed target's .pth files add to sys.path
 
 A wheelhouse is a folder of wheels, optionally gl/*.deb (GL loader packages) and wheelhouse.json.
 Its id is the start of the sha256 of wheelhouse.json (of the sorted file names and sizes when
@@ -472,6 +473,31 @@ def cmd_check_node(a: argparse.Namespace) -> None:
         print("note: other versions than the project's pins here: " + "; ".join(other), file=sys.stderr)
 
 
+# ----------------------------------------------------------------------------- pth-paths
+
+def pth_paths(target: Path) -> list[str]:
+    """The folders that the ``.pth`` files in ``target`` put on ``sys.path``, in ``sys.path`` order.
+
+    Python reads ``.pth`` files only in its site folders, and a ``pip install --target`` folder on
+    PYTHONPATH is not one: a package that finds its modules through a ``.pth`` file
+    (nvidia-cutlass-dsl puts its ``dsl_packages`` folder there, for FlashAttention 4) then does
+    not import. install_wheelhouse.sh puts these folders on PYTHONPATH after the target.
+    Runs the ``.pth`` files' import lines, as Python's start-up would."""
+    import site
+
+    target = Path(target).resolve()
+    saved = list(sys.path)
+    try:
+        site.addsitedir(str(target))
+        return [p for p in sys.path if p not in saved and Path(p).resolve() != target]
+    finally:
+        sys.path[:] = saved
+
+
+def cmd_pth_paths(a: argparse.Namespace) -> None:
+    print(os.pathsep.join(pth_paths(Path(a.target))))
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> None:
@@ -542,6 +568,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("check-node")
     p.add_argument("wheelhouse")
     p.set_defaults(fn=cmd_check_node)
+
+    p = sub.add_parser("pth-paths")
+    p.add_argument("target", help="a folder that pip install --target filled")
+    p.set_defaults(fn=cmd_pth_paths)
 
     a = ap.parse_args(argv)
     a.fn(a)

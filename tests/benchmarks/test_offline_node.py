@@ -119,6 +119,50 @@ def test_install_wheelhouse_installs_offline_and_is_idempotent(tmp_path, tiny_wh
     assert gone.returncode == 0 and f"export PYTHONPATH={site}" in gone.stdout
 
 
+def _wheel_with_a_pth_import_line(out: Path) -> Path:
+    """A wheel laid out as nvidia-cutlass-dsl's: its module ``hidden`` sits in a folder that only
+    its .pth file's import line puts on sys.path."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "pthpkg/__init__.py": "",
+        "pthpkg/extra/hidden.py": "VALUE = 7\n",
+        "pthpkg.pth": "import sys, os, pthpkg; sys.path.insert(0, os.path.join(pthpkg.__path__[0], 'extra'))\n",
+        "pthpkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: pthpkg\nVersion: 0.1\n",
+        "pthpkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(text.encode())}" for name, text in files.items()]
+    files["pthpkg-0.1.dist-info/RECORD"] = "\n".join(record + ["pthpkg-0.1.dist-info/RECORD,,"]) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    wheel = out / "pthpkg-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return wheel
+
+
+def test_install_wheelhouse_puts_the_folders_of_pth_files_on_the_path(tmp_path):
+    """Python reads .pth files only in site folders: env.sh names what they add, so a package
+    found through one (FlashAttention 4's cutlass) imports from the target on PYTHONPATH."""
+    wh = tmp_path / "wh"
+    _wheel_with_a_pth_import_line(wh)
+    site = tmp_path / "site"
+    out = _bash(TOOLS / "install_wheelhouse.sh", "--wheelhouse", str(wh), "--target", str(site))
+    assert out.returncode == 0, out.stdout + out.stderr
+    extra = site / "pthpkg" / "extra"
+    assert f"export PYTHONPATH={site}:{extra}" in out.stdout
+    probe = [sys.executable, "-c", "import hidden; print(hidden.VALUE)"]
+    plain = subprocess.run(probe, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(site)}, timeout=30)
+    assert plain.returncode != 0 and "No module named 'hidden'" in plain.stderr  # what the export fixes
+    loaded = subprocess.run(["bash", "-c", f"source {site}/env.sh && {' '.join(probe[:2])} '{probe[2]}'"],
+                            capture_output=True, text=True, env=ENV, timeout=30)
+    assert loaded.stdout.strip() == "7", loaded.stderr
+    assert wheelhouse.pth_paths(tmp_path / "nothing-here") == []
+
+
 def test_install_wheelhouse_joins_parts_uploaded_over_several_commands(tmp_path, tiny_wheel):
     wh = tmp_path / "wh"
     wh.mkdir()
