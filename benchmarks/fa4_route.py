@@ -5,10 +5,11 @@ Every attention call of the GR00T policy goes through
 Qwen3, diffusers' ``AttnProcessor2_0`` and the cached cross-attention for the DiT and the VL
 self-attention). :class:`Fa4Route` stands in for that function while installed: a call that
 FlashAttention 4's ``flash_attn.cute.flash_attn_func`` can run (CUDA, bf16 or fp16, no mask, no
-dropout, head dim a multiple of 8 up to 256, grouped heads only where SDPA would take them) goes
-to it, transposed from SDPA's [B, H, L, d] to its [B, L, H, d]; every other call goes to SDPA as
-before. It counts both, with the reason for each call left to SDPA, so a measurement says how
-much of the attention FA4 actually ran. Install the package (``pip install flash-attn-4``, with
+dropout, head dim a multiple of 8 up to 256, grouped heads only where SDPA would take them; a
+call that needs gradients only at a head dim whose backward was checked) goes to it, transposed
+from SDPA's [B, H, L, d] to its [B, L, H, d]; every other call goes to SDPA as before. It
+counts both, with the reason for each call left to SDPA, so a measurement says how much of the
+attention FA4 actually ran. Install the package (``pip install flash-attn-4``, with
 its ``nvidia-cutlass-dsl`` kernels) on the GPU machine; without it :func:`load_fa4` says so.
 """
 
@@ -24,6 +25,12 @@ import torch.nn.functional as F
 
 # attend(q, k, v, softmax_scale=None, causal=False) on [B, L, H, d] -> out or (out, lse)
 Attend = Callable[..., Any]
+
+# Head dims whose FA4 gradients matched SDPA's on an H200 (flash-attn-4 4.0.0b36, bf16; relative
+# error of dQ, dK, dV <= 4e-3). At 72 (SigLIP's) and 80 its Hopper backward returns a wrong dQ
+# (relative error ~1.1) while its forward and dK, dV are right, so a call that needs gradients at
+# any other head dim goes to SDPA. tests/benchmarks/test_fa4_route.py checks each on the GPU.
+BACKWARD_CHECKED_HEAD_DIMS = (48, 64, 96, 128)
 
 
 def load_fa4() -> Attend:
@@ -41,6 +48,11 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will ask this call for gradients."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 @dataclass
 class Fa4Route:
     """SDPA's signature; FA4 (``attend``) for the calls it can run, SDPA for the rest.
@@ -54,6 +66,7 @@ class Fa4Route:
     calls: Counter = field(default_factory=Counter)
     sdpa: Callable[..., torch.Tensor] = field(default=F.scaled_dot_product_attention, repr=False)  # the fallback
     refused: dict[tuple, str] = field(default_factory=dict)  # call shapes FA4 raised on -> the error
+    backward_head_dims: tuple[int, ...] | None = BACKWARD_CHECKED_HEAD_DIMS  # None: any head dim
 
     def why_not(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Any, dropout_p: float,
                 is_causal: bool, enable_gqa: bool) -> str | None:
@@ -69,6 +82,8 @@ class Fa4Route:
         d = q.shape[-1]
         if d % 8 or d > 256 or v.shape[-1] != d:
             return f"head dim {d}"
+        if self.backward_head_dims is not None and d not in self.backward_head_dims and needs_grad(q, k, v):
+            return f"backward at head dim {d}"
         if q.shape[1] != k.shape[1] and not (enable_gqa and q.shape[1] % k.shape[1] == 0):
             return "heads"  # SDPA refuses these too; let it say so
         if is_causal and q.shape[2] != k.shape[2]:
