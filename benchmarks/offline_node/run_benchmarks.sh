@@ -16,8 +16,8 @@
 #                 against the FLOP-bound limit at PEAK_TFLOPS, default 790): as shipped (32 envs)
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
-#                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, and at
-#                 128 envs; the shipped full-size settings (config/isaaclab_ppo_gr00t.yaml's batch
+#                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, at
+#                 128 envs without and with it; the shipped full-size settings (config/isaaclab_ppo_gr00t.yaml's batch
 #                 and micro-batches, 16-action chunks, no CUDA graphs) at 64 envs; the FP8 backbone's speed and
 #                 effect on the actions against bf16 on the same inputs; the policy's speed with
 #                 each SDPA attention kernel preferred and with FlashAttention 4 where installed
@@ -176,7 +176,8 @@ if [ "$SET" = isaaclab ]; then
 elif [ "$SET" = levers ]; then
   wanted pipeline_full_s2 || wanted pipeline_full_64envs || wanted pipeline_full_compile || wanted pipeline_full_fp8 \
     || wanted pipeline_full_compile_all || wanted pipeline_full_overlap || wanted pipeline_full_levers \
-    || wanted pipeline_full_levers_overlap || wanted pipeline_full_levers_128envs || wanted pipeline_full_shipped_64envs \
+    || wanted pipeline_full_levers_overlap || wanted pipeline_full_levers_128envs \
+    || wanted pipeline_full_levers_overlap_128envs || wanted pipeline_full_shipped_64envs \
     || wanted attention_backends \
     && tokenizer
   LEV=(pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 2 --steps 3 --sim-procs "$SIM"
@@ -197,6 +198,8 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
+    env.train.total_num_envs=128 actor.global_batch_size=256
+  bench pipeline_full_levers_overlap_128envs 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
   # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
   # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
