@@ -154,10 +154,11 @@ def test_install_wheelhouse_puts_the_folders_of_pth_files_on_the_path(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     extra = site / "pthpkg" / "extra"
     assert f"export PYTHONPATH={site}:{extra}" in out.stdout
-    probe = [sys.executable, "-c", "import hidden; print(hidden.VALUE)"]
-    plain = subprocess.run(probe, capture_output=True, text=True, env={**ENV, "PYTHONPATH": str(site)}, timeout=30)
+    probe = f"{sys.executable} -c 'import hidden; print(hidden.VALUE)'"
+    plain = subprocess.run(["bash", "-c", f"PYTHONPATH={site} {probe}"], capture_output=True, text=True, env=ENV,
+                           timeout=30)
     assert plain.returncode != 0 and "No module named 'hidden'" in plain.stderr  # what the export fixes
-    loaded = subprocess.run(["bash", "-c", f"source {site}/env.sh && {' '.join(probe[:2])} '{probe[2]}'"],
+    loaded = subprocess.run(["bash", "-c", f"source {site}/env.sh && {probe}"],
                             capture_output=True, text=True, env=ENV, timeout=30)
     assert loaded.stdout.strip() == "7", loaded.stderr
     assert wheelhouse.pth_paths(tmp_path / "nothing-here") == []
