@@ -2,8 +2,10 @@
 
 Runs the training loop (Ray workers, MuJoCo envs, GR00T policy, PPO update) for a few
 global steps per variant, drops the first step (warm-up: compilation, caches) and reports
-medians. Runner overhead = the part of a step outside simulation, model inference and the
-actor update (Ray transfers, trajectory stacking, advantages, weight sync, logging).
+medians. With the update beside the next rollout, the runner's last step collects no rollout
+ahead (it is the update alone), so such a variant runs one step more and drops it. Runner
+overhead = the part of a step outside simulation, model inference and the actor update (Ray
+transfers, trajectory stacking, advantages, weight sync, logging).
 
     python benchmarks/pipeline.py --config mujoco_stack3_ppo_gr00t_tiny --stages 1 2 --steps 4 \
         -- cluster=1gpu env.train.total_num_envs=64 env.train.num_workers=8
@@ -47,7 +49,8 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
 
     log_dir = tempfile.mkdtemp(prefix=f"bench_pipeline_s{stages}_")
     procs = [f"env.train.num_workers={sim_procs // stages}"] if sim_procs else []  # same CPU budget for every S
-    cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={steps}", *procs,
+    total = runner_steps(steps, overlap)
+    cfg = load_config(config, [f"rollout.pipeline_stage_num={stages}", f"runner.max_steps={total}", *procs,
                                "runner.save_interval=-1", "runner.val_check_interval=-1",
                                f"cluster.tensor_transport={transport}", f"cluster.cuda_ipc={str(cuda_ipc).lower()}",
                                f"rollout.overlap_update={str(overlap).lower()}",
@@ -55,18 +58,19 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     runner = TrainRunner(cfg)
     rows = []
     try:
-        for step in range(steps):  # the runner's loop, one step at a time, keeping each step's metrics
+        for step in range(total):  # the runner's loop, one step at a time, keeping each step's metrics
             t0 = time.perf_counter()
             m = runner.run_one(step)
             m["wall"] = time.perf_counter() - t0
             rows.append(m)
+            tail = " (the update alone: not measured)" if step >= steps else ""
             print(f"  S={stages} step {step}: {m['env/steps_per_s']:.1f} env-steps/s, "
-                  f"step {m['time/step']:.2f}s", flush=True)
+                  f"step {m['time/step']:.2f}s{tail}", flush=True)
         mem = {g.name: [round(m["peak_gib"], 2) for m in g.memory_stats()]
                for g in (runner.controller.envs, runner.controller.rollouts, runner.controller.actors)}
     finally:
         runner.close()
-    measured = rows[1:] if len(rows) > 1 else rows
+    measured = steady_rows(rows, steps)
     out = {k: statistics.median(r.get(k, 0.0) for r in measured) for k in PHASES + ("env/steps_per_s",)}
     compute = out["time/env"] + out["time/env_reset"] + out["time/inference"] + out["time/update"] + out["time/advantages"]
     # The env worker is the rollout's critical path: it either simulates (time/env) or waits
@@ -91,6 +95,18 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["update_samples_per_s"] = samples * cfg.algorithm.update_epochs / max(1e-9, out["time/update"])
     out["gpu_peak_gib"] = mem  # per component, per rank (torch.cuda.max_memory_allocated)
     return out
+
+
+def runner_steps(steps: int, overlap: bool) -> int:
+    """Global steps to run for ``steps`` whole ones: with ``rollout.overlap_update`` the runner's
+    last step collects no rollout ahead, so one more runs, to be dropped."""
+    return steps + 1 if overlap else steps
+
+
+def steady_rows(rows: list[dict], steps: int) -> list[dict]:
+    """The steps measured out of the ``rows`` run: steps 1 .. ``steps`` - 1 (the first warms up,
+    any beyond ``steps`` is the overlapped run's update alone); the first if nothing else ran."""
+    return rows[1:steps] or rows[:1]
 
 
 def flop_limit(decision_flops: float, sample_flops: float, update_epochs: int, peak_tflops: float) -> float:

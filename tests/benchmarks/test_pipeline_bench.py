@@ -26,6 +26,15 @@ def test_policy_flops_of_the_tiny_policy():
     assert f == pipeline.policy_flops("cpu_quickstart", ["cluster=cpu"])  # counted, not timed: repeatable
 
 
+def test_an_overlapped_variant_runs_one_more_step_and_measures_the_same_steady_ones():
+    # --steps 3: steps 1 and 2 are measured; overlapped, step 3 (the update alone) runs and is dropped
+    assert pipeline.runner_steps(3, overlap=False) == 3 and pipeline.runner_steps(3, overlap=True) == 4
+    rows = [{"step": i} for i in range(4)]
+    assert pipeline.steady_rows(rows[:3], 3) == rows[1:3]
+    assert pipeline.steady_rows(rows, 3) == rows[1:3]
+    assert pipeline.steady_rows(rows[:1], 1) == rows[:1]  # a single step is all there is
+    assert pipeline.steady_rows(rows[:2], 1) == rows[:1]  # --steps 1 overlapped: its dropped step aside
+
 
 def test_eager_model_config_turns_off_only_the_execution_levers():
     from rlinf_isaac.config import load_config
