@@ -9,6 +9,8 @@ FP8 moved the outputs — the backbone features (relative Frobenius error), the 
 commands (+-1) that flipped, and the log-probs — with
 the same exploration noise in both (same generator seed). Timing as in
 ``policy_throughput.py``: warm-up calls, then the median of ``--steps`` synchronised calls.
+``--compile`` compiles the SigLIP tower and the language model for both
+(``actor.model.compile_backbone``), which fuses FP8's per-token scaling into few kernels.
 
     python benchmarks/fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 \\
         --json fp8_backbone.json
@@ -69,18 +71,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--image-size", type=int, default=224, help="side of the env images fed to the processor")
     p.add_argument("--noise-method", choices=("flow_sde", "flow_noise"), default="flow_sde")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone in both (compile_backbone)")
     p.add_argument("--json", default=None, help="also write the result JSON to this file")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from rlinf_isaac.models.gr00t.policy import fp8_backbone
-
     args = parse_args(argv)
     policy, build_s = build_policy(args.config, args.device, DTYPES[args.dtype], args.noise_method, None)
     log(f"{args.config} on {args.device} ({args.dtype}) built in {build_s:.1f} s")
+    if args.compile:
+        from rlinf_isaac.models.gr00t.policy import BACKBONE_PARTS, compile_parts
+
+        compile_parts(policy.model, BACKBONE_PARTS)
     ref = measure(policy, args.batch_sizes, args)
-    converted, kept = fp8_backbone(policy.model)
+    converted, kept = policy.use_fp8_backbone()
     log(f"backbone in FP8: {converted} linear layers converted, {kept} left in {args.dtype}")
     fp8 = measure(policy, args.batch_sizes, args)
     rows = {bs: compare(ref[bs], fp8[bs], policy.processor.cfg.gripper_dims) for bs in args.batch_sizes}
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"gripper flips {r['gripper_flip_share']:.2%}")
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     result = {"benchmark": "fp8_backbone", "config": args.config, "device": device_name, "dtype": args.dtype,
-              "linear_layers_fp8": converted, "linear_layers_kept": kept, "image_size": args.image_size,
+              "compiled": args.compile, "linear_layers_fp8": converted, "linear_layers_kept": kept,
+              "image_size": args.image_size,
               "rows": {str(bs): r for bs, r in rows.items()}}
     emit(result, args.json)
     return result

@@ -185,8 +185,7 @@ elif [ "$SET" = levers ]; then
     actor.model.compile_backbone=true
   bench pipeline_full_compile_all 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
     actor.model.compile_backbone=true actor.model.compile_action_head=true
-  bench pipeline_full_fp8 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.cuda_graph=false \
-    actor.model.backbone_fp8=true
+  bench pipeline_full_fp8 420 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" actor.model.backbone_fp8=true
   bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"
   # the levers together: 64 envs, whole minibatches per micro-batch, fused AdamW, both compiled;
   # then the same with the update beside the next rollout
@@ -198,11 +197,14 @@ elif [ "$SET" = levers ]; then
     env.train.total_num_envs=128 actor.global_batch_size=256
   bench pipeline_full_levers_overlap_128envs 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
+  # ... and with the frozen backbone in FP8 (opt-in: it moves the actions, see fp8_backbone)
+  bench pipeline_full_levers_fp8_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
+    env.train.total_num_envs=128 actor.global_batch_size=256 actor.model.backbone_fp8=true
   # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
   # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
   bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
     actor.global_batch_size=256 actor.micro_batch_size=16 actor.model.num_action_chunks=16 actor.model.cuda_graph=false
-  bench fp8_backbone 300 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64
+  bench fp8_backbone 420 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 --compile
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then
   bench env 150 env_throughput.py --num-envs 4 --workers 2 --chunks 2

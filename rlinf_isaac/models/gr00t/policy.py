@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from rlinf_isaac.models.gr00t import flow_rl
 from rlinf_isaac.models.gr00t.cuda_graph import GraphCache
+from rlinf_isaac.models.gr00t.fp8 import Fp8Linear, fp8_linears, refresh_fp8
 from rlinf_isaac.models.gr00t.policy_config import GR00TPolicyConfig
 from rlinf_isaac.models.gr00t.value_head import ValueHead, ValueHeadConfig
 
@@ -101,7 +102,16 @@ class GR00TPolicy(nn.Module):
             if self.cfg.noise_method == "flow_noise" else None
         )
         self._graphs = GraphCache(self._graph_tensors)
+        self._fp8_layers: list[Fp8Linear] = []  # use_fp8_backbone()
         self.train()
+
+    def use_fp8_backbone(self) -> tuple[int, int]:
+        """The frozen backbone's linear layers in FP8, in place (:func:`fp8_backbone`); every
+        later ``predict`` first refreshes their FP8 weights if a weight changed, outside any
+        compiled code or CUDA graph. -> (layers converted, left in float)."""
+        counts = fp8_backbone(self.model)
+        self._fp8_layers = [m for m in self.model.modules() if isinstance(m, Fp8Linear)]
+        return counts
 
     def clear_cuda_graphs(self) -> None:
         """Free the captured graphs (e.g. before offloading the weights to the host)."""
@@ -233,6 +243,7 @@ class GR00TPolicy(nn.Module):
         if mode not in _MODES:
             raise ValueError(f"predict mode must be one of {_MODES}, got {mode!r}")
         device = self.device
+        refresh_fp8(self._fp8_layers)
         inputs = self._process(obs)
         batch = inputs["state"].shape[0]
         dtype = next(self.model.parameters()).dtype  # x_0 in the model's compute dtype
@@ -257,6 +268,7 @@ class GR00TPolicy(nn.Module):
         actions (e.g. to bootstrap at truncation). Needs the value head."""
         if self.value_head is None:
             raise RuntimeError("predict_values needs a value head: set actor.model.add_value_head=true")
+        refresh_fp8(self._fp8_layers)
         inputs = self._process(obs)
         features, mask = self._features(inputs)
         return self.value_head(features, mask, inputs["state"])
@@ -385,7 +397,7 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
     if cfg.compile_backbone:
         compile_parts(policy.model, BACKBONE_PARTS)
     if cfg.backbone_fp8:
-        fp8_backbone(policy.model)
+        policy.use_fp8_backbone()
     if cfg.compile_action_head:
         compile_parts(policy.model, ACTION_HEAD_PARTS)
     return policy
@@ -408,8 +420,6 @@ def compile_parts(model: nn.Module, names: tuple[str, ...], mode: Optional[str] 
 def fp8_backbone(model: nn.Module) -> tuple[int, int]:
     """The SigLIP tower's and the language model's linear layers in FP8, in place (names and
     state dict unchanged; :mod:`rlinf_isaac.models.gr00t.fp8`); -> (converted, left in float)."""
-    from rlinf_isaac.models.gr00t.fp8 import fp8_linears
-
     counts = [fp8_linears(model.get_submodule(name)) for name in BACKBONE_PARTS]
     converted, kept = sum(c for c, _ in counts), sum(k for _, k in counts)
     logger.info("backbone in FP8: %d linear layers converted, %d left in float (sizes not multiples of 16)",

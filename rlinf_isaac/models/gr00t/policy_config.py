@@ -49,8 +49,9 @@ class GR00TPolicyConfig(PolicyConfig):
     compile_backbone: bool = False
     # the frozen backbone's linear layers (SigLIP tower, language model) multiply in FP8:
     # weights per output channel, activations per token (FP8 tensor cores on Hopper); rollouts
-    # only, as with compile_backbone, so the PPO ratio stays exactly 1; opt-in: it moves the
-    # features and so the actions (docs/PERFORMANCE.md#the-backbone-in-fp8)
+    # only, as with compile_backbone, so the PPO ratio stays exactly 1; combines with
+    # compile_backbone and cuda_graph; opt-in: it moves the features and so the actions
+    # (docs/PERFORMANCE.md#the-backbone-in-fp8)
     backbone_fp8: bool = False
     # torch.compile of the trainable action head's VL self-attention and DiT, in rollouts and in
     # the update; the actor then recomputes the rollout's log-probs with its own compiled
@@ -81,9 +82,6 @@ class GR00TPolicyConfig(PolicyConfig):
               f"false with {p}.cuda_graph=true (a compiled module is not captured into a CUDA graph)")
         check(not self.backbone_fp8 or self.reuse_backbone_features, f"{p}.backbone_fp8", self.backbone_fp8,
               "false unless reuse_backbone_features=true (then only rollouts run the FP8 backbone)")
-        check(not (self.backbone_fp8 and (self.cuda_graph or self.compile_backbone)), f"{p}.backbone_fp8",
-              self.backbone_fp8, f"false with {p}.cuda_graph or {p}.compile_backbone (the FP8 weight copy is "
-              "re-made in Python when the weight changes, which a graph or a compiled module would not see)")
         check(not (self.compile_action_head and self.cuda_graph), f"{p}.compile_action_head",
               self.compile_action_head, f"false with {p}.cuda_graph=true (a compiled module is not captured into a "
               "CUDA graph)")
