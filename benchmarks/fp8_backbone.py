@@ -10,7 +10,7 @@ commands (+-1) that flipped, and the log-probs — with
 the same exploration noise in both (same generator seed). Timing as in
 ``policy_throughput.py``: warm-up calls, then the median of ``--steps`` synchronised calls.
 ``--compile`` compiles the SigLIP tower and the language model for both
-(``actor.model.compile_backbone``), which fuses FP8's per-token scaling into few kernels.
+(``actor.model.compile_backbone``), which can fuse FP8's per-token scaling into few kernels.
 
     python benchmarks/fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 \\
         --json fp8_backbone.json
