@@ -17,12 +17,12 @@
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
 #                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, at
-#                 128 envs without and with it; the shipped full-size settings
-#                 (config/isaaclab_ppo_gr00t.yaml's batch and micro-batches, 16-action chunks, no
-#                 CUDA graphs) at 64 envs; the FP8 backbone's speed and effect on the actions
-#                 against bf16 on the same inputs; the policy's speed with each SDPA attention
-#                 kernel preferred and with FlashAttention 4 where installed (pip install .[fa4])
-#                 (~30 minutes; start it with detached.sh)
+#                 128 envs without and with it and with the backbone in FP8; the shipped
+#                 full-size settings (config/isaaclab_ppo_gr00t.yaml's batch and micro-batches,
+#                 16-action chunks, no CUDA graphs) at 64 envs; the FP8 backbone's speed and
+#                 effect on the actions against bf16 on the same inputs; the policy's speed with
+#                 each SDPA attention kernel preferred and with FlashAttention 4 where installed
+#                 (pip install .[fa4]) (~30 minutes; start it with detached.sh)
 #   --out DIR     where NAME.json and NAME.log go (default $OUT, else /tmp/bench_out), plus
 #                 node.txt (GPUs, versions) and summary.jsonl (one line per run: name, tree,
 #                 exit code, seconds, JSON file)
