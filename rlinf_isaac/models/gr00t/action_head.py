@@ -36,6 +36,13 @@ __all__ = [
 ]
 
 
+# log(10000) rounded to float32 (as GR00T N1.5 computes it), held as a Python float: a host
+# constant, so neither a CUDA graph capture (no host-to-device copy) nor torch.compile (no
+# tensor to read back) sees it. Its quotient by dim/2, cast to float32 by the multiply, equals
+# the float32 quotient (checked for every dim/2 up to 8192 in the tests).
+LOG_10000_F32 = float(torch.log(torch.tensor(10000.0)))
+
+
 def sinusoidal_encoding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     """Sin/cos encoding of (bucketed) timesteps.
 
@@ -46,7 +53,7 @@ def sinusoidal_encoding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     of the frequencies at dim 1536).
     """
     half = dim // 2
-    step = torch.log(torch.tensor(10000.0, device=timesteps.device)) / half  # float32 scalar
+    step = LOG_10000_F32 / half  # Python float; the float32 quotient once the multiply casts it
     freqs = torch.exp(-torch.arange(half, dtype=torch.float32, device=timesteps.device) * step)  # [dim/2]
     angles = timesteps.float().unsqueeze(-1) * freqs  # [B, C, 1] * [dim/2] -> [B, C, dim/2]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # [B, C, dim]

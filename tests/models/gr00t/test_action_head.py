@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from rlinf_isaac.models.gr00t.action_head import sinusoidal_encoding
+from rlinf_isaac.models.gr00t.action_head import LOG_10000_F32, sinusoidal_encoding
 
 
 def test_sinusoidal_encoding_rounds_as_published():
@@ -25,3 +25,20 @@ def test_sinusoidal_encoding_rounds_as_published():
     assert torch.equal(got[0, 0, :half], torch.zeros(half)) and torch.equal(got[0, 0, half:], torch.ones(half))
     torch.testing.assert_close(got[0, :, 0], torch.sin(t[0].float()), rtol=0, atol=0)
     torch.testing.assert_close(got[0, 3, half], torch.cos(torch.tensor(250.0)), rtol=0, atol=0)
+
+
+def test_the_host_float_step_is_the_float32_quotient():
+    """``sinusoidal_encoding`` divides log(10000) by dim/2 as Python floats (a host constant,
+    invisible to CUDA graph capture and torch.compile); cast to float32 by the multiply, that
+    quotient equals the float32 division GR00T N1.5 does, for every dim/2 up to 8192."""
+    log32 = torch.log(torch.tensor(10000.0))
+    assert LOG_10000_F32 == float(log32)
+    halves = torch.arange(1, 8193)
+    want = log32 / halves  # float32 division
+    got = torch.tensor([LOG_10000_F32 / h for h in range(1, 8193)], dtype=torch.float64).float()
+    assert torch.equal(got, want)
+    for half in (16, 64, 768, 1024):  # and the encoding at several widths, bit for bit
+        freqs = torch.exp(-torch.arange(half, dtype=torch.float32) * (log32 / half))
+        angles = torch.tensor([[3.0, 250.0]])[..., None] * freqs
+        assert torch.equal(sinusoidal_encoding(torch.tensor([[3, 250]]), 2 * half),
+                           torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1))

@@ -3,14 +3,20 @@
 GPU tests (skipped without one): the graph gives the eager results (same random draws, so
 the same chain up to float rounding; the log-probs recomputed by ``evaluate`` give ratio 1
 within float32 rounding); an in-place weight update reaches the graph; moving the weights
-(offload and back) re-captures; a new batch shape captures its own graph. The CPU test:
-the option is a no-op off the GPU.
+(offload and back) re-captures; a new batch shape captures its own graph. The CPU tests:
+the option is a no-op off the GPU, and the part a graph captures, run on the meta device as if
+captured, copies nothing from the host (a capture refuses such copies and the cache would fall
+back to eager inference, only slower).
 """
+
+import sys
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
+from rlinf_isaac.models.gr00t import cuda_graph
+from rlinf_isaac.models.gr00t.policy import INPUT_KEYS, GR00TPolicy, GR00TPolicyConfig
 from tests.models.gr00t.test_gpu import _obs
 
 
@@ -31,6 +37,63 @@ def test_cuda_graph_option_is_a_no_op_on_the_cpu():
     a1, e1 = _predict(graphed, _obs(3), "train", 1, "cpu")
     assert torch.equal(a0, a1) and torch.equal(e0["chain"], e1["chain"])
     assert graphed._graphs.captures == 0
+
+
+class _HostReads(TorchDispatchMode):
+    """Records every op that reads a host (CPU) tensor while the computation runs on meta."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        leaves = torch.utils._pytree.tree_leaves((args, kwargs or {}))
+        if any(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in leaves):
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _as_if_capturing(monkeypatch) -> list[str]:
+    """Makes every capture check answer True (ours and transformers'), and records tensors made
+    from Python data on another device than the host (``torch.tensor(x, device=...)`` copies
+    from the host without dispatching an op)."""
+    made: list[str] = []
+    check = cuda_graph.is_capturing
+    for module in list(sys.modules.values()):
+        if getattr(module, "is_capturing", None) is check:
+            monkeypatch.setattr(module, "is_capturing", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    for name in ("tensor", "as_tensor"):
+        original = getattr(torch, name)
+
+        def record(*args, _original=original, _name=name, **kwargs):
+            data = args[0] if args else kwargs.get("data")
+            on_host = not isinstance(data, torch.Tensor) or data.device.type == "cpu"
+            if on_host and kwargs.get("device") is not None and torch.device(kwargs["device"]).type != "cpu":
+                made.append(f"torch.{_name}(..., device={kwargs['device']})")
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(torch, name, record)
+    return made
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("fp8", [False, True])
+def test_the_captured_part_copies_nothing_from_the_host(monkeypatch, mode, fp8):
+    """``_infer`` on the meta device with the capture checks on: no op reads a host tensor and no
+    tensor is made from Python data on the device, so a CUDA graph capture of it cannot fail on
+    a host-to-device copy."""
+    policy = GR00TPolicy.from_config("gr00t_tiny", GR00TPolicyConfig(num_action_chunks=4, backbone_fp8=fp8), seed=0)
+    inputs = policy._process(_obs(3))
+    t = {k: inputs[k] for k in (*INPUT_KEYS, "state", "embodiment_id")}
+    t.update(policy._draw(3, mode, torch.Generator().manual_seed(1), torch.float32))
+    policy.to("meta")
+    t = {k: v.to("meta") for k, v in t.items()}
+    made = _as_if_capturing(monkeypatch)
+    with torch.no_grad(), _HostReads() as reads:
+        out = policy._infer(mode, t)
+    assert out["chain"].shape == (3, policy.cfg.num_denoise_steps + 1, policy.horizon, policy.pad_action_dim)
+    assert made == [] and reads.ops == []
 
 
 def _close(x, y, tol=1e-4):
