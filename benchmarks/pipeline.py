@@ -94,6 +94,10 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["samples_per_s"] = samples / max(1e-9, out["time/step"])
     out["update_samples_per_s"] = samples * cfg.algorithm.update_epochs / max(1e-9, out["time/update"])
     out["gpu_peak_gib"] = mem  # per component, per rank (torch.cuda.max_memory_allocated)
+    out["cuda_graph_eager_ranks"] = max(r.get("rollout/cuda_graph_eager", 0.0) for r in rows)
+    if out["cuda_graph_eager_ranks"]:
+        print(f"  WARNING S={stages}: CUDA graph capture failed in {out['cuda_graph_eager_ranks']:.0f} rollout "
+              f"worker(s), so this variant's policy calls ran eagerly (the run's log says why)", flush=True)
     return out
 
 

@@ -144,6 +144,10 @@ METRICS: dict[str, MetricDoc] = {
         "mean(logp_old), logp summed over the C x A action dims of a chunk",
         "log-probability of the rollout's own actions",
     ),
+    "rollout/cuda_graph_eager": MetricDoc(
+        "count of rollout workers whose CUDA graph capture failed (logged only then)",
+        "actor.model.cuda_graph is on but predict runs eagerly: slower, same results; the log says why",
+    ),
     "env/success_once": MetricDoc(
         "mean over ended episodes of 1[success at some env step]", "training success rate"
     ),

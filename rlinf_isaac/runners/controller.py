@@ -84,6 +84,7 @@ class Controller:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.synced_version: int | None = None  # weights version the rollout workers hold
+        self._graph_warnings: set[str] = set()  # CUDA graph capture failures already reported
         self.placement = p = resolve_placement(cfg)
         self.n_env, self.n_roll, self.n_act = (p.world_size(c) for c in ("env", "rollout", "actor"))
         validate(cfg, env_ranks=self.n_env, actor_ranks=self.n_act)
@@ -194,8 +195,22 @@ class Controller:
         metrics["time/env"] = max(r.time_env for r in results)
         metrics["time/env_wait"] = max(r.time_wait for r in results)
         metrics["time/env_reset"] = max(r.time_reset for r in results)
-        metrics["time/inference"] = max(self.rollouts.timing())
+        seconds, fallbacks = zip(*self.rollouts.timing())
+        metrics["time/inference"] = max(seconds)
+        metrics.update(self._graph_fallbacks(fallbacks))
         return RolloutOutput(pieces, metrics, steps, video, seconds=time.perf_counter() - t0)
+
+    def _graph_fallbacks(self, reasons: tuple[str | None, ...]) -> dict[str, float]:
+        """Warn once per reason when rollout workers run the policy eagerly although
+        ``actor.model.cuda_graph`` is on; -> ``rollout/cuda_graph_eager`` (ranks affected)."""
+        eager = [(rank, why) for rank, why in enumerate(reasons) if why is not None]
+        for rank, why in eager:
+            if why not in self._graph_warnings:
+                self._graph_warnings.add(why)
+                log.warning("rollout rank %d runs the policy without CUDA graphs (slower, same results): "
+                            "capture failed with %s. Set actor.model.cuda_graph=false to run eagerly "
+                            "on purpose.", rank, why)
+        return {"rollout/cuda_graph_eager": float(len(eager))} if eager else {}
 
     def compute_advantages(self, pieces: list[list[Any]]) -> dict[str, float]:
         """Actors take their trajectory shards, fetch the stored inputs the shards point to from

@@ -70,7 +70,7 @@ class RolloutGroup(_Group):
         """Rank r's sampling noise restarts from ``seeds[r]``."""
         self.run(RolloutWorker.reseed, per_rank_args=[(s,) for s in seeds])
 
-    def timing(self) -> list[float]:
+    def timing(self) -> list[tuple[float, str | None]]:
         return self.run(RolloutWorker.timing)
 
     def release_features(self) -> None:

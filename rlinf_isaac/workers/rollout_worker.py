@@ -83,10 +83,11 @@ class RolloutWorker(WorkerBase):
         """Drop the stored inputs once every actor fetched its rows (every global step)."""
         return self.features.release()
 
-    def timing(self) -> float:
-        """Seconds of model inference since the last call (and reset the counter)."""
+    def timing(self) -> tuple[float, str | None]:
+        """(seconds of model inference since the last call, resetting the counter; why the policy
+        infers eagerly although CUDA graphs are on, or None)."""
         t, self.infer_seconds = self.infer_seconds, 0.0
-        return t
+        return t, getattr(self.policy, "cuda_graph_fallback", None)
 
     @torch.no_grad()
     def values(self, obs: Obs, per_action: bool = False) -> torch.Tensor:

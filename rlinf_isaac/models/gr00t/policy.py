@@ -113,6 +113,11 @@ class GR00TPolicy(nn.Module):
         self._fp8_layers = [m for m in self.model.modules() if isinstance(m, Fp8Linear)]
         return counts
 
+    @property
+    def cuda_graph_fallback(self) -> str | None:
+        """Why ``predict`` runs eagerly although ``cuda_graph`` is on (a capture failed), else None."""
+        return self._graphs.disabled_reason
+
     def clear_cuda_graphs(self) -> None:
         """Free the captured graphs (e.g. before offloading the weights to the host)."""
         self._graphs.clear()
