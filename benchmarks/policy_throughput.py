@@ -51,37 +51,6 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------- construction
-def benchmark_tokenizer(model_cfg: Any):
-    """The project's tiny BPE with its special tokens moved to the model's ids.
-
-    Used when the model's own tokenizer files are absent (the full model's Qwen3 tokenizer is
-    not shipped): ``<|pad|>`` -> ``backbone_cfg.pad_token_id``, ``<IMG_CONTEXT>`` ->
-    ``backbone_cfg.image_token_index``, the other five specials just below the latter. Token
-    values do not change the compute; the prompt layout and the padded length do not change.
-    """
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    from rlinf_isaac.models.gr00t.tokenizer import SPECIAL_TOKENS, build_tiny_tokenizer
-
-    bb = model_cfg.backbone_cfg
-    tiny = build_tiny_tokenizer()
-    if bb.llm.vocab_size == tiny.vocab_size and bb.image_token_index == 6:
-        return tiny
-    others = [t for t in SPECIAL_TOKENS if t not in ("<|pad|>", "<IMG_CONTEXT>")]
-    remap = {"<|pad|>": bb.pad_token_id, "<IMG_CONTEXT>": bb.image_token_index}
-    remap.update({tok: bb.image_token_index - 1 - i for i, tok in enumerate(others)})
-    if min(remap.values()) < tiny.vocab_size or len(set(remap.values())) != len(remap):
-        raise ValueError(f"cannot place the special tokens at {remap} above the tiny vocabulary "
-                         f"({tiny.vocab_size}); pass --tokenizer with the model's tokenizer folder")
-    spec = json.loads(tiny.backend_tokenizer.to_str())
-    for added in spec["added_tokens"]:
-        added["id"] = remap[added["content"]]
-    spec["model"]["vocab"].update({k: v for k, v in remap.items() if k in spec["model"]["vocab"]})
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-                                   pad_token="<|pad|>", unk_token="<|unk|>")
-
-
 def build_policy(config: str, device: str, dtype: torch.dtype, noise_method: str, tokenizer_dir: str | None):
     """Random-weight ``GR00TPolicy`` on ``device``: model in ``dtype``, value head / noise net fp32.
 
@@ -90,11 +59,11 @@ def build_policy(config: str, device: str, dtype: torch.dtype, noise_method: str
     from rlinf_isaac.models.gr00t.modeling import build_model
     from rlinf_isaac.models.gr00t.policy import GR00TPolicy, GR00TPolicyConfig
     from rlinf_isaac.models.gr00t.processor import GR00TProcessor
-    from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer
+    from rlinf_isaac.models.gr00t.tokenizer import load_tokenizer, stand_in_tokenizer
 
     t0 = time.perf_counter()
     cfg = load_config(config)
-    tok = load_tokenizer(tokenizer_dir) if tokenizer_dir else benchmark_tokenizer(cfg)
+    tok = load_tokenizer(tokenizer_dir) if tokenizer_dir else stand_in_tokenizer(cfg)
     processor = GR00TProcessor.for_model(cfg, tokenizer=tok)
     torch.manual_seed(0)
     model = build_model(cfg, device=device, dtype=dtype)  # initialised on the device itself
@@ -456,8 +425,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.save_tokenizer:
         from rlinf_isaac.models.gr00t.config import load_config
+        from rlinf_isaac.models.gr00t.tokenizer import stand_in_tokenizer
 
-        benchmark_tokenizer(load_config(args.config)).save_pretrained(args.save_tokenizer)
+        stand_in_tokenizer(load_config(args.config)).save_pretrained(args.save_tokenizer)
         log(f"wrote the {args.config} benchmark tokenizer to {args.save_tokenizer}")
         return {"tokenizer": args.save_tokenizer}
     budget = Budget(args.time_budget_s)

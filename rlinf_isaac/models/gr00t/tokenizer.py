@@ -11,6 +11,9 @@ words). Training is our own deterministic loop (most frequent pair first, ties b
 the pair's strings), so the same corpus gives a byte-identical ``tokenizer.json`` in any
 process; the result is a ``tokenizers`` BPE model wrapped in ``PreTrainedTokenizerFast``.
 Special tokens have fixed ids 0..6, matching ``gr00t_tiny`` (pad 0, image_token_index 6).
+
+Random-weight runs of a larger config whose tokenizer is not shipped (benchmarks, tests):
+:func:`stand_in_tokenizer` moves the tiny BPE's special tokens to that model's ids.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "tiny_corpus",
     "train_byte_bpe",
     "build_tiny_tokenizer",
+    "stand_in_tokenizer",
     "load_tokenizer",
 ]
 
@@ -193,6 +197,36 @@ _WHO_PROVIDES = (
     "for the tiny model: the tokenizer saved with the checkpoint by rlinf_isaac's SFT script "
     "(or build_tiny_tokenizer().save_pretrained(path))"
 )
+
+
+def stand_in_tokenizer(model_cfg):
+    """The tiny BPE with its special tokens at ``model_cfg``'s ids, for a model whose own tokenizer
+    is absent (random weights: token values change no compute, and the prompt layout and its
+    padded length stay the same). ``<|pad|>`` takes ``backbone_cfg.pad_token_id``,
+    ``<IMG_CONTEXT>`` ``backbone_cfg.image_token_index`` and the other five the ids just below
+    it. The tiny model gets the tiny tokenizer itself."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bb = model_cfg.backbone_cfg
+    tiny = build_tiny_tokenizer()
+    if bb.llm.vocab_size == tiny.vocab_size and bb.image_token_index == 6:
+        return tiny
+    rest = [t for t in SPECIAL_TOKENS if t not in ("<|pad|>", IMAGE_CONTEXT_TOKEN)]
+    ids = {"<|pad|>": bb.pad_token_id, IMAGE_CONTEXT_TOKEN: bb.image_token_index}
+    ids.update({tok: bb.image_token_index - 1 - i for i, tok in enumerate(rest)})
+    if min(ids.values()) < tiny.vocab_size or len(set(ids.values())) != len(ids):
+        raise ValueError(f"stand_in_tokenizer: the special tokens cannot take the ids {ids}, which must lie "
+                         f"above the tiny vocabulary ({tiny.vocab_size}) and differ; load the model's own "
+                         f"tokenizer folder with load_tokenizer instead")
+    spec = json.loads(tiny.backend_tokenizer.to_str())
+    for added in spec["added_tokens"]:
+        added["id"] = ids[added["content"]]
+    spec["model"]["vocab"].update({k: v for k, v in ids.items() if k in spec["model"]["vocab"]})
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+                                   pad_token="<|pad|>", unk_token="<|unk|>")
 
 
 def load_tokenizer(path: str | os.PathLike):

@@ -15,8 +15,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rlinf_isaac.models.gr00t import cuda_graph
+from rlinf_isaac.models.gr00t import cuda_graph, flow_rl
+from rlinf_isaac.models.gr00t.config import load_config
+from rlinf_isaac.models.gr00t.modeling import GR00TN15
 from rlinf_isaac.models.gr00t.policy import INPUT_KEYS, GR00TPolicy, GR00TPolicyConfig
+from rlinf_isaac.models.gr00t.processor import GR00TProcessor
+from rlinf_isaac.models.gr00t.tokenizer import stand_in_tokenizer
 from tests.models.gr00t.test_gpu import _obs
 
 
@@ -77,22 +81,46 @@ def _as_if_capturing(monkeypatch) -> list[str]:
     return made
 
 
+def _on_meta(config: str, fp8: bool, batch: int = 2) -> tuple[GR00TPolicy, dict]:
+    """The policy of ``config`` on the meta device (bf16; no memory, so the full-size one builds
+    in seconds) and the inputs of a ``predict`` call, processed on the host, moved to meta."""
+    model_cfg = load_config(config)
+    tokenizer = None if config == "gr00t_tiny" else stand_in_tokenizer(model_cfg)
+    processor = GR00TProcessor.for_model(model_cfg, None, tokenizer=tokenizer)
+    with torch.device("meta"):
+        model = GR00TN15(model_cfg)
+    policy = GR00TPolicy(model, processor, GR00TPolicyConfig(num_action_chunks=4), "chunk", "chunk")
+    policy.to("meta").to(torch.bfloat16)
+    if fp8:
+        policy.use_fp8_backbone()
+    inputs = processor(_obs(batch), device="cpu")
+    return policy, {k: inputs[k] for k in (*INPUT_KEYS, "state", "embodiment_id")}
+
+
+def _drawn(policy: GR00TPolicy, batch: int, mode: str) -> dict:
+    """``predict``'s random draws for ``mode``, made on the host (meta tensors hold no values)."""
+    k, gen = policy.cfg.num_denoise_steps, torch.Generator().manual_seed(1)
+    noise = torch.randn(batch, policy.horizon, policy.pad_action_dim, generator=gen, dtype=torch.bfloat16)
+    if mode == "eval":
+        return {"noise": noise}
+    return {"noise": noise, "step_idx": torch.randint(k, (batch,), generator=gen),
+            "eps": flow_rl.draw_step_noise(noise, k, gen)}
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("fp8", [False, True])
-def test_the_captured_part_copies_nothing_from_the_host(monkeypatch, mode, fp8):
-    """``_infer`` on the meta device with the capture checks on: no op reads a host tensor and no
-    tensor is made from Python data on the device, so a CUDA graph capture of it cannot fail on
-    a host-to-device copy."""
-    policy = GR00TPolicy.from_config("gr00t_tiny", GR00TPolicyConfig(num_action_chunks=4, backbone_fp8=fp8), seed=0)
-    inputs = policy._process(_obs(3))
-    t = {k: inputs[k] for k in (*INPUT_KEYS, "state", "embodiment_id")}
-    t.update(policy._draw(3, mode, torch.Generator().manual_seed(1), torch.float32))
-    policy.to("meta")
+@pytest.mark.parametrize("config,fp8", [("gr00t_tiny", False), ("gr00t_tiny", True), ("gr00t_n1_5", False),
+                                        ("gr00t_n1_5", True)])
+def test_the_captured_part_copies_nothing_from_the_host(monkeypatch, config, fp8, mode):
+    """``_infer`` (what a CUDA graph captures) on the meta device with the capture checks on: no op
+    reads a host tensor and no tensor is made from Python data on the device, so a capture of it
+    cannot fail on a host-to-device copy. The full-size policy too: on meta it costs no memory."""
+    policy, t = _on_meta(config, fp8)
+    t.update(_drawn(policy, 2, mode))
     t = {k: v.to("meta") for k, v in t.items()}
     made = _as_if_capturing(monkeypatch)
     with torch.no_grad(), _HostReads() as reads:
         out = policy._infer(mode, t)
-    assert out["chain"].shape == (3, policy.cfg.num_denoise_steps + 1, policy.horizon, policy.pad_action_dim)
+    assert out["chain"].shape == (2, policy.cfg.num_denoise_steps + 1, policy.horizon, policy.pad_action_dim)
     assert made == [] and reads.ops == []
 
 

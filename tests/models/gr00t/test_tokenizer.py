@@ -11,6 +11,7 @@ from rlinf_isaac.models.gr00t.tokenizer import (
     SPECIAL_TOKENS,
     build_tiny_tokenizer,
     load_tokenizer,
+    stand_in_tokenizer,
 )
 
 
@@ -68,3 +69,22 @@ def test_load_tokenizer_local_only(tmp_path, tok, monkeypatch):
     text = "Stack the red cube on the blue cube."
     assert loaded(text)["input_ids"] == tok(text)["input_ids"]
     assert loaded.convert_tokens_to_ids("<IMG_CONTEXT>") == 6 and loaded.pad_token_id == 0
+
+
+def test_stand_in_tokenizer_puts_the_special_tokens_at_the_models_ids(tok):
+    from types import SimpleNamespace
+
+    from rlinf_isaac.models.gr00t.config import load_config
+
+    full = load_config("gr00t_n1_5").backbone_cfg  # pad 151643, image_token_index 151669
+    stand_in = stand_in_tokenizer(load_config("gr00t_n1_5"))
+    want = [full.pad_token_id, 151668, 151667, 151666, 151665, 151664, full.image_token_index]
+    assert stand_in.convert_tokens_to_ids(list(SPECIAL_TOKENS)) == want
+    text = "<img>" + "<IMG_CONTEXT>" * 3 + "</img>stack the red cube"
+    ids, tiny_ids = stand_in(text, add_special_tokens=False)["input_ids"], tok(text, add_special_tokens=False)["input_ids"]
+    assert ids[:5] == [151665, 151669, 151669, 151669, 151664] and ids[5:] == tiny_ids[5:]  # plain text unchanged
+    assert stand_in_tokenizer(load_config("gr00t_tiny")).convert_tokens_to_ids(list(SPECIAL_TOKENS)) == list(range(7))
+    clash = SimpleNamespace(backbone_cfg=SimpleNamespace(llm=SimpleNamespace(vocab_size=4096), pad_token_id=5,
+                                                         image_token_index=2000))
+    with pytest.raises(ValueError, match="above the tiny vocabulary"):
+        stand_in_tokenizer(clash)
