@@ -85,8 +85,7 @@ def _on_meta(config: str, fp8: bool, batch: int = 2) -> tuple[GR00TPolicy, dict]
     """The policy of ``config`` on the meta device (bf16; no memory, so the full-size one builds
     in seconds) and the inputs of a ``predict`` call, processed on the host, moved to meta."""
     model_cfg = load_config(config)
-    tokenizer = None if config == "gr00t_tiny" else stand_in_tokenizer(model_cfg)
-    processor = GR00TProcessor.for_model(model_cfg, None, tokenizer=tokenizer)
+    processor = GR00TProcessor.for_model(model_cfg, None, tokenizer=stand_in_tokenizer(model_cfg))  # tiny: itself
     with torch.device("meta"):
         model = GR00TN15(model_cfg)
     policy = GR00TPolicy(model, processor, GR00TPolicyConfig(num_action_chunks=4), "chunk", "chunk")
