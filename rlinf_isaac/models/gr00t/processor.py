@@ -229,7 +229,7 @@ class GR00TProcessor:
             if norm.dim != want:
                 raise ValueError(f"statistics.{name} covers {norm.dim} dims "
                                  f"({list(norm.slices)}), processor.{name}_dim is {want}")
-        self._prompt_cache: OrderedDict[str, list[int]] = OrderedDict()
+        self._prompt_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     # ------------------------------------------------------------------ text
     def prompt(self, instruction: str) -> str:
@@ -240,33 +240,45 @@ class GR00TProcessor:
         views = "".join(f"<image {v + 1}>{block}" for v in range(self.cfg.num_views))
         return f"<|im_start|>user\n{views}{instruction}<|im_end|>\n<|im_start|>assistant\n"
 
-    def _token_ids(self, instruction: str) -> list[int]:
-        ids = self._prompt_cache.get(instruction)
-        if ids is None:
-            ids = list(self.tokenizer(self.prompt(instruction), add_special_tokens=False)[
-                "input_ids"])
-            self._prompt_cache[instruction] = ids
-            if len(self._prompt_cache) > 1024:
-                self._prompt_cache.popitem(last=False)
-        return ids
+    def _padded_row(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt token ids -> (input_ids int64 [L], attention_mask int64 [L]), padded."""
+        L = self.cfg.max_length
+        input_ids = torch.full((L,), self.pad_token_id, dtype=torch.int64)
+        mask = torch.zeros(L, dtype=torch.int64)
+        span = slice(0, len(ids)) if self.cfg.padding_side == "right" else slice(L - len(ids), L)
+        input_ids[span], mask[span] = torch.tensor(ids, dtype=torch.int64), 1
+        return input_ids, mask
+
+    def _cache_rows(self, instructions: Sequence[str]) -> None:
+        """Tokenize and pad the instructions not yet cached (the 1,024 most recent are kept)."""
+        fresh = {text: self.tokenizer(self.prompt(text), add_special_tokens=False)["input_ids"]
+                 for text in instructions if text not in self._prompt_cache}
+        need = max((len(ids) for ids in fresh.values()), default=0)
+        if need > self.cfg.max_length:
+            text = next(t for t, ids in fresh.items() if len(ids) == need)
+            raise ValueError(f"prompt for instruction {text[:60]!r} needs {need} tokens but "
+                             f"processor.max_length is {self.cfg.max_length}; set max_length >= {need}")
+        for text, ids in fresh.items():
+            self._prompt_cache[text] = self._padded_row(ids)
+        while len(self._prompt_cache) > 1024:
+            self._prompt_cache.popitem(last=False)
 
     def tokenize(self, instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instructions (list of B str) -> input_ids int64 [B, L], attention_mask int64 [B, L]
-        (1 on prompt tokens, 0 on padding; L = max_length)."""
-        L = self.cfg.max_length
-        input_ids = torch.full((len(instructions), L), self.pad_token_id, dtype=torch.int64)
-        mask = torch.zeros((len(instructions), L), dtype=torch.int64)
-        all_ids = [self._token_ids(text) for text in instructions]
-        need = max((len(i) for i in all_ids), default=0)
-        if need > L:
-            text = instructions[[len(i) for i in all_ids].index(need)]
-            raise ValueError(f"prompt for instruction {text[:60]!r} needs {need} tokens but "
-                             f"processor.max_length is {L}; set max_length >= {need}")
-        for b, row in enumerate(all_ids):
-            ids = torch.tensor(row, dtype=torch.int64)
-            span = slice(0, len(ids)) if self.cfg.padding_side == "right" else slice(L - len(ids), L)
-            input_ids[b, span], mask[b, span] = ids, 1
-        return input_ids, mask
+        (1 on prompt tokens, 0 on padding; L = max_length). Each distinct instruction is
+        tokenized once and cached; the batch gathers their rows."""
+        distinct: dict[str, int] = {}
+        index = torch.tensor([distinct.setdefault(text, len(distinct)) for text in instructions],
+                             dtype=torch.int64)
+        if not distinct:
+            empty = torch.zeros((0, self.cfg.max_length), dtype=torch.int64)
+            return empty, empty.clone()
+        self._cache_rows(list(distinct))
+        rows = []
+        for text in distinct:
+            self._prompt_cache.move_to_end(text)
+            rows.append(self._prompt_cache[text])
+        return torch.stack([ids for ids, _ in rows])[index], torch.stack([m for _, m in rows])[index]
 
     # ------------------------------------------------------------------ images
     def images(self, images: Any) -> torch.Tensor:

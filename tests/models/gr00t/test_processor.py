@@ -76,6 +76,21 @@ def test_prompt_too_long_names_needed_length(tok):
         p(obs())
 
 
+def test_batch_tokenization_equals_each_instruction_alone_and_leaves_the_cache_intact(tok):
+    p = make(tok, padding_side="left")
+    texts = [SHORT, LONG, SHORT, SHORT, LONG]
+    ids, mask = p.tokenize(texts)
+    for b, text in enumerate(texts):
+        alone = tok(p.prompt(text), add_special_tokens=False)["input_ids"]
+        n = len(alone)
+        assert ids[b, -n:].tolist() == alone and (ids[b, :-n] == p.pad_token_id).all()
+        assert mask[b].tolist() == [0] * (80 - n) + [1] * n
+    ids[:] = -1  # the caller owns its copy: the cached rows are untouched
+    again, _ = p.tokenize([SHORT, LONG])
+    assert torch.equal(again, p.tokenize([SHORT, LONG])[0]) and (again >= 0).all()
+    assert p.tokenize([])[0].shape == (0, 80)
+
+
 def test_images_resized_and_siglip_normalised(tok):
     p = make(tok)
     o = obs(1)
