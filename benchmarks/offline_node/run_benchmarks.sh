@@ -17,9 +17,10 @@
 #                 and with each lever: 64 envs per GPU, the compiled backbone (and action head),
 #                 the backbone in FP8, the update beside the next rollout, all but FP8 together
 #                 (with 64-sample micro-batches, fused AdamW), without and with the overlap, at
-#                 128 envs without and with it and with the backbone in FP8; the shipped
-#                 full-size settings (config/isaaclab_ppo_gr00t.yaml's batch and micro-batches,
-#                 16-action chunks, no CUDA graphs) at 64 envs; the FP8 backbone's speed and
+#                 128 envs without and with it, with the backbone in FP8 and with only the
+#                 backbone compiled; the shipped full-size settings (config/isaaclab_ppo_gr00t.yaml's
+#                 batch and micro-batches, 16-action chunks, no CUDA graphs) at 64 envs, as they are
+#                 and with 64-sample micro-batches, fused AdamW and the compiled backbone; the FP8 backbone's speed and
 #                 effect on the actions against bf16 on the same inputs; the policy's speed with
 #                 each SDPA attention kernel preferred and with FlashAttention 4 where installed
 #                 (pip install .[fa4]) (~30 minutes; start it with detached.sh)
@@ -189,11 +190,16 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"
   # the levers together: 64 envs, whole minibatches per micro-batch, fused AdamW, both compiled;
   # then the same with the update beside the next rollout
-  ALL=(env.train.total_num_envs=64 actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true
-       actor.model.cuda_graph=false actor.model.compile_backbone=true actor.model.compile_action_head=true)
+  NO_HEAD=(env.train.total_num_envs=64 actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true
+           actor.model.cuda_graph=false actor.model.compile_backbone=true)
+  ALL=("${NO_HEAD[@]}" actor.model.compile_action_head=true)
   bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
+    env.train.total_num_envs=128 actor.global_batch_size=256
+  # ... with only the backbone compiled: the update's action head runs eagerly, so it needs no recompute
+  # of the old log-probs (see actor.model.compile_action_head)
+  bench pipeline_full_levers_backbone_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${NO_HEAD[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
   bench pipeline_full_levers_overlap_128envs 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
@@ -204,6 +210,11 @@ elif [ "$SET" = levers ]; then
   # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
   bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
     actor.global_batch_size=256 actor.micro_batch_size=16 actor.model.num_action_chunks=16 actor.model.cuda_graph=false
+  # ... and with the levers that keep the PPO ratio exact without a recompute: 64-sample micro-batches,
+  # fused AdamW, the compiled backbone
+  bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
+    actor.global_batch_size=256 actor.micro_batch_size=64 actor.model.num_action_chunks=16 actor.model.cuda_graph=false \
+    actor.optim.fused=true actor.model.compile_backbone=true
   bench fp8_backbone 420 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 --compile
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then
