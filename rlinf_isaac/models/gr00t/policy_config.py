@@ -56,7 +56,8 @@ class GR00TPolicyConfig(PolicyConfig):
     # torch.compile of the trainable action head's VL self-attention and DiT, in rollouts and in
     # the update; the actor then recomputes the rollout's log-probs with its own compiled
     # training graph before the first epoch (the decoupled objective of rollout.overlap_update,
-    # its weights ~1), so the first ratio is exactly 1 although the two graphs round differently
+    # its weights ~1), so the first ratio is exactly 1 although the two graphs round differently;
+    # that recompute costs more than the compiled update saves (docs/PERFORMANCE.md#the-whole-ppo-step-on-one-gpu)
     compile_action_head: bool = False
     allow_random_init: bool = False  # benchmarks only: a full-size model without a checkpoint
     # false: the binarised gripper dims get no exploration noise and no log-prob term (the gripper
