@@ -20,7 +20,8 @@
 #                 128 envs without and with it, with the backbone in FP8 and with only the
 #                 backbone compiled; the shipped full-size settings (config/isaaclab_ppo_gr00t.yaml's
 #                 batch and micro-batches, 16-action chunks, no CUDA graphs) at 64 envs, as they are
-#                 and with 64-sample micro-batches, fused AdamW and the compiled backbone; the FP8 backbone's speed and
+#                 and with 64-sample micro-batches, fused AdamW and the compiled backbone (without
+#                 and with the update beside the next rollout); the FP8 backbone's speed and
 #                 effect on the actions against bf16 on the same inputs; the policy's speed with
 #                 each SDPA attention kernel preferred and with FlashAttention 4 where installed
 #                 (pip install .[fa4]) (~30 minutes; start it with detached.sh)
@@ -215,6 +216,9 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
     actor.global_batch_size=256 actor.micro_batch_size=64 actor.model.num_action_chunks=16 actor.model.cuda_graph=false \
     actor.optim.fused=true actor.model.compile_backbone=true
+  bench pipeline_full_shipped_levers_overlap_64envs 360 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" \
+    env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=64 actor.model.num_action_chunks=16 \
+    actor.model.cuda_graph=false actor.optim.fused=true actor.model.compile_backbone=true
   bench fp8_backbone 420 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 --compile
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then
