@@ -209,16 +209,15 @@ elif [ "$SET" = levers ]; then
     env.train.total_num_envs=128 actor.global_batch_size=256 actor.model.backbone_fp8=true
   # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
   # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
-  bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
-    actor.global_batch_size=256 actor.micro_batch_size=16 actor.model.num_action_chunks=16 actor.model.cuda_graph=false
+  SHIPPED=(env.train.total_num_envs=64 actor.global_batch_size=256 actor.model.num_action_chunks=16
+           actor.model.cuda_graph=false)
+  bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED[@]}" actor.micro_batch_size=16
   # ... and with the levers that keep the PPO ratio exact without a recompute: 64-sample micro-batches,
   # fused AdamW, the compiled backbone
-  bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" env.train.total_num_envs=64 \
-    actor.global_batch_size=256 actor.micro_batch_size=64 actor.model.num_action_chunks=16 actor.model.cuda_graph=false \
-    actor.optim.fused=true actor.model.compile_backbone=true
+  SHIPPED_LEVERS=("${SHIPPED[@]}" actor.micro_batch_size=64 actor.optim.fused=true actor.model.compile_backbone=true)
+  bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_LEVERS[@]}"
   bench pipeline_full_shipped_levers_overlap_64envs 360 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" \
-    env.train.total_num_envs=64 actor.global_batch_size=256 actor.micro_batch_size=64 actor.model.num_action_chunks=16 \
-    actor.model.cuda_graph=false actor.optim.fused=true actor.model.compile_backbone=true
+    "${SHIPPED_LEVERS[@]}"
   bench fp8_backbone 420 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 --compile
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then

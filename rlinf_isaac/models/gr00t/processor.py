@@ -249,8 +249,10 @@ class GR00TProcessor:
         input_ids[span], mask[span] = torch.tensor(ids, dtype=torch.int64), 1
         return input_ids, mask
 
-    def _cache_rows(self, instructions: Sequence[str]) -> None:
-        """Tokenize and pad the instructions not yet cached (the 1,024 most recent are kept)."""
+    def _rows(self, instructions: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The padded rows of distinct instructions, in order: cached ones reused, the others
+        tokenized (the 1,024 most recently used are kept, evicted only after this batch's
+        rows are taken)."""
         fresh = {text: self.tokenizer(self.prompt(text), add_special_tokens=False)["input_ids"]
                  for text in instructions if text not in self._prompt_cache}
         need = max((len(ids) for ids in fresh.values()), default=0)
@@ -260,8 +262,12 @@ class GR00TProcessor:
                              f"processor.max_length is {self.cfg.max_length}; set max_length >= {need}")
         for text, ids in fresh.items():
             self._prompt_cache[text] = self._padded_row(ids)
+        for text in instructions:
+            self._prompt_cache.move_to_end(text)
+        rows = [self._prompt_cache[text] for text in instructions]
         while len(self._prompt_cache) > 1024:
             self._prompt_cache.popitem(last=False)
+        return rows
 
     def tokenize(self, instructions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instructions (list of B str) -> input_ids int64 [B, L], attention_mask int64 [B, L]
@@ -273,11 +279,7 @@ class GR00TProcessor:
         if not distinct:
             empty = torch.zeros((0, self.cfg.max_length), dtype=torch.int64)
             return empty, empty.clone()
-        self._cache_rows(list(distinct))
-        rows = []
-        for text in distinct:
-            self._prompt_cache.move_to_end(text)
-            rows.append(self._prompt_cache[text])
+        rows = self._rows(list(distinct))
         return torch.stack([ids for ids, _ in rows])[index], torch.stack([m for _, m in rows])[index]
 
     # ------------------------------------------------------------------ images

@@ -91,6 +91,16 @@ def test_batch_tokenization_equals_each_instruction_alone_and_leaves_the_cache_i
     assert p.tokenize([])[0].shape == (0, 80)
 
 
+def test_a_batch_of_more_distinct_instructions_than_the_cache_holds(tok):
+    p = make(tok)
+    texts = [f"task {i}" for i in range(1030)]  # more than the 1,024 rows kept
+    ids, mask = p.tokenize(texts)
+    assert ids.shape == (1030, 80) and len(p._prompt_cache) == 1024
+    for b in (0, 1029):
+        n = int(mask[b].sum())
+        assert ids[b, :n].tolist() == tok(p.prompt(texts[b]), add_special_tokens=False)["input_ids"]
+
+
 def test_images_resized_and_siglip_normalised(tok):
     p = make(tok)
     o = obs(1)
