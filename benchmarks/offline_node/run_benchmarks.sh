@@ -191,8 +191,9 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_overlap 420 "${LEV[@]}" --overlap off on -- cluster=1gpu "${FULL[@]}"
   # the levers together: 64 envs, whole minibatches per micro-batch, fused AdamW, both compiled;
   # then the same with the update beside the next rollout
-  NO_HEAD=(env.train.total_num_envs=64 actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true
-           actor.model.cuda_graph=false actor.model.compile_backbone=true)
+  CORE=(env.train.total_num_envs=64 actor.global_batch_size=128 actor.micro_batch_size=64 actor.optim.fused=true
+        actor.model.compile_backbone=true)
+  NO_HEAD=("${CORE[@]}" actor.model.cuda_graph=false)
   ALL=("${NO_HEAD[@]}" actor.model.compile_action_head=true)
   bench pipeline_full_levers 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
   bench pipeline_full_levers_overlap 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}"
@@ -202,6 +203,9 @@ elif [ "$SET" = levers ]; then
   # of the old log-probs (see actor.model.compile_action_head)
   bench pipeline_full_levers_backbone_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${NO_HEAD[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
+  # ... and replayed from CUDA graphs (the compiled backbone captured with the rest of each call)
+  bench pipeline_full_levers_graphs_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${CORE[@]}" \
+    actor.model.cuda_graph=true env.train.total_num_envs=128 actor.global_batch_size=256
   bench pipeline_full_levers_overlap_128envs 480 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256
   # ... and with the frozen backbone in FP8 (opt-in: it moves the actions, see fp8_backbone)
@@ -209,8 +213,8 @@ elif [ "$SET" = levers ]; then
     env.train.total_num_envs=128 actor.global_batch_size=256 actor.model.backbone_fp8=true
   # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
   # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
-  SHIPPED=(env.train.total_num_envs=64 actor.global_batch_size=256 actor.model.num_action_chunks=16
-           actor.model.cuda_graph=false)
+  SHIPPED_RUN=(env.train.total_num_envs=64 actor.global_batch_size=256 actor.model.num_action_chunks=16)
+  SHIPPED=("${SHIPPED_RUN[@]}" actor.model.cuda_graph=false)
   bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED[@]}" actor.micro_batch_size=16
   # ... and with the levers that keep the PPO ratio exact without a recompute: 64-sample micro-batches,
   # fused AdamW, the compiled backbone
@@ -218,6 +222,15 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_LEVERS[@]}"
   bench pipeline_full_shipped_levers_overlap_64envs 360 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" \
     "${SHIPPED_LEVERS[@]}"
+  # ... replayed from CUDA graphs with the compiled backbone inside; then with 12 simulator processes (6 per
+  # stage: a stage's 16-step chunk simulates in about one policy call), then also the update beside the rollout
+  SHIPPED_GRAPHS=("${SHIPPED_RUN[@]}" actor.micro_batch_size=64 actor.optim.fused=true actor.model.compile_backbone=true
+                  actor.model.cuda_graph=true)
+  bench pipeline_full_shipped_graphs_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_GRAPHS[@]}"
+  bench pipeline_full_shipped_graphs_12procs_64envs 360 "${LEV[@]}" --sim-procs 12 -- cluster=1gpu "${FULL[@]}" \
+    "${SHIPPED_GRAPHS[@]}"
+  bench pipeline_full_shipped_graphs_12procs_overlap_64envs 420 "${LEV[@]}" --sim-procs 12 --overlap on -- \
+    cluster=1gpu "${FULL[@]}" "${SHIPPED_GRAPHS[@]}"
   bench fp8_backbone 420 fp8_backbone.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 16 64 --compile
   bench attention_backends 300 attention_backends.py --config gr00t_n1_5 --device cuda --dtype bf16 --batch-sizes 32 64
 elif [ "$SET" = smoke ]; then

@@ -41,7 +41,8 @@ class GR00TPolicyConfig(PolicyConfig):
     noise_hidden_dim: int = 128
     precision: Literal["fp32", "bf16"] = "fp32"
     # rollout/eval inference replayed from CUDA graphs on a GPU (no effect on the CPU): the tiny
-    # policy is launch-bound there; a full-size graph keeps its activations reserved per shape
+    # policy is launch-bound there; a full-size graph keeps its activations reserved per shape;
+    # combines with the compile_* options (compiled before the capture, then captured)
     cuda_graph: bool = False
     # torch.compile of the frozen backbone's SigLIP tower and language model (compiled at the
     # first call of each input shape): with reuse_backbone_features only rollouts run it, so
@@ -79,13 +80,8 @@ class GR00TPolicyConfig(PolicyConfig):
               "false when the backbone trains (tune_visual / tune_llm): reused features need a frozen backbone")
         check(not self.compile_backbone or self.reuse_backbone_features, f"{p}.compile_backbone", self.compile_backbone,
               "false unless reuse_backbone_features=true (then only rollouts run the compiled backbone)")
-        check(not (self.compile_backbone and self.cuda_graph), f"{p}.compile_backbone", self.compile_backbone,
-              f"false with {p}.cuda_graph=true (a compiled module is not captured into a CUDA graph)")
         check(not self.backbone_fp8 or self.reuse_backbone_features, f"{p}.backbone_fp8", self.backbone_fp8,
               "false unless reuse_backbone_features=true (then only rollouts run the FP8 backbone)")
-        check(not (self.compile_action_head and self.cuda_graph), f"{p}.compile_action_head",
-              self.compile_action_head, f"false with {p}.cuda_graph=true (a compiled module is not captured into a "
-              "CUDA graph)")
         check(self.checkpoint_path is not None or self.config_name == "gr00t_tiny" or self.allow_random_init,
               f"{p}.checkpoint_path", self.checkpoint_path,
               f"a local checkpoint directory for actor.model.config_name = {self.config_name!r} (only gr00t_tiny "
