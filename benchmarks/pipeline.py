@@ -55,7 +55,10 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
                                f"cluster.tensor_transport={transport}", f"cluster.cuda_ipc={str(cuda_ipc).lower()}",
                                f"rollout.overlap_update={str(overlap).lower()}",
                                f"runner.logger.log_path={log_dir}", *overrides])
+    t_setup = time.perf_counter()
     runner = TrainRunner(cfg)
+    setup_s = time.perf_counter() - t_setup  # Ray, workers, models, simulators: before the first step
+    print(f"  S={stages}: set up in {setup_s:.1f}s", flush=True)
     rows = []
     try:
         for step in range(total):  # the runner's loop, one step at a time, keeping each step's metrics
@@ -94,6 +97,7 @@ def run_variant(config: str, stages: int, steps: int, overrides: list[str], sim_
     out["samples_per_s"] = samples / max(1e-9, out["time/step"])
     out["update_samples_per_s"] = samples * cfg.algorithm.update_epochs / max(1e-9, out["time/update"])
     out["gpu_peak_gib"] = mem  # per component, per rank (torch.cuda.max_memory_allocated)
+    out["setup_s"] = setup_s
     out["cuda_graph_eager_ranks"] = max(r.get("rollout/cuda_graph_eager", 0.0) for r in rows)
     if out["cuda_graph_eager_ranks"]:
         print(f"  WARNING S={stages}: CUDA graph capture failed in {out['cuda_graph_eager_ranks']:.0f} rollout "

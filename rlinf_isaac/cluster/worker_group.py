@@ -310,8 +310,16 @@ class WorkerBase:
 
         return ray.get_runtime_context().get_node_id()
 
+    def start_memory_count(self) -> None:
+        """Count peak memory (:meth:`memory_stats`) from here: a worker calls it once its model is
+        built, so the one-off float32 copy that building makes before the cast to bf16 is not counted."""
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.reset_peak_memory_stats()
+
     def memory_stats(self) -> dict[str, float]:
-        """Peak CUDA memory of this worker's process in GiB (0 without CUDA)."""
+        """Peak CUDA memory of this worker's process in GiB since the model was built (0 without CUDA)."""
         import torch
 
         used = torch.cuda.is_available() and torch.cuda.is_initialized()

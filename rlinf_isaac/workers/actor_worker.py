@@ -92,6 +92,7 @@ class ActorWorker(WorkerBase):
         self._update_threads = update_threads(actor_cfg.num_threads, world_size) if device == "cpu" else None
         if self._update_threads is not None:
             log.info("actor rank %d: %d torch threads for the update (CPU)", rank, self._update_threads)
+        self.start_memory_count()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim

@@ -58,6 +58,7 @@ class RolloutWorker(WorkerBase):
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(derive_seed(seed, "policy_noise", 0, rank))  # the runner reseeds it per step
         self.features = FeatureStore(rank)  # train calls' stored inputs, until the actors fetch them
+        self.start_memory_count()
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling noise from ``seed`` (the controller does this every global step and

@@ -365,14 +365,21 @@ class GR00TPolicy(nn.Module):
         device: str | torch.device = "cpu", seed: int = 0, logprob_granularity: str = "chunk",
         value_granularity: str = "chunk", **processor_kwargs: Any,
     ) -> "GR00TPolicy":
-        """Randomly initialised model of a shipped config (``gr00t_tiny``) + its processor."""
+        """Randomly initialised model of a shipped config (``gr00t_tiny``) + its processor.
+
+        The model is initialised on ``device`` itself (a full-size one takes ~40 s on one CPU
+        thread, milliseconds on a GPU); the same seed gives the same weights on the same kind of
+        device, not across a CPU and a GPU."""
         from rlinf_isaac.models.gr00t.config import load_config
         from rlinf_isaac.models.gr00t.modeling import GR00TN15
         from rlinf_isaac.models.gr00t.processor import GR00TProcessor
 
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+        device = torch.device(device)
+        gpus = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus):  # seeded init without touching the global RNGs
             torch.manual_seed(seed)
-            model = GR00TN15(load_config(name))
+            with device:
+                model = GR00TN15(load_config(name))
             processor = GR00TProcessor.for_model(model.config, metadata, **processor_kwargs)
             policy = cls(model, processor, cfg, logprob_granularity, value_granularity)
         return policy.to(device)
@@ -399,6 +406,8 @@ def build_gr00t_policy(cfg: GR00TPolicyConfig, *, device: str = "cpu", seed: int
     else:
         policy = GR00TPolicy.from_config(cfg.config_name, cfg, **kwargs)
         policy = (policy.to(dtype) if dtype is not None else policy).to(device)
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()  # the float32 initialisation's blocks, for the workers sharing this GPU
     if cfg.compile_backbone:
         compile_parts(policy.model, BACKBONE_PARTS)
     if cfg.backbone_fp8:

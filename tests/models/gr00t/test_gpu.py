@@ -180,3 +180,17 @@ def test_benchmark_runs_on_tiny_cuda_with_compile():
                          "--steps", "2", "--warmup", "2", "--compile", "--time-budget-s", "300"])
     _check_result(result, 4)
     assert all(r["peak_mem_gib"] > 0 for r in result["results"] if "samples_per_s" in r)
+
+
+@pytest.mark.gpu
+def test_random_init_on_cuda_is_seeded_and_leaves_the_global_generators_alone():
+    """``from_config(device="cuda")`` initialises on the GPU: the same seed gives the same weights
+    (what rollout and actor workers rely on), another seed others, and neither the CPU's nor the
+    GPU's global random stream moves."""
+    cpu_state, gpu_state = torch.get_rng_state(), torch.cuda.get_rng_state()
+    a, b, c = (GR00TPolicy.from_config("gr00t_tiny", GR00TPolicyConfig(), seed=s, device="cuda") for s in (0, 0, 1))
+    assert torch.equal(cpu_state, torch.get_rng_state()) and torch.equal(gpu_state, torch.cuda.get_rng_state())
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(v.is_cuda for v in sa.values())
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
