@@ -24,6 +24,8 @@ def test_full_model_configs_need_a_checkpoint(name):
         load_config(name)
     cfg = load_config(name, ["actor.model.checkpoint_path=/ckpt/gr00t_n1_5"])
     validate(cfg, env_ranks=4, actor_ranks=8)
+    # policy calls replayed from CUDA graphs, the trainable path eager (the PPO ratio stays exactly 1)
+    assert cfg.actor.model.cuda_graph and not cfg.actor.model.compile_action_head
 
 
 @pytest.mark.parametrize("layout", sorted(p.stem for p in (Path(__file__).parents[2] / "config" / "cluster").glob("*.yaml")))
