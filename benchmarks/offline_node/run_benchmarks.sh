@@ -212,21 +212,20 @@ elif [ "$SET" = levers ]; then
   bench pipeline_full_levers_fp8_128envs 480 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${ALL[@]}" \
     env.train.total_num_envs=128 actor.global_batch_size=256 actor.model.backbone_fp8=true
   # the shipped full-size settings at 64 envs per GPU: isaaclab_ppo_gr00t's batch of 256 in 16-sample
-  # micro-batches, gr00t_n1_5.yaml's 16-action chunks and eager policy (no CUDA graphs, nothing compiled)
+  # micro-batches, gr00t_n1_5.yaml's 16-action chunks and policy calls replayed from CUDA graphs
   SHIPPED_RUN=(env.train.total_num_envs=64 actor.global_batch_size=256 actor.model.num_action_chunks=16)
-  SHIPPED=("${SHIPPED_RUN[@]}" actor.model.cuda_graph=false)
-  bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED[@]}" actor.micro_batch_size=16
-  # ... and with the levers that keep the PPO ratio exact without a recompute: 64-sample micro-batches,
-  # fused AdamW, the compiled backbone
-  SHIPPED_LEVERS=("${SHIPPED[@]}" actor.micro_batch_size=64 actor.optim.fused=true actor.model.compile_backbone=true)
-  bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_LEVERS[@]}"
-  bench pipeline_full_shipped_levers_overlap_64envs 360 "${LEV[@]}" --overlap on -- cluster=1gpu "${FULL[@]}" \
-    "${SHIPPED_LEVERS[@]}"
-  # ... replayed from CUDA graphs with the compiled backbone inside; then with 12 simulator processes (6 per
-  # stage: a stage's 16-step chunk simulates in about one policy call), then also the update beside the rollout
-  SHIPPED_GRAPHS=("${SHIPPED_RUN[@]}" actor.micro_batch_size=64 actor.optim.fused=true actor.model.compile_backbone=true
-                  actor.model.cuda_graph=true)
+  bench pipeline_full_shipped_64envs 300 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_RUN[@]}" \
+    actor.model.cuda_graph=true actor.micro_batch_size=16
+  # ... with the levers that keep the PPO ratio exact without a recompute (64-sample micro-batches, fused
+  # AdamW, the compiled backbone), first with eager policy calls, then replayed from CUDA graphs (the
+  # compiled backbone captured with the rest of each call)
+  SHIPPED_LEVERS=("${SHIPPED_RUN[@]}" actor.micro_batch_size=64 actor.optim.fused=true actor.model.compile_backbone=true)
+  bench pipeline_full_shipped_levers_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_LEVERS[@]}" \
+    actor.model.cuda_graph=false
+  SHIPPED_GRAPHS=("${SHIPPED_LEVERS[@]}" actor.model.cuda_graph=true)
   bench pipeline_full_shipped_graphs_64envs 360 "${LEV[@]}" -- cluster=1gpu "${FULL[@]}" "${SHIPPED_GRAPHS[@]}"
+  # ... then with 12 simulator processes (6 per stage: a stage's 16-step chunk simulates in about one policy
+  # call), then also with the update beside the next rollout
   bench pipeline_full_shipped_graphs_12procs_64envs 360 "${LEV[@]}" --sim-procs 12 -- cluster=1gpu "${FULL[@]}" \
     "${SHIPPED_GRAPHS[@]}"
   bench pipeline_full_shipped_graphs_12procs_overlap_64envs 420 "${LEV[@]}" --sim-procs 12 --overlap on -- \
