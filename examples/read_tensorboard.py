@@ -6,7 +6,9 @@ What it shows
     under LOG_DIR/video, and with ``--png OUT_DIR`` four PNG curves: success rate and
     returns against env steps (``train/env_steps``, or its definition
     rebuilt from env/steps_per_s * time/rollout when a run did not log it) and against wall time. Curves use
-    matplotlib when it is installed, else a small built-in pillow renderer.
+    matplotlib when it is installed, else a small built-in pillow renderer. Given several
+    LOG_DIRs it prints each run's table and, with ``--png``, draws their success curves on
+    one plot (compare_success_vs_{env_steps,wall_time}.png), each labelled by its folder name.
 
 How long (2-core CPU): about 2 s for a short run. What you see::
 
@@ -15,6 +17,7 @@ How long (2-core CPU): about 2 s for a short run. What you see::
     videos (2): video/train/step_1.mp4 ...
 
     python examples/read_tensorboard.py logs/cpu_quickstart/20250101-120000 [--png plots/]
+    python examples/read_tensorboard.py logs/run_a logs/run_b --png plots/   # side by side
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["KEY_METRICS", "CURVES", "load_scalars", "env_steps_by_step", "metric_table", "list_videos", "write_curves",
-           "plot_series", "main"]
+           "run_labels", "comparison_series", "write_comparison", "plot_series", "main"]
 
 KEY_METRICS = ("env/success_once", "eval/success_rate", "env/return", "rollout/returns_mean",
                "actor/policy_loss", "actor/value_loss", "actor/approx_kl", "actor/grad_norm",
@@ -116,6 +119,31 @@ def write_curves(scalars: dict, out_dir: str | Path) -> list[Path]:
     return written
 
 
+def run_labels(log_dirs: list[str | Path]) -> list[str]:
+    """One legend label per run: its folder name, or its whole path where two names clash."""
+    names = [Path(d).name for d in log_dirs]
+    return [n if names.count(n) == 1 else str(d) for n, d in zip(names, log_dirs)]
+
+
+def comparison_series(runs: dict[str, dict], tags: tuple[str, ...], x_axis: str) -> dict:
+    """{"LABEL: TAG": (x, y)} for every run (label -> its scalars) and every tag it logged."""
+    return {f"{label}: {tag}": _series(scalars, tag, x_axis)
+            for label, scalars in runs.items() for tag in tags if tag in scalars}
+
+
+def write_comparison(runs: dict[str, dict], out_dir: str | Path) -> list[Path]:
+    """Write compare_success_vs_{env_steps,wall_time}.png, every run's success curves on one
+    plot with a shared 0-1 axis; returns the written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for x_axis, x_label in (("env_steps", "env steps"), ("wall_time", "wall time (s)")):
+        path = out / f"compare_success_vs_{x_axis}.png"
+        plot_series(comparison_series(runs, CURVES["success"], x_axis), path, x_label, "success", y_range=(0.0, 1.0))
+        written.append(path)
+    return written
+
+
 def plot_series(series: dict, path: Path, x_label: str, title: str, y_range: tuple[float, float] | None = None) -> None:
     """Line plot of {label: (x, y)}; ``y_range`` fixes the y axis (else it fits the data)."""
     try:
@@ -136,7 +164,7 @@ def plot_series(series: dict, path: Path, x_label: str, title: str, y_range: tup
     plt.close(fig)
 
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
 
 def _plot_pillow(series: dict, path: Path, x_label: str, title: str, size=(640, 420), pad=60,
@@ -173,17 +201,21 @@ def _plot_pillow(series: dict, path: Path, x_label: str, title: str, size=(640, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Print a run's key metrics and videos; optionally plot them.")
-    p.add_argument("log_dir", help="the run's runner.logger.log_path (holds tensorboard/ and video/)")
+    p = argparse.ArgumentParser(description="Print runs' key metrics and videos; optionally plot them.")
+    p.add_argument("log_dirs", nargs="+", metavar="log_dir",
+                   help="a run's runner.logger.log_path (holds tensorboard/ and video/); several compare runs")
     p.add_argument("--png", metavar="OUT_DIR", help="write PNG curves here")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    scalars = load_scalars(a.log_dir)
-    print(f"{len(scalars)} scalar tags in {a.log_dir}/tensorboard")
-    print(metric_table(scalars))
-    videos = list_videos(a.log_dir)
-    print(f"videos ({len(videos)}):" + "".join(f"\n  {v}" for v in videos))
+    runs = {}
+    for label, log_dir in zip(run_labels(a.log_dirs), a.log_dirs):
+        runs[label] = scalars = load_scalars(log_dir)
+        print(f"{len(scalars)} scalar tags in {log_dir}/tensorboard")
+        print(metric_table(scalars))
+        videos = list_videos(log_dir)
+        print(f"videos ({len(videos)}):" + "".join(f"\n  {v}" for v in videos))
     if a.png:
-        for path in write_curves(scalars, a.png):
+        paths = write_curves(runs[label], a.png) if len(runs) == 1 else write_comparison(runs, a.png)
+        for path in paths:
             print(f"wrote {path}")
     return 0
 

@@ -73,3 +73,26 @@ def test_env_steps_rebuilt_from_rate_and_rollout_time(example):
     assert mod.env_steps_by_step(scalars) == {1: 128.0, 2: 256.0}
     scalars["train/env_steps"] = [(1, 0.0, 7.0)]  # a logged counter wins
     assert mod.env_steps_by_step(scalars) == {1: 7.0}
+
+
+def test_comparison_labels_each_run_and_keeps_its_points(example, tmp_path):
+    from PIL import Image
+
+    mod = example("read_tensorboard.py")
+    assert mod.run_labels(["logs/a/sync", "logs/b/overlap"]) == ["sync", "overlap"]
+    assert mod.run_labels(["x/run", "y/run"]) == ["x/run", "y/run"]  # clashing names: whole paths
+    sync = {"eval/success_rate": [(20, 0.0, 0.4), (40, 0.0, 0.6)],
+            "train/wall_time_s": [(20, 0.0, 160.0), (40, 0.0, 330.0)],
+            "train/env_steps": [(20, 0.0, 4e5), (40, 0.0, 8e5)]}
+    overlap = {"eval/success_rate": [(40, 0.0, 0.5)], "env/success_once": [(40, 0.0, 0.55)],
+               "train/wall_time_s": [(40, 0.0, 300.0)], "train/env_steps": [(40, 0.0, 8e5)]}
+    runs = {"sync": sync, "overlap": overlap}
+    by_wall = mod.comparison_series(runs, mod.CURVES["success"], "wall_time")
+    assert by_wall == {"sync: eval/success_rate": ([160.0, 330.0], [0.4, 0.6]),
+                       "overlap: env/success_once": ([300.0], [0.55]),
+                       "overlap: eval/success_rate": ([300.0], [0.5])}
+    by_steps = mod.comparison_series(runs, mod.CURVES["success"], "env_steps")
+    assert by_steps["sync: eval/success_rate"] == ([4e5, 8e5], [0.4, 0.6])
+    paths = mod.write_comparison(runs, tmp_path)
+    assert sorted(p.name for p in paths) == ["compare_success_vs_env_steps.png", "compare_success_vs_wall_time.png"]
+    assert len(Image.open(paths[0]).convert("RGB").getcolors(1 << 16)) > 2
