@@ -105,18 +105,12 @@ def _series(scalars: dict, tag: str, x_axis: str) -> tuple[list[float], list[flo
     return [x for x, _ in pts], [y for _, y in pts]
 
 
+X_AXES = (("env_steps", "env steps"), ("wall_time", "wall time (s)"))
+
+
 def write_curves(scalars: dict, out_dir: str | Path) -> list[Path]:
     """Write {success,returns}_vs_{env_steps,wall_time}.png; returns the written paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, tags in CURVES.items():
-        for x_axis, x_label in (("env_steps", "env steps"), ("wall_time", "wall time (s)")):
-            series = {t: _series(scalars, t, x_axis) for t in tags if t in scalars}
-            path = out / f"{name}_vs_{x_axis}.png"
-            plot_series(series, path, x_label, name)
-            written.append(path)
-    return written
+    return _write_plots({"": scalars}, out_dir, CURVES)
 
 
 def run_labels(log_dirs: list[str | Path]) -> list[str]:
@@ -126,21 +120,29 @@ def run_labels(log_dirs: list[str | Path]) -> list[str]:
 
 
 def comparison_series(runs: dict[str, dict], tags: tuple[str, ...], x_axis: str) -> dict:
-    """{"LABEL: TAG": (x, y)} for every run (label -> its scalars) and every tag it logged."""
-    return {f"{label}: {tag}": _series(scalars, tag, x_axis)
+    """{"LABEL: TAG": (x, y)} for every run (label -> its scalars) and every tag it logged
+    (a run labelled "" keys its series by tag alone)."""
+    return {f"{label}: {tag}" if label else tag: _series(scalars, tag, x_axis)
             for label, scalars in runs.items() for tag in tags if tag in scalars}
 
 
 def write_comparison(runs: dict[str, dict], out_dir: str | Path) -> list[Path]:
     """Write compare_success_vs_{env_steps,wall_time}.png, every run's success curves on one
     plot with a shared 0-1 axis; returns the written paths."""
+    return _write_plots(runs, out_dir, {"success": CURVES["success"]}, prefix="compare_", y_range=(0.0, 1.0))
+
+
+def _write_plots(runs: dict[str, dict], out_dir: str | Path, curves: dict, prefix: str = "",
+                 y_range: tuple[float, float] | None = None) -> list[Path]:
+    """PREFIX{name}_vs_{x_axis}.png for each curve name -> tags and each of X_AXES."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for x_axis, x_label in (("env_steps", "env steps"), ("wall_time", "wall time (s)")):
-        path = out / f"compare_success_vs_{x_axis}.png"
-        plot_series(comparison_series(runs, CURVES["success"], x_axis), path, x_label, "success", y_range=(0.0, 1.0))
-        written.append(path)
+    for name, tags in curves.items():
+        for x_axis, x_label in X_AXES:
+            path = out / f"{prefix}{name}_vs_{x_axis}.png"
+            plot_series(comparison_series(runs, tags, x_axis), path, x_label, name, y_range=y_range)
+            written.append(path)
     return written
 
 
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = list_videos(log_dir)
         print(f"videos ({len(videos)}):" + "".join(f"\n  {v}" for v in videos))
     if a.png:
-        paths = write_curves(runs[label], a.png) if len(runs) == 1 else write_comparison(runs, a.png)
+        paths = write_curves(scalars, a.png) if len(runs) == 1 else write_comparison(runs, a.png)
         for path in paths:
             print(f"wrote {path}")
     return 0
